@@ -1,0 +1,65 @@
+"""The ``ocsnet`` command.
+
+The last stage of the pipeline: nothing in the library imports it.  Each
+sub-command lives in its own module of this package and exposes
+``register(subparsers)``, which adds its parser and sets ``func`` to a
+function ``run(args) -> int``.  Library errors (:class:`ocsnet.errors.OcsnetError`)
+become one line on stderr and exit status 2; no traceback reaches the user
+for bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from ..errors import OcsnetError
+
+# Sub-command modules, in the order `ocsnet --help` lists them.
+COMMANDS = ("topo", "traffic", "flow", "schedule", "compare", "validate")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a usage error as one line and exit status 2."""
+
+    def error(self, message):  # noqa: D401 - argparse API
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="ocsnet", description=__doc__.splitlines()[0] + " Networks for Lite-GPU AI clusters.")
+    parser.add_argument("--version", action="version", version=f"ocsnet {__import__('ocsnet').__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name in COMMANDS:
+        try:
+            mod = importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as e:
+            if e.name == f"{__name__}.{name}":
+                continue  # sub-command not built yet
+            raise
+        mod.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except OcsnetError as e:
+        print(f"ocsnet {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except FileNotFoundError as e:
+        print(f"ocsnet {args.command}: error: no such file: {e.filename}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,56 @@
+"""Exception types raised by ocsnet.
+
+Every error names the offending field and, where there is one, the allowed
+range.  Library code raises these; only :mod:`ocsnet.cli` turns them into one
+line on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+
+class OcsnetError(ValueError):
+    """Base class of every error ocsnet raises for bad input."""
+
+
+class SpecError(OcsnetError):
+    """A catalog entry, TOML spec or parameter is missing, unknown or out of range."""
+
+
+class UnitError(SpecError):
+    """A quantity string could not be parsed or has the wrong dimension."""
+
+
+class FabricError(OcsnetError):
+    """A graph is not a valid fabric, or a circuit matrix does not fit it."""
+
+
+class WorkloadError(OcsnetError):
+    """A model, parallel plan or placement is invalid or does not fit."""
+
+
+class FlowError(OcsnetError):
+    """Flows, routes or capacities given to the flow model are invalid."""
+
+
+class ScheduleError(OcsnetError):
+    """An OCS scheduling problem or schedule is invalid."""
+
+
+def check_range(name: str, value, lo=None, hi=None, *, lo_open: bool = False) -> None:
+    """Raise :class:`SpecError` unless ``lo <= value <= hi`` (``lo < value`` if *lo_open*).
+
+    The message names the field, the value and the allowed range.
+    """
+    import math
+
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise SpecError(f"{name}: expected a number, got {value!r}") from None
+    if math.isnan(v):
+        raise SpecError(f"{name}: got NaN, expected a number")
+    bad = (lo is not None and (v <= lo if lo_open else v < lo)) or (hi is not None and v > hi)
+    if bad:
+        left = "(" if lo_open else "["
+        rng = f"{left}{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}]"
+        raise SpecError(f"{name}: {value!r} is out of range, allowed {rng}")
