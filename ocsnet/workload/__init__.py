@@ -1,0 +1,14 @@
+"""Workload: model configurations, parallel plans and placement, per-layer operations.
+
+Stage 2 of the pipeline.  :mod:`.models` loads transformer hyperparameters
+from the catalog, :mod:`.parallel` splits a model over GPUs and places the
+ranks on a fabric, :mod:`.layers` counts each op's FLOPs and bytes, times it
+by roofline on a catalog GPU, lists the layer's collectives and checks that
+the plan fits in memory.  :func:`ocsnet.traffic.build_trace` turns that into
+a :class:`ocsnet.traffic.Trace`.
+"""
+
+from .models import ModelSpec, model
+from .parallel import ParallelPlan, gpu_domains, place
+
+__all__ = ["ModelSpec", "model", "ParallelPlan", "place", "gpu_domains"]
