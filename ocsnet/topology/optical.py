@@ -1,0 +1,542 @@
+"""Optical circuit switched fabrics: GPUs wired to OCS planes, and circuits set on them.
+
+Stage 3 of the pipeline.  :func:`ocs_fabric` builds the *physical* fabric:
+every GPU has ``d = ports_per_gpu`` optical ports and port ``p`` of every GPU
+is cabled to OCS plane ``p``.  :func:`apply_circuits` turns a circuit matrix
+``C`` (DESIGN.md, "The OCS scheduling problem") into the *logical*
+GPU-to-GPU fabric that the flow model routes on.
+
+Wiring (circuit domains)
+------------------------
+An OCS unit has a fixed port count ``P`` (catalog).  When ``N <= P`` each
+plane is one OCS and any GPU can hold a circuit to any other: the fabric is
+all-to-all and, by Konig's theorem, any ``C`` whose row and column sums are at
+most ``d`` splits into ``d`` matchings, one per plane.
+
+When ``N > P`` a plane needs several OCS units.  Giving every plane the same
+partition of the GPUs would cut the cluster into islands, so the GPUs are
+laid out on a grid ``domain_shape = (s_0, ..., s_{L-1})`` (mixed radix, rank
+``r = sum c_l * prod(s_0..s_{l-1})``, dimension 0 fastest, every
+``s_l <= P``) and the planes are split into ``L`` *levels* of
+``planes_per_level[l]`` planes each.  A level-``l`` plane has one OCS per
+*line* of the grid along dimension ``l`` (the ``s_l`` GPUs that differ only
+in coordinate ``l``).  Two GPUs can hold a circuit iff their coordinates differ
+in exactly one dimension ``l``, and then only through the level-``l`` planes.
+This is the TPU v4 idea (Jouppi et al., ISCA 2023: each OCS joins the same
+face position of every 4x4x4 block) made uniform, a HyperX / flattened
+butterfly of circuit lines (Ahn et al., SC 2009): every GPU reaches every
+other in at most ``L`` circuit hops, and a circuit matrix is realizable iff,
+for every level, its level-``l`` part has row and column sums at most
+``planes_per_level[l]`` (Konig's theorem inside each line's OCS units).  That
+check is exact and vectorized, which is why this wiring was chosen over a
+per-plane scrambled partition (whose feasibility is a list edge-colouring
+problem).
+
+Latency
+-------
+A GPU->OCS edge has the link's latency plus the OCS insertion latency (the
+device it enters); an OCS->GPU edge the link's latency.  A circuit therefore
+costs ``link + insertion + link``; this is ``meta["ocs"]["circuit_latency_s"]``
+and the latency of every circuit edge :func:`apply_circuits` creates.
+
+The physical fabric is for counting, pricing and drawing: an OCS is not a
+packet switch, so route flows on ``apply_circuits(fabric, C)``, never through
+the OCS nodes.
+
+References
+----------
+Jouppi et al., "TPU v4: An optically reconfigurable supercomputer for machine
+learning with hardware support for embeddings", ISCA 2023.
+Liu et al., "Lightwave Fabrics: At-scale optical circuit switching for
+datacenter and machine learning systems", SIGCOMM 2023.
+Ahn et al., "HyperX: Topology, routing, and packaging of efficient
+large-scale networks", SC 2009.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Mapping, Sequence
+
+import numpy as np
+import scipy.sparse as sp
+
+from .. import hardware
+from ..errors import FabricError, SpecError
+from ..fabric import Fabric
+
+__all__ = ["ocs_fabric", "apply_circuits", "allowed_pairs", "pair_level", "CIRCUIT_LINK"]
+
+#: Catalog link used for the logical circuit edges (passive fibre through the OCS;
+#: the transceivers are priced on the physical GPU<->OCS edges).
+CIRCUIT_LINK = "fiber-circuit"
+
+# Closed-form keys that describe one physical fabric and no longer hold once circuits are applied.
+_CLOSED_FORMS = ("diameter_hops", "avg_hops", "bisection_Bps")
+
+
+# ---- small shared validators -------------------------------------------------------
+
+def as_int(name: str, value, lo: int | None = None, hi: int | None = None) -> int:
+    """Return *value* as int, or raise :class:`SpecError` naming *name* and the allowed range."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        if isinstance(value, (float, np.floating)) and float(value).is_integer():
+            value = int(value)
+        else:
+            raise SpecError(f"{name}: expected an integer, got {value!r}")
+    v = int(value)
+    if (lo is not None and v < lo) or (hi is not None and v > hi):
+        rng = f"[{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}]"
+        raise SpecError(f"{name}: {v} is out of range, allowed {rng}")
+    return v
+
+
+def as_bandwidth(name: str, value) -> float:
+    """A bandwidth in bytes/s: finite and > 0, else :class:`SpecError`."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise SpecError(f"{name}: expected a number of bytes/s, got {value!r}") from None
+    if not (math.isfinite(v) and v > 0):
+        raise SpecError(f"{name}: {value!r} is out of range, allowed (0, inf) bytes/s")
+    return v
+
+
+def concat_attrs(parts: Sequence[tuple[Mapping[str, np.ndarray], int]]) -> dict[str, np.ndarray]:
+    """Concatenate per-node or per-edge attribute dicts of several blocks.
+
+    A key missing from a block is filled with a neutral value of the key's
+    dtype: -1 for integers, NaN for floats, False for booleans, "" for strings.
+    """
+    keys = sorted({k for attrs, _ in parts for k in attrs})
+    out = {}
+    for k in keys:
+        sample = next(np.asarray(a[k]) for a, _ in parts if k in a)
+        chunks = []
+        for attrs, n in parts:
+            if k in attrs:
+                chunks.append(np.asarray(attrs[k]))
+            elif sample.dtype.kind in "iu":
+                chunks.append(np.full(n, -1, dtype=sample.dtype))
+            elif sample.dtype.kind == "f":
+                chunks.append(np.full(n, np.nan, dtype=sample.dtype))
+            elif sample.dtype.kind == "b":
+                chunks.append(np.zeros(n, dtype=bool))
+            else:
+                chunks.append(np.full(n, "", dtype=sample.dtype if sample.dtype.kind == "U" else object))
+        out[k] = np.concatenate(chunks)
+    return out
+
+
+# ---- wiring -------------------------------------------------------------------------
+
+def _factorizations(n: int, parts: int, cap: int, hi: int):
+    """Factorizations of n into `parts` non-increasing factors, each in [2, min(cap, hi)].
+
+    Hand-written: a tiny divisor search (n <= a few million) that no library offers.
+    """
+    if parts == 1:
+        if 2 <= n <= min(cap, hi):
+            yield (n,)
+        return
+    for f in range(min(cap, hi, n), 1, -1):
+        if n % f == 0:
+            for rest in _factorizations(n // f, parts - 1, cap, f):
+                yield (f,) + rest
+
+
+def _domain_shape(n: int, ports: int, ocs_name: str, shape) -> list[int]:
+    if shape is not None:
+        if isinstance(shape, (int, np.integer)):
+            shape = [shape]
+        shape = [as_int(f"domain_shape[{i}]", s, 2, ports) for i, s in enumerate(shape)]
+        if not shape:
+            raise SpecError("domain_shape: must list at least one dimension")
+        if math.prod(shape) != n:
+            raise SpecError(f"domain_shape: {shape} holds {math.prod(shape)} GPUs, but n_gpus = {n}; "
+                            "the product must equal n_gpus")
+        return shape
+    if n <= ports:
+        return [n]
+    levels = 2
+    while ports ** levels < n:
+        levels += 1
+    for L in range(levels, levels + 3):
+        cands = list(_factorizations(n, L, ports, n))
+        if cands:
+            return list(min(cands, key=lambda c: (c[0], c)))   # most balanced: smallest largest domain
+    raise SpecError(f"n_gpus: {n} GPUs exceed one {ocs_name} OCS ({ports} ports) and {n} has no factorization "
+                    f"into circuit domains of at most {ports} GPUs; give domain_shape or another n_gpus")
+
+
+def _planes_per_level(d: int, levels: int, ppl) -> list[int]:
+    if ppl is None:
+        if d < levels:
+            raise SpecError(f"ports_per_gpu: {d} is out of range for a {levels}-level wiring, allowed [{levels}, inf) "
+                            "(each level of circuit domains needs at least one plane)")
+        return [d // levels + (1 if i < d % levels else 0) for i in range(levels)]
+    if isinstance(ppl, (int, np.integer)):
+        ppl = [ppl]
+    ppl = [as_int(f"planes_per_level[{i}]", p, 1) for i, p in enumerate(ppl)]
+    if len(ppl) != levels:
+        raise SpecError(f"planes_per_level: has {len(ppl)} entries, domain_shape has {levels} levels")
+    if sum(ppl) != d:
+        raise SpecError(f"planes_per_level: {ppl} sums to {sum(ppl)}, but ports_per_gpu = {d}")
+    return ppl
+
+
+def _strides(shape: Sequence[int]) -> np.ndarray:
+    return np.concatenate([[1], np.cumprod(shape[:-1])]).astype(np.int64)
+
+
+def ocs_part(n: int, d: int, *, ocs, link, port_Bps: float, domain_shape=None, planes_per_level=None) -> dict:
+    """Wire ``n`` GPU ranks with ``d`` ports each to OCS planes (arrays only).
+
+    Returns a dict with ``n_ocs``, ``ocs_level``, ``ocs_plane`` (per OCS unit),
+    ``gpu``/``unit``/``plane`` (per GPU port: rank, OCS unit, plane) and the
+    ``meta`` dict stored as ``fabric.meta["ocs"]``.  Used by :func:`ocs_fabric`
+    and :func:`ocsnet.topology.hybrid.hybrid`.
+    """
+    o = hardware.ocs(ocs)
+    lk = hardware.link(link)
+    shape = _domain_shape(n, o.ports, o.name, domain_shape)
+    ppl = _planes_per_level(d, len(shape), planes_per_level)
+    strides = _strides(shape)
+    r = np.arange(n, dtype=np.int64)
+    gpu, unit, plane = [], [], []
+    ocs_level, ocs_plane = [], []
+    offset, p = 0, 0
+    for lvl, (s, st, dl) in enumerate(zip(shape, strides, ppl)):
+        n_lines = n // s
+        line = (r // (st * s)) * st + r % st            # index of the GPU's line along dimension lvl
+        for _ in range(dl):
+            gpu.append(r)
+            unit.append(offset + line)
+            plane.append(np.full(n, p, dtype=np.int64))
+            ocs_level.append(np.full(n_lines, lvl, dtype=np.int64))
+            ocs_plane.append(np.full(n_lines, p, dtype=np.int64))
+            offset += n_lines
+            p += 1
+    meta = {
+        "ports_per_gpu": d,
+        "circuit_Bps": port_Bps,
+        "reconfig_delay_s": o.reconfig_delay_s,
+        "ocs": o.name,
+        "link": lk.name,
+        "ocs_ports": o.ports,
+        "domain_size": max(shape),
+        "domain_shape": list(shape),
+        "planes_per_level": list(ppl),
+        "all_to_all": len(shape) == 1,
+        "circuit_latency_s": 2 * lk.latency_s + o.insertion_latency_s,
+        "n_ocs": offset,
+    }
+    return {"n_ocs": offset, "ocs_level": np.concatenate(ocs_level), "ocs_plane": np.concatenate(ocs_plane),
+            "gpu": np.concatenate(gpu), "unit": np.concatenate(unit), "plane": np.concatenate(plane),
+            "meta": meta, "link": lk, "ocs": o}
+
+
+def ocs_closed_forms(n: int, shape: Sequence[int], ppl: Sequence[int], port_Bps: float) -> dict:
+    """Diameter, average hops (GPU to GPU, in links) and bisection of the physical OCS fabric.
+
+    A circuit path crosses GPU->OCS->GPU (2 links) per dimension in which the
+    two GPUs' grid coordinates differ.  Bisection (per direction, minimum
+    over balanced halves) of a dimension-aligned cut is ``N/2 * d_l * b``: an
+    OCS with ``a`` of its ``s`` GPUs on one side passes at most ``min(a, s-a)``
+    circuits across.  Stated only where the aligned cut is balanced (one
+    level, or every ``s_l`` even).
+    """
+    out = {"diameter_hops": 2 * len(shape),
+           "avg_hops": 2.0 * n / (n - 1) * sum(1.0 - 1.0 / s for s in shape)}
+    if len(shape) == 1:
+        out["bisection_Bps"] = (n // 2) * ppl[0] * port_Bps
+    elif all(s % 2 == 0 for s in shape):
+        out["bisection_Bps"] = (n // 2) * min(ppl) * port_Bps
+    return out
+
+
+def ocs_fabric(n_gpus: int, ports_per_gpu: int, *, gpu: str = "lite-base", ocs: str = "mems-3d",
+               link: str = "cpo", port_Bps: float | None = None, domain_shape: Sequence[int] | None = None,
+               planes_per_level: Sequence[int] | None = None, name: str | None = None) -> Fabric:
+    """GPUs whose optical ports are all cabled to optical circuit switch planes.
+
+    Parameters
+    ----------
+    n_gpus : int
+        Number of GPUs, >= 2.
+    ports_per_gpu : int
+        Optical ports per GPU ``d`` (= number of OCS planes), >= 1.
+    gpu, ocs, link : str
+        Catalog names of the GPU, the OCS and the GPU<->OCS link technology
+        (``cpo``: co-packaged optics toward the OCS).
+    port_Bps : float, optional
+        Bandwidth of one port and so of one circuit (bytes/s per direction).
+        Default: the GPU's network bandwidth split evenly over its ``d`` ports.
+    domain_shape : sequence of int, optional
+        Grid of circuit domains (see the module notes); every entry at most the
+        OCS port count, product ``n_gpus``.  Default: one domain if the GPUs fit
+        one OCS, else the most balanced factorization into the fewest levels.
+    planes_per_level : sequence of int, optional
+        How the ``d`` planes are shared among the levels (each >= 1, sum ``d``).
+        Default: as even as possible, the first levels get the remainder.
+    name : str, optional
+
+    Returns
+    -------
+    Fabric
+        Nodes: the GPUs (ranks 0..N-1, nodes 0..N-1), then the OCS units (kind
+        ``ocs``, node attributes ``plane`` and ``level``).  Edges: GPU->OCS and
+        OCS->GPU for every port, tech of ``link``, edge attribute ``plane``.
+        ``meta["ocs"]`` holds ``ports_per_gpu``, ``circuit_Bps``,
+        ``reconfig_delay_s``, ``ocs``, ``domain_size``, ``domain_shape``,
+        ``planes_per_level``, ``all_to_all``, ``circuit_latency_s``.
+
+    Raises
+    ------
+    SpecError
+        A parameter is out of range or names no catalog entry.
+
+    Examples
+    --------
+    >>> f = ocs_fabric(64, 4)
+    >>> f.n_gpus, len(f.nodes_of_kind("ocs")), f.meta["ocs"]["all_to_all"]
+    (64, 4, True)
+    >>> f = ocs_fabric(4096, 8)            # 4096 > 136 ports: 64 x 64 circuit domains
+    >>> f.meta["ocs"]["domain_shape"], f.meta["ocs"]["planes_per_level"]
+    ([64, 64], [4, 4])
+
+    References
+    ----------
+    Jouppi et al., ISCA 2023 (TPU v4); Liu et al., SIGCOMM 2023 (Lightwave
+    Fabrics); Canakci et al., HotOS 2025 (Lite-GPUs joined by CPO and OCS).
+    """
+    n = as_int("n_gpus", n_gpus, 2)
+    d = as_int("ports_per_gpu", ports_per_gpu, 1)
+    g = hardware.gpu(gpu)
+    b = as_bandwidth("port_Bps", g.network_Bps / d if port_Bps is None else port_Bps)
+    part = ocs_part(n, d, ocs=ocs, link=link, port_Bps=b, domain_shape=domain_shape,
+                    planes_per_level=planes_per_level)
+    lk, o = part["link"], part["ocs"]
+    u = part["n_ocs"]
+    onode = n + part["unit"]
+    src = np.concatenate([part["gpu"], onode])
+    dst = np.concatenate([onode, part["gpu"]])
+    m = len(part["gpu"])
+    lat = np.concatenate([np.full(m, lk.latency_s + o.insertion_latency_s), np.full(m, lk.latency_s)])
+    kind = np.array(["gpu"] * n + ["ocs"] * u, dtype=object)
+    node_attrs = {
+        "model": np.array([g.name] * n + [o.name] * u),
+        "plane": np.concatenate([np.full(n, -1, dtype=np.int64), part["ocs_plane"]]),
+        "level": np.concatenate([np.full(n, -1, dtype=np.int64), part["ocs_level"]]),
+    }
+    edge_attrs = {"link": np.full(2 * m, lk.name), "plane": np.concatenate([part["plane"], part["plane"]])}
+    om = part["meta"]
+    meta = {"generator": "ocs_fabric", "n_gpus": n, "ports_per_gpu": d, "gpu": g.name, "ocs_model": o.name,
+            "link": lk.name, "port_Bps": b, "ocs": om}
+    meta.update(ocs_closed_forms(n, om["domain_shape"], om["planes_per_level"], b))
+    return Fabric(kind, src, dst, b, lat, lk.tech, gpus=np.arange(n), name=name or f"ocs-{n}x{d}",
+                  meta=meta, node_attrs=node_attrs, edge_attrs=edge_attrs)
+
+
+# ---- circuits -----------------------------------------------------------------------
+
+def _ocs_meta(fabric: Fabric) -> dict:
+    om = fabric.meta.get("ocs")
+    if not isinstance(om, dict) or "ports_per_gpu" not in om or "circuit_Bps" not in om:
+        raise FabricError(f"fabric {fabric.name!r}: has no optical circuit switch (meta['ocs'] with "
+                          "ports_per_gpu and circuit_Bps is missing); build it with ocs_fabric or hybrid")
+    return om
+
+
+def pair_level(fabric: Fabric, src, dst) -> np.ndarray:
+    """For GPU rank pairs ``(src[k], dst[k])``: the circuit level joining them, or -1 if none can.
+
+    A circuit can join two different GPUs iff their circuit-domain coordinates
+    differ in exactly one dimension ``l``; it then uses a level-``l`` plane.
+    """
+    om = _ocs_meta(fabric)
+    shape = om.get("domain_shape", [fabric.n_gpus])
+    src = np.atleast_1d(np.asarray(src, dtype=np.int64))
+    dst = np.atleast_1d(np.asarray(dst, dtype=np.int64))
+    if len(shape) == 1:
+        return np.where(src != dst, 0, -1)
+    strides = _strides(shape)
+    shp = np.asarray(shape, dtype=np.int64)
+    diff = (src[:, None] // strides) % shp != (dst[:, None] // strides) % shp
+    one = diff.sum(axis=1) == 1
+    return np.where(one, np.argmax(diff, axis=1), -1)
+
+
+def allowed_pairs(fabric: Fabric, src=None, dst=None):
+    """Which GPU pairs can hold a circuit.
+
+    Parameters
+    ----------
+    fabric : Fabric
+        A fabric with OCS planes (:func:`ocs_fabric` or :func:`~ocsnet.topology.hybrid.hybrid`).
+    src, dst : array of int, optional
+        GPU ranks.  If given, return a boolean array for these pairs.
+
+    Returns
+    -------
+    numpy.ndarray of bool, or scipy.sparse.csr_matrix of bool
+        Without ``src``/``dst``: the ``N x N`` boolean CSR matrix of allowed
+        pairs (zero diagonal).  When ``meta["ocs"]["all_to_all"]`` is true it
+        is every off-diagonal pair; prefer the flag to materializing it.
+    """
+    if src is not None or dst is not None:
+        if src is None or dst is None:
+            raise FabricError("allowed_pairs: give both src and dst, or neither")
+        return pair_level(fabric, src, dst) >= 0
+    om = _ocs_meta(fabric)
+    n = fabric.n_gpus
+    shape = om.get("domain_shape", [n])
+    strides = _strides(shape)
+    r = np.arange(n, dtype=np.int64)
+    cols = []
+    for s, st in zip(shape, strides):
+        c = (r // st) % s
+        others = (c[:, None] + np.arange(1, s)) % s          # the other s-1 coordinates on the line
+        cols.append(r[:, None] + (others - c[:, None]) * st)
+    deg = sum(s - 1 for s in shape)
+    idx_dtype = np.int32 if n < 2**31 else np.int64
+    indices = np.sort(np.concatenate(cols, axis=1), axis=1).astype(idx_dtype).ravel()
+    indptr = np.arange(0, n * deg + 1, deg, dtype=idx_dtype)
+    return sp.csr_matrix((np.ones(n * deg, dtype=bool), indices, indptr), shape=(n, n))
+
+
+def _circuit_triplets(circuits, n: int):
+    """Validate shape and entries of a circuit matrix; return (i, j, count) of the non-zeros."""
+    shape = getattr(circuits, "shape", None)
+    if sp.issparse(circuits):
+        if shape != (n, n):
+            raise FabricError(f"circuits: shape {shape} does not match the fabric's {n} GPUs, expected ({n}, {n})")
+        c = sp.coo_matrix(circuits)
+        c.sum_duplicates()
+        i, j, v = c.row.astype(np.int64), c.col.astype(np.int64), c.data
+    else:
+        a = np.asarray(circuits)
+        if a.ndim != 2 or a.shape != (n, n):
+            raise FabricError(f"circuits: shape {a.shape} does not match the fabric's {n} GPUs, expected ({n}, {n})")
+        i, j = np.nonzero(a)
+        v = a[i, j]
+    if v.dtype.kind not in "biuf":
+        raise FabricError(f"circuits: entries must be integer circuit counts, got dtype {v.dtype}")
+    v = v.astype(np.float64) if v.dtype.kind == "f" else v.astype(np.int64)
+    if v.dtype.kind == "f":
+        bad = np.flatnonzero(~np.isfinite(v) | (v != np.round(v)))
+        if len(bad):
+            k = bad[0]
+            raise FabricError(f"circuits[{i[k]}, {j[k]}] = {v[k]!r} is not an integer number of circuits")
+    neg = np.flatnonzero(v < 0)
+    if len(neg):
+        k = neg[0]
+        raise FabricError(f"circuits[{i[k]}, {j[k]}] = {v[k]:g} is negative, allowed [0, ports_per_gpu]")
+    keep = v != 0
+    i, j, v = i[keep], j[keep], v[keep].astype(np.int64)
+    diag = np.flatnonzero(i == j)
+    if len(diag):
+        k = diag[0]
+        raise FabricError(f"circuits[{i[k]}, {i[k]}] = {v[k]}: the diagonal must be zero (GPU {i[k]} to itself)")
+    return i, j, v
+
+
+def _check_sums(i, j, v, n, budget, what, where):
+    for axis, idx in (("row", i), ("column", j)):
+        sums = np.bincount(idx, weights=v, minlength=n)
+        over = np.flatnonzero(sums > budget)
+        if len(over):
+            k = int(over[0])
+            dirn = "from" if axis == "row" else "to"
+            raise FabricError(f"circuits: {axis} {k} (circuits {dirn} GPU {k}{where}) sums to {int(sums[k])}, "
+                              f"allowed at most {what} = {budget}")
+
+
+def apply_circuits(fabric: Fabric, circuits) -> Fabric:
+    """The logical fabric of a circuit configuration: GPU-to-GPU circuit edges.
+
+    Parameters
+    ----------
+    fabric : Fabric
+        A physical fabric with OCS planes (:func:`ocs_fabric`, or a hybrid whose
+        packet part is kept).
+    circuits : array_like or scipy.sparse matrix, shape (N, N)
+        ``C[i, j]`` circuits from GPU rank ``i`` to rank ``j``: non-negative
+        integers, zero diagonal, every row and column sum at most
+        ``ports_per_gpu``; with several circuit levels, a circuit may only join
+        GPUs that share a domain line, and each level's row and column sums are
+        at most its ``planes_per_level``.
+
+    Returns
+    -------
+    Fabric
+        The OCS nodes and GPU<->OCS edges are removed; every other node and edge
+        is kept; edge ``i -> j`` has capacity ``C[i, j] * circuit_Bps``, tech
+        ``circuit``, latency ``meta["ocs"]["circuit_latency_s"]`` (link +
+        OCS insertion + link) and edge attributes ``link = "fiber-circuit"``
+        and ``circuits = C[i, j]``.  ``meta["circuits"]`` counts them.
+
+    Raises
+    ------
+    FabricError
+        The fabric has no OCS, or the matrix has the wrong shape, a negative,
+        non-integer or non-zero diagonal entry, a row or column over the port
+        budget, or a circuit the wiring cannot make; the message names the
+        entry, row or column.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> f = ocs_fabric(8, 2)
+    >>> ring = np.roll(np.eye(8, dtype=int), 1, axis=1)      # i -> i+1
+    >>> logical = apply_circuits(f, ring + ring.T)            # bidirectional ring
+    >>> logical.n_nodes, logical.n_edges
+    (8, 16)
+    """
+    om = _ocs_meta(fabric)
+    if fabric.meta.get("logical"):
+        raise FabricError(f"fabric {fabric.name!r}: circuits are already applied; apply them to the physical fabric")
+    n = fabric.n_gpus
+    d = int(om["ports_per_gpu"])
+    i, j, v = _circuit_triplets(circuits, n)
+    _check_sums(i, j, v, n, d, "ports_per_gpu", "")
+    lvl = pair_level(fabric, i, j)
+    bad = np.flatnonzero(lvl < 0)
+    if len(bad):
+        k = bad[0]
+        raise FabricError(f"circuits[{i[k]}, {j[k]}] = {v[k]}: GPUs {i[k]} and {j[k]} share no circuit domain "
+                          f"(domain_shape {om.get('domain_shape')}); the wiring cannot join them directly")
+    ppl = om.get("planes_per_level", [d])
+    if len(ppl) > 1:
+        for level, budget in enumerate(ppl):
+            sel = lvl == level
+            _check_sums(i[sel], j[sel], v[sel], n, int(budget), f"planes_per_level[{level}]",
+                        f" on circuit level {level}")
+    keep_node = fabric.kind != "ocs"
+    new_index = np.cumsum(keep_node) - 1
+    keep_edge = keep_node[fabric.src] & keep_node[fabric.dst]
+    gnode = new_index[fabric.gpus]
+    k_old = int(keep_edge.sum())
+    src = np.concatenate([new_index[fabric.src[keep_edge]], gnode[i]])
+    dst = np.concatenate([new_index[fabric.dst[keep_edge]], gnode[j]])
+    cap = np.concatenate([fabric.capacity_Bps[keep_edge], v * float(om["circuit_Bps"])])
+    lat = np.concatenate([fabric.latency_s[keep_edge], np.full(len(v), float(om["circuit_latency_s"]))])
+    tech = np.concatenate([fabric.tech[keep_edge], np.full(len(v), "circuit", dtype=object)])
+    old_attrs = {k: a[keep_edge] for k, a in fabric.edge_attrs.items() if k != "plane"}
+    old_attrs["circuits"] = np.zeros(k_old, dtype=np.int64)
+    new_attrs = {"link": np.full(len(v), CIRCUIT_LINK), "circuits": v}
+    edge_attrs = concat_attrs([(old_attrs, k_old), (new_attrs, len(v))])
+    node_attrs = {k: a[keep_node] for k, a in fabric.node_attrs.items() if k not in ("plane", "level")}
+    meta = {k: val for k, val in fabric.meta.items() if k not in _CLOSED_FORMS}
+    meta["logical"] = True
+    meta["circuits"] = {"n_circuits": int(v.sum()), "n_pairs": int(len(v))}
+    labels = None if fabric.labels is None else [fabric.labels[x] for x in np.flatnonzero(keep_node)]
+    kind = fabric.kind[keep_node]
+    try:
+        return Fabric(kind, src, dst, cap, lat, tech, gpus=gnode, name=f"{fabric.name}+circuits", meta=meta,
+                      node_attrs=node_attrs, edge_attrs=edge_attrs, labels=labels)
+    except FabricError as e:
+        if "appears twice" in str(e):
+            raise FabricError(f"circuits: a circuit duplicates a direct GPU-to-GPU link of the packet part ({e})") from None
+        raise
+
