@@ -1,0 +1,26 @@
+"""Collective algorithms expanded into steps, and their alpha-beta cost.
+
+Stage 4 of the pipeline: the workload names each layer's collectives; this
+package turns one collective into its sequential steps (demand matrices over
+the group's ranks) that :mod:`ocsnet.traffic` places onto the GPUs as phases,
+and gives the closed-form alpha-beta time that the evaluation uses.
+
+>>> from ocsnet.collectives import expand, alpha_beta_time, step_time
+>>> steps = expand("reduce-scatter", 8, 8e6, "rhd")
+>>> [float(m.data[0]) for m in steps]
+[4000000.0, 2000000.0, 1000000.0]
+>>> t = alpha_beta_time("reduce-scatter", 8, 8e6, "rhd", alpha_s=1e-6, bandwidth_Bps=1e9)
+>>> abs(t - step_time(steps, 1e-6, 1e9)) < 1e-15
+True
+"""
+
+from .algorithms import ALGORITHMS, PIPELINED, expand
+from .cost import alpha_beta_time, bus_bandwidth_factor, n_steps
+from .steps import bytes_received_per_rank, bytes_sent_per_rank, step_time, to_matrices
+from .trees import binary_tree, double_binary_tree
+
+__all__ = [
+    "ALGORITHMS", "PIPELINED", "expand", "alpha_beta_time", "bus_bandwidth_factor", "n_steps",
+    "step_time", "bytes_sent_per_rank", "bytes_received_per_rank", "to_matrices",
+    "binary_tree", "double_binary_tree",
+]
