@@ -128,15 +128,15 @@ def _check_entries(c: sp.csr_matrix, name: str) -> None:
     rows = np.repeat(np.arange(c.shape[0]), np.diff(c.indptr))
     if len(bad):
         k = int(bad[0])
-        raise ScheduleError(f"{name}[{rows[k]}, {c.indices[k]}]: {c.data[k]!r} is not finite")
+        raise ScheduleError(f"{name}[{rows[k]}, {c.indices[k]}]: {float(c.data[k])!r} is not finite")
     bad = np.flatnonzero(c.data < 0)
     if len(bad):
         k = int(bad[0])
-        raise ScheduleError(f"{name}[{rows[k]}, {c.indices[k]}]: {c.data[k]!r} is negative, allowed [0, inf)")
+        raise ScheduleError(f"{name}[{rows[k]}, {c.indices[k]}]: {float(c.data[k])!r} is negative, allowed [0, inf)")
     bad = np.flatnonzero(rows == c.indices)
     if len(bad):
         k = int(bad[0])
-        raise ScheduleError(f"{name}[{rows[k]}, {rows[k]}]: diagonal must be zero, got {c.data[k]!r}")
+        raise ScheduleError(f"{name}[{rows[k]}, {rows[k]}]: diagonal must be zero, got {float(c.data[k])!r}")
 
 
 class OCSProblem:
@@ -217,7 +217,7 @@ class OCSProblem:
         bad = np.flatnonzero(~(np.isfinite(gap) & (gap >= 0)))
         if len(bad):
             p = int(bad[0])
-            raise ScheduleError(f"gap_s[{p}]: {gap[p]!r} is out of range, allowed [0, inf)")
+            raise ScheduleError(f"gap_s[{p}]: {float(gap[p])!r} is out of range, allowed [0, inf)")
         self.gap_s: np.ndarray = gap.copy()
         if isinstance(ports, bool) or not float(np.asarray(ports, dtype=float)).is_integer() or int(ports) < 1:
             raise ScheduleError(f"ports: {ports!r} is out of range, allowed integers [1, inf)")
@@ -372,7 +372,9 @@ class OCSProblem:
             Phases (``demand`` over GPU ranks, ``gap_s``) and optional ``period``.
         fabric : ocsnet.fabric.Fabric, optional
             An OCS fabric: ``fabric.meta["ocs"]`` supplies ``ports_per_gpu``,
-            ``circuit_Bps``, ``reconfig_delay_s`` and optionally ``packet_Bps``.
+            ``circuit_Bps``, ``reconfig_delay_s`` and optionally ``packet_Bps``;
+            when it is not ``all_to_all`` the allowed pairs come from
+            :func:`ocsnet.topology.optical.allowed_pairs`.
         ports, circuit_Bps, reconfig_delay_s, packet_Bps : optional
             Override (or, without a fabric, give) the fabric's values.
         reserved, partial_reconfig, allowed, name
@@ -405,6 +407,11 @@ class OCSProblem:
         meta = {"trace": dict(getattr(trace, "meta", {}) or {})}
         if fabric is not None:
             meta["fabric"] = getattr(fabric, "name", "")
+            if allowed is None and ocs.get("all_to_all") is False:
+                # a multi-level OCS grid connects only some pairs (per-level port
+                # budgets are not modelled: any d ports may serve any allowed pair)
+                from ..topology.optical import allowed_pairs
+                allowed = allowed_pairs(fabric)
         return cls(trace.demand, trace.gap_s, pick(ports, "ports_per_gpu"), pick(circuit_Bps, "circuit_Bps"),
                    pick(reconfig_delay_s, "reconfig_delay_s"), packet_Bps=pick(packet_Bps, "packet_Bps", 0.0),
                    reserved=reserved, partial_reconfig=partial_reconfig, allowed=allowed,

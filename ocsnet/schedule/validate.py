@@ -264,7 +264,7 @@ def _check_config(problem, c: int, C, where: str, viol: list[str]) -> bool:
     ok = True
     bad = np.flatnonzero(~np.isfinite(v) | (v != np.round(v)))
     for k in bad[:3]:
-        viol.append(f"config {c} ({where}): row {rows[k]} col {cols[k]} holds {v[k]!r} circuits, not an integer")
+        viol.append(f"config {c} ({where}): row {rows[k]} col {cols[k]} holds {float(v[k])!r} circuits, not an integer")
         ok = False
     bad = np.flatnonzero(v < 0)
     for k in bad[:3]:
