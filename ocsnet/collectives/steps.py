@@ -40,8 +40,10 @@ INDEX = np.int32  # rank indices; group sizes are far below 2**31
 # ---- validation ------------------------------------------------------------------
 def check_int(name: str, value, lo: int, hi: int | None = None) -> int:
     """Return *value* as an int, or raise :class:`WorkloadError` naming the field and range."""
-    if isinstance(value, bool) or not isinstance(value, Integral):
-        if isinstance(value, Real) and float(value).is_integer():
+    if isinstance(value, bool):
+        raise WorkloadError(f"{name}: expected an integer, got {value!r}")
+    if not isinstance(value, Integral):
+        if isinstance(value, Real) and math.isfinite(value) and float(value).is_integer():
             value = int(value)
         else:
             raise WorkloadError(f"{name}: expected an integer, got {value!r}")
