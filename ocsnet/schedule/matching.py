@@ -355,7 +355,9 @@ def group_slots(terms, real: sp.csr_matrix, row_ports, col_ports=None) -> list[s
     A term contributes one circuit to each of its pairs that carries real
     demand (dummies and diagonal entries are dropped).  A slot takes terms
     while every row and column stays within its free ports, so with ``d``
-    ports per GPU ``d`` terms share one slot, one per OCS plane.
+    ports per GPU ``d`` terms share one slot, one per OCS plane.  A slot that
+    uses at most ``1/f`` of every port budget it touches gets its circuits
+    multiplied by ``f``.
     """
     real = canonical(real)
     n = real.shape[0]
@@ -391,6 +393,12 @@ def group_slots(terms, real: sp.csr_matrix, row_ports, col_ports=None) -> list[s
         C = sp.csr_matrix((np.ones(len(i), np.int64), (i, j)), shape=(n, n))
         C.sum_duplicates()
         C.sort_indices()
+        # A slot whose terms leave ports idle on every GPU it uses (a lone ring
+        # step among d planes) repeats its circuits on them: same pairs, faster.
+        ru, cu = s[0], s[1]
+        fill = min(int((rp[ru > 0] // ru[ru > 0]).min()), int((cp[cu > 0] // cu[cu > 0]).min()))
+        if fill > 1:
+            C = C * fill
         out.append(C)
     return out
 
@@ -485,9 +493,15 @@ def decompose(demand, ports, circuit_Bps: float = 1.0, *, col_ports=None, base=N
     n = D.shape[0]
     D.setdiag(0)
     D.eliminate_zeros()
+    bsub = canonical(base, n) if base is not None else None
+    Dt = D                               # what the slots' timing must serve
     if allowed is not None:
-        D = D.multiply(canonical(allowed, n, dtype=float) > 0).tocsr()
-        D = canonical(D)
+        ok = canonical(allowed, n, dtype=float) > 0
+        D = canonical(D.multiply(ok).tocsr())
+        if bsub is not None:             # reserved circuits serve pairs outside the mask
+            Dt = canonical(Dt.multiply((ok.astype(float) + (bsub > 0).astype(float)) > 0).tocsr())
+        else:
+            Dt = D
     if D.nnz == 0:
         return [], np.zeros(0)
     rp = _caps(ports, n, "ports")
@@ -525,9 +539,6 @@ def decompose(demand, ports, circuit_Bps: float = 1.0, *, col_ports=None, base=N
     # Map back to global GPU indices.
     P = sp.csr_matrix((np.ones(len(act)), (act, np.arange(len(act)))), shape=(n, len(act)))
     configs = [canonical(P @ C @ P.T, dtype=np.int64) for C in local]
-    bsub = None
-    if base is not None:
-        bsub = canonical(base, n)
-    t = retime(D, configs, circuit_Bps, base=bsub)
+    t = retime(Dt, configs, circuit_Bps, base=bsub)
     keep = t > 0
     return [C for C, k in zip(configs, keep) if k], t[keep]

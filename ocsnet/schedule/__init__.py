@@ -1,0 +1,123 @@
+"""OCS circuit scheduling: which circuits the OCS holds in each phase, and when it changes them.
+
+Stage 4 of the pipeline: a :class:`OCSProblem` (a trace's demand per phase on
+an OCS fabric) goes in, a :class:`Schedule` comes out, and :func:`validate`
+re-times it from the reference semantics alone.  :func:`solve` picks a
+method by name:
+
+``exact``
+    CP-SAT model, provably optimal on small instances (:mod:`.exact`).
+``heuristic``
+    Candidate configurations plus an exact dynamic program over them; scales
+    to thousands of GPUs and phases (:mod:`.heuristic`).
+``static``, ``per-phase``, ``bvn``, ``solstice``
+    Baselines (:mod:`.baselines`).
+``auto``
+    ``exact`` for tiny instances (keeping the heuristic's answer if exact
+    stops at its time limit with a worse one), ``heuristic`` otherwise.
+
+Examples
+--------
+>>> import numpy as np
+>>> from ocsnet.schedule import OCSProblem, solve, validate
+>>> ring = np.roll(np.eye(8), 1, axis=1) * 1e9          # i -> i+1, 1 GB
+>>> prob = OCSProblem([ring, ring.T], [1e-3, 1e-3], ports=2, circuit_Bps=1e9, reconfig_delay_s=1e-2)
+>>> s = solve(prob, method="heuristic")
+>>> validate(prob, s).ok, s.n_reconfigurations
+(True, 0)
+"""
+
+from __future__ import annotations
+
+import time
+
+from ..errors import ScheduleError
+from .io import PhaseSchedule, Schedule, Slot
+from .problem import OCSProblem
+from .validate import ValidationResult, validate
+
+__all__ = ["OCSProblem", "Schedule", "PhaseSchedule", "Slot", "validate", "ValidationResult", "solve",
+           "METHODS", "TINY"]
+
+METHODS = ("auto", "exact", "heuristic", "static", "per-phase", "bvn", "solstice")
+
+# ``auto`` calls the exact solver when N * N * P is at most this (e.g. 8 GPUs x 8 phases).
+TINY = 512
+_EXACT_DEFAULT_LIMIT_S = 10.0
+
+
+def _exact(problem, time_limit_s, max_slots_per_phase):
+    try:
+        from .exact import solve_exact
+    except ImportError as e:  # pragma: no cover - only while the exact solver is missing
+        raise ScheduleError(f"method: 'exact' is not available ({e})") from None
+    kw = {}
+    if max_slots_per_phase is not None:
+        kw["max_slots_per_phase"] = max_slots_per_phase
+    return solve_exact(problem, time_limit_s=time_limit_s if time_limit_s is not None else _EXACT_DEFAULT_LIMIT_S,
+                       **kw)
+
+
+def solve(problem: OCSProblem, method: str = "auto", time_limit_s: float | None = None,
+          max_slots_per_phase: int | None = None) -> Schedule:
+    """Schedule the circuits of an OCS problem with the named method.
+
+    Parameters
+    ----------
+    problem : OCSProblem
+    method : str
+        One of :data:`METHODS`.
+    time_limit_s : float, optional
+        Wall-time budget.  ``exact`` returns its best schedule so far with
+        status ``"time-limit"``; the heuristic stops adding optional
+        candidates.  Default: none (``exact``: 10 s).
+    max_slots_per_phase : int, optional
+        Most slots (configurations) a phase may use.
+
+    Returns
+    -------
+    Schedule
+        Re-timed by the reference semantics, with the lower bound and gap.
+
+    Raises
+    ------
+    ScheduleError
+        Unknown method, a negative time limit, or no schedule within the
+        limits (e.g. ``static`` for an all-to-all wider than the ports).
+    """
+    if method not in METHODS:
+        raise ScheduleError(f"method: {method!r} is not one of {', '.join(METHODS)}")
+    if time_limit_s is not None and not (float(time_limit_s) > 0):
+        raise ScheduleError(f"time_limit_s: {time_limit_s!r} is out of range, allowed (0, inf)")
+    if method == "heuristic":
+        from .heuristic import solve_heuristic
+        return solve_heuristic(problem, time_limit_s=time_limit_s, max_slots_per_phase=max_slots_per_phase)
+    if method == "exact":
+        return _exact(problem, time_limit_s, max_slots_per_phase)
+    if method == "auto":
+        return _auto(problem, time_limit_s, max_slots_per_phase)
+    from .baselines import solve_baseline
+    return solve_baseline(problem, method, time_limit_s=time_limit_s, max_slots_per_phase=max_slots_per_phase)
+
+
+def _auto(problem, time_limit_s, max_slots_per_phase) -> Schedule:
+    from .heuristic import solve_heuristic
+
+    t0 = time.perf_counter()
+    heur = solve_heuristic(problem, time_limit_s=time_limit_s, max_slots_per_phase=max_slots_per_phase)
+    if problem.N * problem.N * problem.P > TINY or heur.status == "optimal":
+        heur.meta["auto"] = "heuristic"
+        return heur
+    left = None if time_limit_s is None else max(time_limit_s - (time.perf_counter() - t0), 0.1)
+    try:
+        ex = _exact(problem, left, max_slots_per_phase)
+    except ScheduleError as e:
+        heur.meta["auto"] = f"heuristic (exact failed: {e})"
+        return heur
+    if ex.status == "optimal" or ex.makespan_s <= heur.makespan_s:
+        ex.meta["auto"] = "exact"
+        ex.meta["heuristic_makespan_s"] = heur.makespan_s
+        return ex
+    heur.meta["auto"] = "heuristic (exact stopped at its time limit with a worse schedule)"
+    heur.meta["exact_makespan_s"] = ex.makespan_s
+    return heur
