@@ -102,12 +102,15 @@ def as_bandwidth(name: str, value) -> float:
     return v
 
 
-def concat_attrs(parts: Sequence[tuple[Mapping[str, np.ndarray], int]]) -> dict[str, np.ndarray]:
+def concat_attrs(parts: Sequence[tuple[Mapping[str, np.ndarray], int]],
+                 fill: Mapping[str, object] | None = None) -> dict[str, np.ndarray]:
     """Concatenate per-node or per-edge attribute dicts of several blocks.
 
-    A key missing from a block is filled with a neutral value of the key's
-    dtype: -1 for integers, NaN for floats, False for booleans, "" for strings.
+    A key missing from a block is filled with ``fill[key]`` if given, else a
+    neutral value of the key's dtype: -1 for integers, NaN for floats, False
+    for booleans, "" for strings.
     """
+    fill = dict(fill or {})
     keys = sorted({k for attrs, _ in parts for k in attrs})
     out = {}
     for k in keys:
@@ -116,6 +119,8 @@ def concat_attrs(parts: Sequence[tuple[Mapping[str, np.ndarray], int]]) -> dict[
         for attrs, n in parts:
             if k in attrs:
                 chunks.append(np.asarray(attrs[k]))
+            elif k in fill:
+                chunks.append(np.full(n, fill[k], dtype=sample.dtype))
             elif sample.dtype.kind in "iu":
                 chunks.append(np.full(n, -1, dtype=sample.dtype))
             elif sample.dtype.kind == "f":
@@ -231,27 +236,34 @@ def ocs_part(n: int, d: int, *, ocs, link, port_Bps: float, domain_shape=None, p
         "circuit_latency_s": 2 * lk.latency_s + o.insertion_latency_s,
         "n_ocs": offset,
     }
+    meta.update(ocs_closed_forms(n, shape, ppl, port_Bps))
     return {"n_ocs": offset, "ocs_level": np.concatenate(ocs_level), "ocs_plane": np.concatenate(ocs_plane),
             "gpu": np.concatenate(gpu), "unit": np.concatenate(unit), "plane": np.concatenate(plane),
             "meta": meta, "link": lk, "ocs": o}
 
 
 def ocs_closed_forms(n: int, shape: Sequence[int], ppl: Sequence[int], port_Bps: float) -> dict:
-    """Diameter, average hops (GPU to GPU, in links) and bisection of the physical OCS fabric.
+    """Circuit-path figures of an OCS wiring, stored in ``meta["ocs"]``.
 
-    A circuit path crosses GPU->OCS->GPU (2 links) per dimension in which the
-    two GPUs' grid coordinates differ.  Bisection (per direction, minimum
-    over balanced halves) of a dimension-aligned cut is ``N/2 * d_l * b``: an
-    OCS with ``a`` of its ``s`` GPUs on one side passes at most ``min(a, s-a)``
-    circuits across.  Stated only where the aligned cut is balanced (one
-    level, or every ``s_l`` even).
+    The physical fabric carries nothing until circuits are set (metrics treat
+    OCS nodes as non-transit), so these describe what circuits can reach:
+
+    - ``max_circuit_hops``: circuits on the longest shortest GPU-to-GPU circuit
+      path, ``L`` (one per dimension in which two GPUs' grid coordinates differ);
+    - ``avg_circuit_hops``: its mean over ordered pairs,
+      ``N/(N-1) * sum(1 - 1/s_l)``;
+    - ``bisection_bound_Bps`` (per direction): no circuit configuration can put
+      more across the worst balanced cut.  An OCS with ``a`` of its ``s`` GPUs
+      on one side passes at most ``min(a, s - a)`` circuits across, so a cut
+      along dimension ``l`` passes at most ``N/2 * d_l * b``; stated where that
+      cut is balanced (one level, or every ``s_l`` even).
     """
-    out = {"diameter_hops": 2 * len(shape),
-           "avg_hops": 2.0 * n / (n - 1) * sum(1.0 - 1.0 / s for s in shape)}
+    out = {"max_circuit_hops": len(shape),
+           "avg_circuit_hops": n / (n - 1) * sum(1.0 - 1.0 / s for s in shape)}
     if len(shape) == 1:
-        out["bisection_Bps"] = (n // 2) * ppl[0] * port_Bps
+        out["bisection_bound_Bps"] = (n // 2) * ppl[0] * port_Bps
     elif all(s % 2 == 0 for s in shape):
-        out["bisection_Bps"] = (n // 2) * min(ppl) * port_Bps
+        out["bisection_bound_Bps"] = (n // 2) * min(ppl) * port_Bps
     return out
 
 
@@ -289,7 +301,10 @@ def ocs_fabric(n_gpus: int, ports_per_gpu: int, *, gpu: str = "lite-base", ocs: 
         OCS->GPU for every port, tech of ``link``, edge attribute ``plane``.
         ``meta["ocs"]`` holds ``ports_per_gpu``, ``circuit_Bps``,
         ``reconfig_delay_s``, ``ocs``, ``domain_size``, ``domain_shape``,
-        ``planes_per_level``, ``all_to_all``, ``circuit_latency_s``.
+        ``planes_per_level``, ``all_to_all``, ``circuit_latency_s`` and the
+        circuit-path figures of :func:`ocs_closed_forms`.  There is no top-level
+        ``diameter_hops``/``bisection_Bps``: without circuits no GPU reaches
+        another (an OCS is not a packet switch).
 
     Raises
     ------
@@ -333,7 +348,6 @@ def ocs_fabric(n_gpus: int, ports_per_gpu: int, *, gpu: str = "lite-base", ocs: 
     om = part["meta"]
     meta = {"generator": "ocs_fabric", "n_gpus": n, "ports_per_gpu": d, "gpu": g.name, "ocs_model": o.name,
             "link": lk.name, "port_Bps": b, "ocs": om}
-    meta.update(ocs_closed_forms(n, om["domain_shape"], om["planes_per_level"], b))
     return Fabric(kind, src, dst, b, lat, lk.tech, gpus=np.arange(n), name=name or f"ocs-{n}x{d}",
                   meta=meta, node_attrs=node_attrs, edge_attrs=edge_attrs)
 
