@@ -14,7 +14,6 @@ import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ocsnet.cli import main as cli_main  # noqa: F401  (the dispatcher is not ours; imported to check it loads)
 from ocsnet.collectives import (ALGORITHMS, PIPELINED, alpha_beta_time, binary_tree, bus_bandwidth_factor,
                                 bytes_received_per_rank, bytes_sent_per_rank, double_binary_tree, expand,
                                 n_steps, step_time)

@@ -296,8 +296,8 @@ def expand(kind: str, group_size: int, nbytes: float, algorithm: str | None = No
         (:data:`PIPELINED`); must be 1 for the others.
     as_arrays : bool
         If true, return the compact steps: a list of ``(src, dst, nbytes)``
-        read-only array triples (sorted by src, dst), equal steps being the
-        same object.  Cheaper at scale than matrices; ``step_time`` and
+        read-only array triples (int32 ranks, float64 bytes, sorted by src
+        then dst, no duplicate pairs), equal steps being the same object.  Cheaper at scale than matrices; ``step_time`` and
         ``bytes_sent_per_rank`` accept both forms.
 
     Returns

@@ -115,7 +115,8 @@ def to_matrices(steps: Sequence[Step], p: int) -> list[sp.csr_matrix]:
             src, dst, nb = st
             indptr = indptrs.get(id(src))
             if indptr is None:
-                indptr = np.searchsorted(src, np.arange(p + 1, dtype=INDEX)).astype(INDEX)
+                indptr = np.zeros(p + 1, dtype=INDEX)
+                np.cumsum(np.bincount(src, minlength=p), out=indptr[1:])
                 readonly(indptr)
                 indptrs[id(src)] = indptr
             m = sp.csr_matrix((nb, dst, indptr), shape=(p, p), copy=False)
