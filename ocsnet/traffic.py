@@ -46,7 +46,7 @@ import scipy.sparse as sp
 
 from .errors import WorkloadError
 
-__all__ = ["Trace", "place_steps", "FORMAT_VERSION"]
+__all__ = ["Trace", "place_steps", "build_trace", "FORMAT_VERSION"]
 
 FORMAT_VERSION = 1
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)     # fixed timestamp: byte-identical files for equal traces
@@ -213,6 +213,11 @@ class Trace:
 
     __hash__ = None
 
+    #: detect_period tries every length up to this many phases, anchored candidates beyond.
+    EXACT_PHASES = 4096
+    #: Number of windows (anchors) detect_period uses on longer traces.
+    ANCHORS = 256
+
     def _unique(self) -> tuple[list[sp.csr_matrix], np.ndarray]:
         """Distinct matrix objects in first-use order and, per phase, the index of its object."""
         pos: dict[int, int] = {}
@@ -294,11 +299,19 @@ class Trace:
     def detect_period(self, max_length: int | None = None) -> tuple[int, int, int] | None:
         """Find the repeating block that covers the most phases (demand and gap equal exactly).
 
-        For every candidate length ``k`` the phase codes are compared with
-        themselves shifted by ``k`` (one vectorized comparison); the longest
-        run of matches gives the best block of that length.  Among blocks
-        covering the same number of phases the shortest wins.  Cost
-        O(P * max_length).
+        For a candidate length ``k`` the phase codes (:meth:`phase_keys`) are
+        compared with themselves shifted by ``k`` in one vectorized
+        comparison; the longest run of matches gives the best block of that
+        length.  Among blocks covering the same number of phases the shortest
+        period wins.
+
+        Candidates: every ``k`` up to ``max_length`` when the trace has at most
+        :attr:`EXACT_PHASES` phases (exact).  Longer traces are cut into
+        :attr:`ANCHORS` windows; in each, the phase whose code is rarest is an
+        anchor, and the candidates are the distances from an anchor to the
+        later phases with the same code (plus every ``k <= 64``).  A block
+        whose repeats after the first span at least two windows always
+        contains an anchor, so it is found; shorter blocks may be missed.
 
         Parameters
         ----------
@@ -314,8 +327,25 @@ class Trace:
         keys = self.phase_keys()
         P = len(keys)
         kmax = P // 2 if max_length is None else min(int(max_length), P // 2)
+        if P <= self.EXACT_PHASES:
+            cands = np.arange(1, kmax + 1)
+        else:
+            w = -(-P // self.ANCHORS)
+            counts = np.bincount(keys)
+            c = np.full(self.ANCHORS * w, np.iinfo(np.int64).max)
+            c[:P] = counts[keys]
+            anchors = np.arange(self.ANCHORS) * w + np.argmin(c.reshape(self.ANCHORS, w), axis=1)
+            anchors = anchors[anchors < P]
+            order = np.argsort(keys, kind="stable")           # positions grouped by code, ascending
+            first = np.searchsorted(keys[order], np.arange(len(counts)))
+            found = [np.arange(1, min(64, kmax) + 1)]
+            for a in anchors:
+                pos = order[first[keys[a]]: first[keys[a]] + counts[keys[a]]]
+                d = pos - a
+                found.append(d[(d > 0) & (d <= kmax)])
+            cands = np.unique(np.concatenate(found))
         best, best_cover = None, 0
-        for k in range(1, kmax + 1):
+        for k in cands.tolist():
             if (P // k) * k <= best_cover:       # cannot beat the best even if fully periodic
                 continue
             eq = np.concatenate([[False], keys[k:] == keys[:-k], [False]])
@@ -511,7 +541,7 @@ class Trace:
         return t
 
 
-def place_steps(steps: Sequence, groups, n_gpus: int) -> list[sp.csr_matrix]:
+def place_steps(steps: Sequence, groups, n_gpus: int, *, disjoint: bool = True) -> list[sp.csr_matrix]:
     """Place a collective's per-step group matrices onto many disjoint groups at once.
 
     Parameters
@@ -523,6 +553,10 @@ def place_steps(steps: Sequence, groups, n_gpus: int) -> list[sp.csr_matrix]:
         The GPU rank of local rank ``j`` in group ``g`` is ``groups[g, j]``.
     n_gpus : int
         Size of the returned matrices.
+    disjoint : bool
+        Require every rank in at most one group (collective groups).  Pass
+        False for pipeline send pairs, where a stage's GPU receives from the
+        previous stage and sends to the next (traffic of shared entries adds).
 
     Returns
     -------
@@ -540,11 +574,18 @@ def place_steps(steps: Sequence, groups, n_gpus: int) -> list[sp.csr_matrix]:
     G, p = groups.shape
     if groups.size and (groups.min() < 0 or groups.max() >= n_gpus):
         raise WorkloadError(f"groups: GPU rank out of range, allowed [0, {n_gpus - 1}]")
-    if len(np.unique(groups)) != groups.size:
+    if disjoint and len(np.unique(groups)) != groups.size:
         raise WorkloadError("groups: a GPU rank appears twice; groups must be disjoint")
+    srt = np.sort(groups, axis=1)
+    if (srt[:, 1:] == srt[:, :-1]).any():
+        raise WorkloadError("groups: a group lists the same GPU rank twice")
     cache: dict[bytes, sp.csr_matrix] = {}
+    by_id: dict[int, sp.csr_matrix] = {}
     out = []
     for s, m in enumerate(steps):
+        if id(m) in by_id:                     # expand() returns equal steps as one object
+            out.append(by_id[id(m)])
+            continue
         c = sp.coo_matrix(m)
         if c.shape != (p, p):
             raise WorkloadError(f"steps[{s}]: matrix is {c.shape[0]} x {c.shape[1]}, groups have {p} ranks")
@@ -562,6 +603,133 @@ def place_steps(steps: Sequence, groups, n_gpus: int) -> list[sp.csr_matrix]:
             hit.sum_duplicates()
             hit.sort_indices()
             cache[key] = hit
+        by_id[id(m)] = hit
         out.append(hit)
     return out
 
+
+
+def build_trace(model, plan, fabric, mode: str, *, batch: int, seq_len: int | None = None,
+                context: int | None = None, algorithms: dict | None = None,
+                placement: str | np.ndarray = "topology-aware", gpu=None, dtype_bytes: float = 2.0,
+                micro_batches: int = 1, schedule: str | None = None, grad_sync: str = "all-reduce",
+                require_fit: bool = True) -> Trace:
+    """The trace of one whole model step over a fabric's GPUs.
+
+    Every collective step is a phase holding the traffic of all groups that
+    run it at that moment (e.g. step 2 of the attention all-reduce in every
+    TP group); gaps are the roofline compute times of the ops in between
+    (:mod:`ocsnet.workload.layers`).  Identical layers make the trace
+    periodic; :attr:`Trace.period` is set by :meth:`Trace.detect_period`.
+
+    Compactness: each distinct call (kind, algorithm, bytes, groups) is
+    expanded (:func:`ocsnet.collectives.expand`) and placed
+    (:func:`place_steps`) once; its phases are shared objects in every
+    layer that repeats it, so memory grows with the distinct phases, not with
+    the layers (a Llama3-405B decode step over 65,536 GPUs holds a handful of
+    matrices).
+
+    Parameters
+    ----------
+    model : str or ModelSpec
+    plan : ParallelPlan
+    fabric : Fabric
+        Its GPU ranks index the demand matrices (N = ``fabric.n_gpus``);
+        GPUs the plan does not use carry no traffic.
+    mode : {"prefill", "decode", "train"}
+    batch, seq_len, context, dtype_bytes, micro_batches, grad_sync, require_fit
+        As in :func:`ocsnet.workload.step.step_profile`.
+    algorithms : dict, optional
+        Collective kind -> algorithm, e.g. ``{"all-reduce": "rhd"}``; checked
+        against :data:`ocsnet.collectives.ALGORITHMS`.
+    placement : {"topology-aware", "contiguous"} or ndarray (dp, pp, tp)
+        Strategy for :func:`ocsnet.workload.place`, or the ranks themselves.
+    gpu : str or GPUSpec, optional
+        GPU that times the compute; default ``fabric.meta["gpu"]`` if the
+        fabric names one, else ``"h100-sxm"``.
+    schedule : {"steady", "sequential"}, optional
+        Pipeline schedule, see :mod:`ocsnet.workload.program`.
+
+    Returns
+    -------
+    Trace
+        ``meta`` records model, mode, plan, algorithms, sizes, GPU, fabric,
+        placement, schedule, ``stage_layers``, ``phases_per_layer`` and
+        ``tail_compute_s`` (compute after the last phase, e.g. the LM head).
+
+    Raises
+    ------
+    WorkloadError
+        Invalid model, plan, sizes, algorithm, a fabric too small, or a plan
+        that does not fit in memory.
+
+    Examples
+    --------
+    >>> from ocsnet.workload import ParallelPlan
+    >>> from ocsnet.fabric import Fabric
+    >>> fab = Fabric(["gpu"] * 8, [], [], [], [], [])
+    >>> t = build_trace("llama3-70b", ParallelPlan(tp=8), fab, "decode", batch=8, context=1024,
+    ...                 placement="contiguous")
+    >>> len(t), t.meta["phases_per_layer"], t.period
+    (2240, 28, (1, 28, 79))
+    """
+    from . import collectives, hardware
+    from .workload import parallel, program, step
+    from .workload.models import model as get_model
+
+    m = get_model(model)
+    algos = dict(algorithms or {})
+    for kind, alg in algos.items():
+        if kind in collectives.ALGORITHMS and alg not in collectives.ALGORITHMS[kind]:
+            raise WorkloadError(f"algorithms: {alg!r} is not supported for {kind}, "
+                                f"supported: {', '.join(collectives.ALGORITHMS[kind])}")
+    if gpu is None:
+        gpu = fabric.meta.get("gpu", "h100-sxm") if isinstance(fabric.meta.get("gpu"), str) else "h100-sxm"
+    g = hardware.gpu(gpu)
+    prof = step.step_profile(m, plan, mode, batch=batch, seq_len=seq_len, context=context, gpu=g,
+                             dtype_bytes=dtype_bytes, algorithms=algos, micro_batches=micro_batches,
+                             grad_sync=grad_sync, require_fit=require_fit)
+    if isinstance(placement, str):
+        ranks = parallel.place(plan, fabric, placement)
+        strategy = placement
+    else:
+        ranks = np.asarray(placement, dtype=np.int64)
+        strategy = "given"
+        if ranks.shape != (plan.dp, plan.pp, plan.tp):
+            raise WorkloadError(f"placement: shape {ranks.shape}, expected (dp, pp, tp) = {(plan.dp, plan.pp, plan.tp)}")
+        if ranks.size and (ranks.min() < 0 or ranks.max() >= fabric.n_gpus or len(np.unique(ranks)) != ranks.size):
+            raise WorkloadError(f"placement: ranks must be distinct GPU ranks in [0, {fabric.n_gpus - 1}]")
+    calls, tail, info = program.step_calls(prof, ranks, schedule=schedule)
+    N = fabric.n_gpus
+    cache: dict = {}
+    demand, gaps, labels, layer = [], [], [], []
+    carry = 0.0                                      # compute of calls with no steps (groups of one)
+    for c in calls:
+        key = (c.kind, c.algorithm, c.nbytes, id(c.groups))
+        mats = cache.get(key)
+        if mats is None:
+            steps = collectives.expand(c.kind, c.groups.shape[1], c.nbytes, c.algorithm)
+            mats = place_steps(steps, c.groups, N, disjoint=c.kind != "send-recv")
+            cache[key] = mats
+        S = len(mats)
+        for i, mat in enumerate(mats):
+            demand.append(mat)
+            gaps.append(c.gap_s + carry if i == 0 else 0.0)
+            labels.append(f"{c.label} {i + 1}/{S}")
+            layer.append(c.layer)
+        carry = carry + c.gap_s if S == 0 else 0.0
+    tail += carry
+    per_layer = 0
+    for x in prof.layer.items:
+        if isinstance(x, step.Collective):
+            per_layer += collectives.n_steps(x.kind, x.group_size, x.algorithm)
+    meta = {
+        "model": m.name, "mode": mode, "plan": plan.as_dict(), "algorithms": prof.layer.algorithms,
+        "batch": int(batch), "seq_len": prof.layer.shape.seq_len, "context": prof.layer.shape.context,
+        "micro_batches": prof.micro_batches, "gpu": g.name, "dtype_bytes": float(dtype_bytes),
+        "fabric": fabric.name, "placement": strategy, "stage_layers": prof.stage_layers.tolist(),
+        "phases_per_layer": per_layer, "tail_compute_s": tail, "grad_sync": grad_sync, **info,
+    }
+    t = Trace(demand, gaps, labels=labels, layer=layer, meta=meta, n_gpus=N)
+    t.detect_period()
+    return t

@@ -1,0 +1,421 @@
+"""Per-layer operations of a transformer under a parallel plan: FLOPs, HBM bytes, roofline time, collectives.
+
+Stage 2 of the pipeline (workload).  :func:`layer_profile` lists, in order,
+the ops one GPU runs for one transformer layer (QKV projection, attention,
+output projection, MLP or router plus experts, two norms) and the
+collectives between them, for prefill, decode or a training step.  Each op
+is timed by roofline on a catalog GPU, so the H100 and every Lite-GPU are
+timed by the same code.
+
+What is counted (per GPU, per micro-batch, one layer):
+
+- GEMMs: ``2 * tokens * weights`` FLOPs; bytes = weights + input + output
+  activations (dtype ``dtype_bytes``, default bf16 = 2).  Tensor parallelism
+  splits heads and FFN columns (Megatron); every TP rank processes all tokens.
+- Attention (FlashAttention-style, scores never written to HBM): ``4 *
+  heads * head_dim`` FLOPs per (query, key) pair.  Prefill and training are
+  causal: ``S (S + 1) / 2`` pairs per sequence, about half the square.
+  Decode: one query per sequence against ``context`` keys.  Each KV head is
+  read once for its whole query group (GQA).  Softmax FLOPs (about 1% at
+  head_dim 128) are not counted.
+- MLP: gelu 2 weight matrices, swiglu 3; the activation is fused into the
+  first GEMM's epilogue, so the intermediate is written and read once.
+- MoE: a router GEMM, then ``experts_per_token`` expert MLPs per token;
+  with ``ep`` expert-parallel ranks each GPU holds ``experts / ep`` experts
+  and (balanced routing) receives ``tokens * experts_per_token`` token copies;
+  the weights read are those of the local experts that receive at least one
+  token, in expectation under uniform routing.
+- Norms carry the residual add: ``1 + c`` FLOPs per element (``c`` = 4 for
+  RMSNorm, 7 for LayerNorm), read input and residual, write both.
+- Training: the backward pass is listed after the forward pass, in reverse
+  order, with twice the forward FLOPs and bytes (input and weight gradients).
+
+Collectives (nccl-tests buffer convention, bytes per GPU): Megatron TP, two
+all-reduces per layer direction (after the attention output projection and
+after the MLP in forward; after the QKV and first MLP GEMM gradients in
+backward), or with sequence parallelism an all-gather before and a
+reduce-scatter after each block; MoE with ``ep > 1``: an all-to-all dispatch
+after the router and a combine after the experts, over the EP group.
+
+References
+----------
+Shoeybi et al., Megatron-LM, 2019.  Korthikanti et al., "Reducing Activation
+Recomputation in Large Transformer Models", MLSys 2023 (sequence
+parallelism).  Dao et al., FlashAttention, NeurIPS 2022.  Ainslie et al.,
+GQA, EMNLP 2023.  Williams, Waterman, Patterson, "Roofline", CACM 2009.
+Canakci et al., "Good things come in small packages: Should we build AI
+clusters with Lite-GPUs?", HotOS 2025.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from .. import hardware, units
+from ..errors import WorkloadError
+from .models import ModelSpec, model as get_model
+from .parallel import ParallelPlan
+
+__all__ = ["MODES", "DEFAULT_ALGORITHMS", "OpCost", "Collective", "LayerProfile", "Shape",
+           "layer_profile", "roofline", "shape", "NORM_FLOPS"]
+
+MODES = ("prefill", "decode", "train")
+#: Algorithm per collective kind unless the caller names one (the first of
+#: ``ocsnet.collectives.ALGORITHMS[kind]``).
+DEFAULT_ALGORITHMS = {"all-reduce": "ring", "reduce-scatter": "ring", "all-gather": "ring",
+                      "all-to-all": "pairwise", "send-recv": "pipeline"}
+# FLOPs per element of a normalization (excluding the residual add), by counting its arithmetic.
+NORM_FLOPS = {"rmsnorm": 4, "layernorm": 7}
+
+
+@dataclass(frozen=True)
+class OpCost:
+    """One op on one GPU: work, roofline time and which bound applies."""
+
+    op: str
+    flops: float
+    hbm_bytes: float
+    time_s: float
+    bound: str            # "compute", "memory" or "-" (no work)
+
+
+@dataclass(frozen=True)
+class Collective:
+    """One collective a GPU takes part in.
+
+    ``group`` is the parallel dimension (``"tp"``, ``"ep"``, ``"pp"``,
+    ``"dp"`` or ``"edp"``: the data-parallel group of expert weights),
+    ``nbytes`` the buffer per GPU in the nccl-tests convention, ``after`` the
+    op it follows (``"start"`` at the beginning of a layer).
+    """
+
+    kind: str
+    group: str
+    group_size: int
+    nbytes: float
+    algorithm: str
+    after: str = "start"
+    label: str = ""
+
+
+@dataclass(frozen=True)
+class Shape:
+    """Validated sizes of one micro-batch: sequences, tokens, attended keys."""
+
+    mode: str
+    batch: int            # sequences per micro-batch per data-parallel replica
+    seq_len: int          # prompt length (prefill, train); 1 in decode
+    context: int          # keys attended per query at the last position (decode: the KV cache length)
+    tokens: int           # tokens per micro-batch per replica
+    pairs: float          # (query, key) pairs per micro-batch per replica
+
+
+def shape(model: ModelSpec, mode: str, batch: int, seq_len: int | None = None,
+          context: int | None = None) -> Shape:
+    """Check the sizes of a step and derive tokens and attention pairs.
+
+    Raises
+    ------
+    WorkloadError
+        Unknown mode, a missing length, or a value out of range (naming the
+        field and the model's ``max_context_tokens``).
+    """
+    if mode not in MODES:
+        raise WorkloadError(f"mode: {mode!r} is not one of {', '.join(MODES)}")
+    if isinstance(batch, bool) or int(batch) != batch or batch < 1:
+        raise WorkloadError(f"batch: {batch!r} is out of range, allowed integers [1, inf)")
+    batch = int(batch)
+    lim = model.max_context_tokens
+    if mode == "decode":
+        if context is None:
+            raise WorkloadError("context: decode needs the context length (tokens in the KV cache)")
+        n, name = context, "context"
+    else:
+        if seq_len is None:
+            raise WorkloadError(f"seq_len: {mode} needs the sequence (prompt) length")
+        n, name = seq_len, "seq_len"
+    if isinstance(n, bool) or int(n) != n or not 1 <= n <= lim:
+        raise WorkloadError(f"{name}: {n!r} is out of range for {model.name}, allowed integers [1, {lim}]")
+    n = int(n)
+    if mode == "decode":
+        return Shape(mode, batch, 1, n, batch, float(batch) * n)
+    return Shape(mode, batch, n, n, batch * n, batch * n * (n + 1) / 2.0)
+
+
+def roofline(flops: float, hbm_bytes: float, gpu: hardware.GPUSpec, dtype: str = "bf16",
+             op: str = "op") -> OpCost:
+    """Roofline time of one op: ``max(flops / achieved peak, bytes / achieved HBM bandwidth)``.
+
+    Achieved peak is ``peak * compute_efficiency``, achieved bandwidth
+    ``hbm_Bps * memory_efficiency`` (both from the GPU catalog).
+
+    Examples
+    --------
+    >>> h = hardware.gpu("h100-sxm")
+    >>> roofline(2e12, 1e6, h).bound, roofline(1e6, 1e9, h).bound
+    ('compute', 'memory')
+    """
+    tc = flops / (gpu.peak_flops(dtype) * gpu.compute_efficiency)
+    tm = hbm_bytes / (gpu.hbm_Bps * gpu.memory_efficiency)
+    if flops <= 0 and hbm_bytes <= 0:
+        return OpCost(op, 0.0, 0.0, 0.0, "-")
+    return OpCost(op, float(flops), float(hbm_bytes), max(tc, tm), "compute" if tc >= tm else "memory")
+
+
+@dataclass(frozen=True)
+class LayerProfile:
+    """The ops and collectives of one transformer layer on one GPU, in execution order.
+
+    Attributes
+    ----------
+    items : tuple of OpCost and Collective
+        In order; a :class:`Collective` sits after the op named in its ``after``.
+    model, plan, gpu, shape, dtype_bytes
+        What was profiled.
+    """
+
+    model: ModelSpec
+    plan: ParallelPlan
+    gpu: hardware.GPUSpec
+    shape: Shape
+    dtype_bytes: float
+    items: tuple
+    algorithms: dict = field(default_factory=dict)
+
+    @property
+    def ops(self) -> list[OpCost]:
+        return [x for x in self.items if isinstance(x, OpCost)]
+
+    @property
+    def collectives(self) -> list[Collective]:
+        return [x for x in self.items if isinstance(x, Collective)]
+
+    @property
+    def n_forward(self) -> int:
+        """Number of leading items that belong to the forward pass (all of them outside training)."""
+        for i, x in enumerate(self.items):
+            name = x.op if isinstance(x, OpCost) else x.label
+            if name.startswith("bwd"):
+                return i
+        return len(self.items)
+
+    @property
+    def forward_items(self) -> tuple:
+        return self.items[: self.n_forward]
+
+    @property
+    def backward_items(self) -> tuple:
+        return self.items[self.n_forward:]
+
+    @property
+    def flops(self) -> float:
+        return sum(o.flops for o in self.ops)
+
+    @property
+    def hbm_bytes(self) -> float:
+        return sum(o.hbm_bytes for o in self.ops)
+
+    @property
+    def time_s(self) -> float:
+        """Compute time of the layer (sum of the ops' roofline times), network excluded."""
+        return sum(o.time_s for o in self.ops)
+
+    @property
+    def collective_bytes(self) -> float:
+        """Sum of the collectives' buffers per GPU (nccl-tests convention)."""
+        return sum(c.nbytes for c in self.collectives)
+
+    HEADER = ("op", "GFLOPs", "hbm_MB", "time_us", "bound", "collective", "group", "group_size",
+              "coll_MB", "algorithm")
+
+    def table(self) -> list[list]:
+        """Rows under :attr:`HEADER` (units in the names); a collective shares its op's row
+        when it is the first after it, else gets a row of its own.  A last row holds totals."""
+        rows: list[list] = []
+        for x in self.items:
+            if isinstance(x, OpCost):
+                rows.append([x.op, units.from_si("x_GFLOPs", x.flops), units.from_si("x_MB", x.hbm_bytes),
+                             units.from_si("x_us", x.time_s), x.bound, "", "", "", "", ""])
+            else:
+                c = [x.kind, x.group, x.group_size, units.from_si("x_MB", x.nbytes), x.algorithm]
+                if rows and rows[-1][5] == "" and rows[-1][0] == x.after:
+                    rows[-1][5:] = c
+                else:
+                    rows.append(["", "", "", "", ""] + c)
+        rows.append(["total", units.from_si("x_GFLOPs", self.flops), units.from_si("x_MB", self.hbm_bytes),
+                     units.from_si("x_us", self.time_s), "", f"{len(self.collectives)} collectives", "", "",
+                     units.from_si("x_MB", self.collective_bytes), ""])
+        return rows
+
+
+class _Layer:
+    """Builds the items of one layer; all sizes per GPU."""
+
+    def __init__(self, m: ModelSpec, plan: ParallelPlan, s: Shape, gpu, d: float, algos: dict, dtype: str):
+        self.m, self.plan, self.s, self.gpu, self.d, self.algos, self.dtype = m, plan, s, gpu, d, algos, dtype
+        t = plan.tp
+        self.q = m.q_dim // t
+        self.kv = plan.kv_heads_per_gpu(m) * m.head_dim
+        self.ffn = m.ffn_size // t
+        self.T = float(s.tokens)
+        self.Tn = self.T / t if plan.sp else self.T           # tokens a norm sees
+
+    def op(self, name, flops, nbytes, scale=1.0):
+        return roofline(flops * scale, nbytes * scale, self.gpu, self.dtype, name)
+
+    def coll(self, kind, group, size, nbytes, after, label):
+        return Collective(kind, group, int(size), float(nbytes), self.algos[kind], after, label)
+
+    def gemm(self, name, n_in, n_out, tokens=None, weights=None, scale=1.0):
+        T = self.T if tokens is None else tokens
+        w = n_in * n_out if weights is None else weights
+        return self.op(name, 2.0 * T * w, (w + T * (n_in + n_out)) * self.d, scale)
+
+    def norm(self, name, scale=1.0):
+        n = self.Tn * self.m.hidden_size
+        return self.op(name, (1 + NORM_FLOPS[self.m.norm]) * n, 4 * n * self.d, scale)
+
+    def attention(self, scale=1.0):
+        m, s, d = self.m, self.s, self.d
+        heads = self.q // m.head_dim
+        flops = 4.0 * heads * m.head_dim * s.pairs
+        if s.mode == "decode":
+            kv_read = 2.0 * self.kv * s.context * s.batch
+            kv_write = 2.0 * self.kv * s.batch
+        else:
+            kv_read = 2.0 * self.kv * self.T
+            kv_write = 2.0 * self.kv * self.T if s.mode == "prefill" else 0.0
+        return self.op("attention", flops, (2 * self.T * self.q + kv_read + kv_write) * d, scale)
+
+    # ---- blocks -----------------------------------------------------------------
+    # Collectives are created with after="" and get the preceding op's name in layer_profile.
+    def tp(self, kind, label):
+        if self.plan.tp == 1:
+            return []
+        return [self.coll(kind, "tp", self.plan.tp, self.T * self.m.hidden_size * self.d, "", label)]
+
+    def tp_in(self, label, backward):
+        """Where activations enter a TP block: sp all-gather (forward); its gradient leaves
+        there in backward: reduce-scatter with sp, else the all-reduce of the ``f`` operator."""
+        if backward:
+            return self.tp("reduce-scatter" if self.plan.sp else "all-reduce", label)
+        return self.tp("all-gather", label) if self.plan.sp else []
+
+    def tp_out(self, label, backward):
+        """Where a TP block's partial sums leave: all-reduce, or sp reduce-scatter (forward);
+        in backward the gradient enters there: sp all-gather, else nothing (``g`` is identity)."""
+        if backward:
+            return self.tp("all-gather", label) if self.plan.sp else []
+        return self.tp("reduce-scatter" if self.plan.sp else "all-reduce", label)
+
+    def a2a(self, label):
+        ep = self.plan.ep
+        if ep == 1:
+            return []
+        nb = self.T * self.m.experts_per_token * self.m.hidden_size * self.d
+        return [self.coll("all-to-all", "ep", ep, nb, "", label)]
+
+    def attention_block(self, backward=False):
+        h = self.m.hidden_size
+        sc, p = (2.0, "bwd:") if backward else (1.0, "")
+        norm = self.norm(p + "attn-norm", sc)
+        qkv = self.gemm(p + "qkv", h, self.q + 2 * self.kv, scale=sc)
+        a = self.attention(sc)
+        att = OpCost(p + "attention", a.flops, a.hbm_bytes, a.time_s, a.bound)
+        out = self.gemm(p + "out-proj", self.q, h, scale=sc)
+        if not backward:
+            return [norm, *self.tp_in("attn-in", False), qkv, att, out, *self.tp_out("attn-out", False)]
+        return [*self.tp_out("bwd attn-out", True), out, att, qkv, *self.tp_in("bwd attn-in", True), norm]
+
+    def mlp_block(self, backward=False):
+        m, h = self.m, self.m.hidden_size
+        sc, p = (2.0, "bwd:") if backward else (1.0, "")
+        norm = self.norm(p + "mlp-norm", sc)
+        w1 = m.mlp_matrices * h * self.ffn                         # one MLP / expert on this GPU
+        if not m.is_moe:
+            mlp = self.op(p + "mlp", 2.0 * self.T * w1, (w1 + 2 * self.T * (h + self.ffn)) * self.d, sc)
+            body = [mlp]
+        else:
+            E, kt, ep, sh = m.experts, m.experts_per_token, self.plan.ep, m.shared_experts
+            router = self.gemm(p + "router", h, E, scale=sc)
+            copies = self.T * kt                                   # token copies this GPU's experts process
+            active = (E // ep) * (1.0 - (1.0 - kt / E) ** (self.T * ep))
+            flops = 2.0 * (copies + sh * self.T) * w1
+            nbytes = ((active + sh) * w1 + 2 * (copies + sh * self.T) * (h + self.ffn)) * self.d
+            experts = self.op(p + "experts", flops, nbytes, sc)
+            if not backward:
+                body = [router, *self.a2a("moe-dispatch"), experts, *self.a2a("moe-combine")]
+            else:
+                body = [*self.a2a("bwd moe-combine"), experts, *self.a2a("bwd moe-dispatch"), router]
+        if not backward:
+            return [norm, *self.tp_in("mlp-in", False), *body, *self.tp_out("mlp-out", False)]
+        return [*self.tp_out("bwd mlp-out", True), *body, *self.tp_in("bwd mlp-in", True), norm]
+
+
+def layer_profile(model: ModelSpec | str, plan: ParallelPlan, mode: str, *, batch: int,
+                  seq_len: int | None = None, context: int | None = None,
+                  gpu: str | hardware.GPUSpec = "h100-sxm", dtype_bytes: float = 2.0,
+                  algorithms: dict | None = None, dtype: str = "bf16") -> LayerProfile:
+    """Ops and collectives of one transformer layer on one GPU.
+
+    Parameters
+    ----------
+    model : ModelSpec or str
+    plan : ParallelPlan
+        Validated against the model here.
+    mode : {"prefill", "decode", "train"}
+    batch : int
+        Sequences per micro-batch per data-parallel replica.
+    seq_len : int
+        Prompt length (prefill) or training sequence length.
+    context : int
+        Decode: tokens in the KV cache, attended by the one new token per sequence.
+    gpu : str or GPUSpec
+        Catalog GPU that times the ops (roofline).
+    dtype_bytes : float
+        Bytes per weight and activation element (2 for bf16).
+    algorithms : dict, optional
+        Collective kind -> algorithm name (defaults :data:`DEFAULT_ALGORITHMS`).
+    dtype : {"bf16", "fp8"}
+        Which peak FLOP/s of the GPU applies.
+
+    Returns
+    -------
+    LayerProfile
+
+    Raises
+    ------
+    WorkloadError
+        Bad mode, sizes, plan, or an unknown collective kind in ``algorithms``.
+
+    Examples
+    --------
+    >>> from ocsnet.workload import ParallelPlan
+    >>> lp = layer_profile("llama3-70b", ParallelPlan(tp=8), "decode", batch=8, context=4096)
+    >>> [c.kind for c in lp.collectives]
+    ['all-reduce', 'all-reduce']
+    >>> {o.op: o.bound for o in lp.ops}["mlp"]
+    'memory'
+    """
+    m = get_model(model)
+    plan.validate(m)
+    s = shape(m, mode, batch, seq_len, context)
+    g = hardware.gpu(gpu)
+    if not dtype_bytes > 0:
+        raise WorkloadError(f"dtype_bytes: {dtype_bytes!r} is out of range, allowed (0, inf)")
+    algos = dict(DEFAULT_ALGORITHMS)
+    for k, v in (algorithms or {}).items():
+        if k not in DEFAULT_ALGORITHMS:
+            raise WorkloadError(f"algorithms: {k!r} is not a collective kind, expected one of {', '.join(DEFAULT_ALGORITHMS)}")
+        algos[k] = str(v)
+    b = _Layer(m, plan, s, g, float(dtype_bytes), algos, dtype)
+    items = [*b.attention_block(), *b.mlp_block()]
+    if mode == "train":
+        items += [*b.mlp_block(backward=True), *b.attention_block(backward=True)]
+    last = "start"
+    for i, x in enumerate(items):
+        if isinstance(x, OpCost):
+            last = x.op
+        else:
+            items[i] = replace(x, after=last)
+    return LayerProfile(m, plan, g, s, float(dtype_bytes), tuple(items), algos)
