@@ -538,3 +538,13 @@ def test_unsupported_pair_lists_the_supported_ones():
 def test_rhd_all_reduce_on_non_power_of_two_costs_the_extra_steps():
     assert n_steps("all-reduce", 12, "rhd") == 2 * 3 + 2
     assert n_steps("all-reduce", 16, "rhd") == 2 * 4
+
+
+def test_docstring_examples_run():
+    import doctest
+
+    import ocsnet.collectives as pkg
+    from ocsnet.collectives import algorithms, cost, steps, trees
+    for mod in (pkg, algorithms, cost, steps, trees):
+        res = doctest.testmod(mod, optionflags=doctest.NORMALIZE_WHITESPACE)
+        assert res.failed == 0 and res.attempted > 0, mod.__name__

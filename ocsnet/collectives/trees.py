@@ -15,11 +15,11 @@ The double binary tree (Sanders, Speck & Traeff 2009; NCCL 2.4) runs two trees
 at once, each on half the data, such that every rank is an interior node of
 at most one of them (a leaf in the other).  Choosing slots so that every rank
 has different slots in the two trees keeps each step a partial permutation,
-which halves the bandwidth term of a single pipelined binary tree.  Such slots
-always exist: the constraints "siblings differ" and "a rank's two slots
-differ" form a graph of maximum degree 2 whose cycles alternate the two kinds
-of edge, hence are even, hence bipartite; :func:`networkx.bipartite.color`
-colours it.
+which halves the bandwidth term of a single pipelined binary tree.  (Such
+slots always exist for any two trees with disjoint interiors: the constraints
+"siblings differ" and "a rank's two slots differ" form a graph of maximum
+degree 2 whose cycles alternate the two kinds of edge, so are even; for the
+trees below slots by rank parity do it, see :func:`double_binary_tree`.)
 
 Both trees here are complete binary trees in heap order (children of position
 ``i`` are ``2i+1``, ``2i+2``) of depth ``floor(log2 p)``; the second is the
@@ -37,7 +37,6 @@ S. Jeaugey, "Massively scale your deep learning training with NCCL 2.4", NVIDIA 
 
 from __future__ import annotations
 
-import networkx as nx
 import numpy as np
 
 __all__ = ["binary_tree", "double_binary_tree", "tree_steps", "tree_schedule"]
@@ -92,28 +91,13 @@ def double_binary_tree(p: int):
     >>> interior_a & interior_b
     set()
     """
-    pa, da, _ = _heap(p, np.arange(p))
+    pa, da, sa = _heap(p, np.arange(p))
     pb, db, _ = _heap(p, np.arange(p)[::-1].copy())
-    # Constraint graph over (tree, rank) for non-root ranks: siblings differ, twins differ.
-    g = nx.Graph()
-    for tree, parent in (("a", pa), ("b", pb)):
-        kids = np.flatnonzero(parent >= 0)
-        order = kids[np.argsort(parent[kids], kind="stable")]
-        par = parent[order]
-        same = np.flatnonzero(par[1:] == par[:-1])
-        g.add_edges_from(((tree, int(order[i])), (tree, int(order[i + 1]))) for i in same)
-    both = np.flatnonzero((pa >= 0) & (pb >= 0))
-    g.add_edges_from((("a", int(r)), ("b", int(r))) for r in both)
-    color = nx.bipartite.color(g)
-    keys = list(color)
-    in_a = np.fromiter((t == "a" for t, _ in keys), dtype=bool, count=len(keys))
-    rank = np.fromiter((r for _, r in keys), dtype=np.int64, count=len(keys))
-    col = np.fromiter(color.values(), dtype=np.int64, count=len(keys))
-    sa = np.zeros(p, dtype=np.int64)
-    sb = np.zeros(p, dtype=np.int64)
-    sa[rank[in_a]] = col[in_a]
-    sb[rank[~in_a]] = col[~in_a]
-    # Ranks outside the graph (a lone child with no twin) keep slot 0.
+    # Siblings are consecutive ranks in both trees (positions 2q+1, 2q+2 hold ranks
+    # 2q+1, 2q+2 in A and p-2-2q, p-3-2q in B), so slots by parity satisfy both
+    # constraints: in A an odd rank has slot 0 (the heap's left child), in B slot 1.
+    sb = np.arange(p, dtype=np.int64) % 2
+    sb[p - 1] = 0  # the root of B
     return (pa, da, sa), (pb, db, sb)
 
 
