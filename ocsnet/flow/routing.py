@@ -1,0 +1,478 @@
+"""Routing flows over a fabric: shortest path, ECMP, or paths the caller gives.
+
+Stage 5 of the pipeline (flow model).  The result, :class:`Routes`, is a
+sparse link-by-flow incidence matrix (entry = fraction of the flow on that
+directed edge) plus hop counts and path latencies per flow; it is what
+:func:`ocsnet.flow.max_min_fair` and the completion-time models consume.
+
+Routing is destination-based, as in switch forwarding tables: one
+breadth-first search (hop count) per *destination group* on the reversed
+fabric, never one graph search per flow.  Destination GPUs with the same set
+of upstream neighbours form one group, rooted at a virtual sink wired to
+those neighbours, so on a switched fabric the number of searches is the
+number of distinct edge switches behind the destinations (2,048 on a
+65,536-GPU fat-tree), not the number of GPUs.  A group's search serves
+every flow towards it; paths are then extracted for all flows of a batch of
+groups at once, one vectorized step per hop.
+
+* ``"shortest"``: one path per flow, the breadth-first tree of
+  ``scipy.sparse.csgraph.breadth_first_order`` towards the destination
+  (deterministic: a node's next hop is the neighbour the search reached
+  first).
+* ``"ecmp"``: per-hop equal split, what switches do: at every node the flow
+  splits evenly over all next hops that lie on a shortest path to its
+  destination (not evenly over paths).
+* :func:`route_paths`: explicit paths, one or more per flow, with weights.
+
+Which nodes forward.  Nodes of kind ``ocs`` are never crossed (edges that
+touch them are dropped: traffic crosses an OCS only as circuits applied by
+``ocsnet.topology.apply_circuits``), so a hybrid fabric's packet part still
+routes.  GPUs forward only when ``gpu_forwarding`` is true; by default they
+do exactly when the fabric has no packet switch or NVSwitch (a torus or a
+circuit fabric), and never in a switched fabric.  NICs always forward.
+
+Latency of a flow is the fraction-weighted sum of its edges' ``latency_s``:
+the path latency on a single path, the traffic-weighted mean over paths
+under ECMP.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.sparse.csgraph import breadth_first_order
+
+from ..errors import FlowError
+from ..fabric import Fabric
+
+__all__ = ["Routes", "route", "route_paths", "gpus_forward", "SWITCH_KINDS", "METHODS"]
+
+#: Node kinds that forward packets; a fabric with none of them lets GPUs forward.
+SWITCH_KINDS = ("packet_switch", "nvswitch")
+#: Routing methods of :func:`route`.
+METHODS = ("shortest", "ecmp")
+# Memory for the per-batch search results (distances or next hops), entries.
+_BATCH_ENTRIES = 1 << 24
+
+
+@dataclass
+class Routes:
+    """Flows routed on a fabric.
+
+    Attributes
+    ----------
+    incidence : scipy.sparse.csc_matrix, shape (n_edges, n_flows)
+        Fraction of every flow carried by every directed edge (edge ids of
+        the fabric).
+    src, dst : ndarray of int
+        Source and destination GPU rank of every flow.
+    hops : ndarray of int
+        Number of edges on the flow's path (the longest of its paths).
+    latency_s : ndarray of float
+        Fraction-weighted sum of edge latencies (path latency; the mean over
+        paths under ECMP).
+    method : str
+        ``"shortest"``, ``"ecmp"`` or ``"paths"``.
+    """
+
+    incidence: sp.csc_matrix
+    src: np.ndarray
+    dst: np.ndarray
+    hops: np.ndarray
+    latency_s: np.ndarray
+    method: str
+
+    @property
+    def n_flows(self) -> int:
+        return self.incidence.shape[1]
+
+    @property
+    def n_edges(self) -> int:
+        return self.incidence.shape[0]
+
+    def subset(self, flows) -> "Routes":
+        """The routes of a subset of flows (indices or boolean mask), in that order."""
+        idx = np.arange(self.n_flows)[flows]
+        return Routes(self.incidence[:, idx], self.src[idx], self.dst[idx], self.hops[idx],
+                      self.latency_s[idx], self.method)
+
+    def link_load(self, rates) -> np.ndarray:
+        """Load of every directed edge (bytes/s) for the given per-flow rates."""
+        r = np.asarray(rates, dtype=float)
+        if r.shape != (self.n_flows,):
+            raise FlowError(f"rates: expected {self.n_flows} entries (one per flow), got shape {r.shape}")
+        return self.incidence @ r
+
+
+def gpus_forward(fabric: Fabric, gpu_forwarding: bool | None = None) -> bool:
+    """Whether GPUs forward transit traffic: ``gpu_forwarding`` if given, else
+    true exactly when the fabric has no node of a kind in :data:`SWITCH_KINDS`."""
+    if gpu_forwarding is not None:
+        return bool(gpu_forwarding)
+    return not bool(np.isin(fabric.kind, SWITCH_KINDS).any()) if fabric.n_nodes else True
+
+
+def _check_ranks(fabric: Fabric, src, dst):
+    s = np.atleast_1d(np.asarray(src))
+    d = np.atleast_1d(np.asarray(dst))
+    for name, a in (("src", s), ("dst", d)):
+        if a.ndim != 1:
+            raise FlowError(f"{name}: expected a 1-D array of GPU ranks, got shape {a.shape}")
+        if len(a) and not np.issubdtype(a.dtype, np.integer):
+            if not np.all(np.isfinite(a.astype(float))) or np.any(a != np.round(a)):
+                raise FlowError(f"{name}: GPU ranks must be integers")
+    s = s.astype(np.int64)
+    d = d.astype(np.int64)
+    if len(s) != len(d):
+        raise FlowError(f"src and dst: lengths {len(s)} and {len(d)} differ; one entry per flow")
+    n = fabric.n_gpus
+    for name, a in (("src", s), ("dst", d)):
+        bad = np.flatnonzero((a < 0) | (a >= n))
+        if len(bad):
+            raise FlowError(f"flow {int(bad[0])}: {name} rank {int(a[bad[0]])} is out of range, allowed [0, {n - 1}]")
+    same = np.flatnonzero(s == d)
+    if len(same):
+        raise FlowError(f"flow {int(same[0])}: source and destination are the same GPU rank {int(s[same[0]])}")
+    return s, d
+
+
+def _routable(fabric: Fabric) -> np.ndarray:
+    """Edges that may carry traffic: those not touching an OCS node."""
+    ocs = fabric.kind == "ocs"
+    return ~(ocs[fabric.src] | ocs[fabric.dst])
+
+
+def route(fabric: Fabric, src, dst, *, method: str = "shortest",
+          gpu_forwarding: bool | None = None) -> Routes:
+    """Route flows between GPU ranks by hop count.
+
+    Parameters
+    ----------
+    fabric : Fabric
+        The network (with circuits applied, for an OCS fabric).
+    src, dst : array of int
+        Source and destination GPU rank of every flow (distinct per flow).
+    method : {"shortest", "ecmp"}
+        One shortest path per flow, or an equal split at every hop over all
+        next hops on shortest paths.
+    gpu_forwarding : bool, optional
+        Whether GPUs may carry transit traffic; default: only on fabrics with
+        no packet switch or NVSwitch (see :func:`gpus_forward`).
+
+    Returns
+    -------
+    Routes
+
+    Raises
+    ------
+    FlowError
+        A rank is out of range, a flow's source equals its destination, the
+        method is unknown, or a flow has no path (the message names it).
+
+    Examples
+    --------
+    A 4-GPU ring (GPUs forward, since there is no switch):
+
+    >>> import numpy as np
+    >>> from ocsnet.fabric import Fabric
+    >>> s = np.r_[0:4, 0:4]; d = np.r_[[1, 2, 3, 0], [3, 0, 1, 2]]
+    >>> ring = Fabric(["gpu"] * 4, s, d, 1e9, 1e-6, "cpo")
+    >>> r = route(ring, [0], [2], method="ecmp")
+    >>> r.hops.tolist(), sorted(r.incidence.data.tolist())
+    ([2], [0.5, 0.5, 0.5, 0.5])
+    """
+    if method not in METHODS:
+        raise FlowError(f"method: {method!r} is not one of {', '.join(METHODS)}")
+    s, d = _check_ranks(fabric, src, dst)
+    n_flows = len(s)
+    n = fabric.n_nodes
+    m = fabric.n_edges
+    if n_flows == 0:
+        return Routes(sp.csc_matrix((m, 0)), s, d, np.zeros(0, np.int64), np.zeros(0), method)
+    fwd = gpus_forward(fabric, gpu_forwarding)
+    is_gpu = fabric.kind == "gpu"
+    routable = _routable(fabric)
+    # An edge may lead to a transit node unless that node is a non-forwarding GPU.
+    transit = routable if fwd else routable & ~is_gpu[fabric.dst]
+    eid = np.flatnonzero(transit)
+    # Reversed graph: a search from a destination follows edges backwards.
+    rev_rows, rev_cols = fabric.dst[eid], fabric.src[eid]
+
+    # ---- destination groups: GPUs with the same routable in-neighbours ----
+    tnode = fabric.gpus[d]
+    dests = np.unique(tnode)
+    into = np.flatnonzero(routable & is_gpu[fabric.dst])           # edges into GPUs
+    into = into[np.isin(fabric.dst[into], dests)]
+    order = np.lexsort((fabric.src[into], fabric.dst[into]))
+    into = into[order]
+    bounds = np.searchsorted(fabric.dst[into], dests, side="left")
+    ends = np.searchsorted(fabric.dst[into], dests, side="right")
+    srcs_into = fabric.src[into].tolist()
+    key_to_group: dict[tuple, int] = {}
+    group_of_dest = np.empty(len(dests), dtype=np.int64)
+    group_members: list[tuple] = []
+    for k in range(len(dests)):
+        key = tuple(srcs_into[bounds[k]:ends[k]])
+        if not key:
+            f = int(np.flatnonzero(tnode == dests[k])[0])
+            raise FlowError(f"flow {f} (GPU rank {int(s[f])} -> {int(d[f])}): no path; "
+                            f"the destination has no routable link into it")
+        g = key_to_group.setdefault(key, len(key_to_group))
+        if g == len(group_members):
+            group_members.append(key)
+        group_of_dest[k] = g
+    n_groups = len(group_members)
+    flow_group = group_of_dest[np.searchsorted(dests, tnode)]
+
+    # Augmented reversed graph: node n + g is the virtual sink of group g.
+    vg = np.repeat(np.arange(n_groups), [len(k) for k in group_members])
+    vy = np.fromiter((y for k in group_members for y in k), dtype=np.int64, count=len(vg))
+    na = n + n_groups
+    rr = np.concatenate([rev_rows, n + vg])
+    rc = np.concatenate([rev_cols, vy])
+    R = sp.csr_matrix((np.ones(len(rr)), (rr, rc)), shape=(na, na))   # float64: csgraph copies nothing
+    R.sum_duplicates()
+
+    by_group = np.argsort(flow_group, kind="stable")
+    gstart = np.searchsorted(flow_group[by_group], np.arange(n_groups + 1))
+    per_group = na if method == "shortest" else na + 2 * m     # ECMP also holds the DAG masks
+    batch = int(np.clip(_BATCH_ENTRIES // per_group, 1, n_groups))
+    parts_e, parts_f, parts_x = [], [], []
+    for g0 in range(0, n_groups, batch):
+        g1 = min(g0 + batch, n_groups)
+        fl = by_group[gstart[g0]:gstart[g1]]                      # flows of this batch
+        b = flow_group[fl] - g0
+        table = np.empty((g1 - g0, n), dtype=np.int32)
+        for g in range(g0, g1):
+            bfs, pred = breadth_first_order(R, n + g, directed=True, return_predecessors=True)
+            if method == "shortest":
+                table[g - g0] = pred[:n]
+            else:
+                table[g - g0] = _bfs_levels(bfs, pred, na)[:n]
+        extract = _extract_shortest if method == "shortest" else _extract_ecmp
+        e, f, x = extract(fabric, table, b, fl, fabric.gpus[s[fl]], tnode[fl], transit, s, d)
+        parts_e.append(e)
+        parts_f.append(f)
+        parts_x.append(x)
+    e = np.concatenate(parts_e)
+    f = np.concatenate(parts_f)
+    x = np.concatenate(parts_x)
+    inc = sp.csc_matrix((x, (e, f)), shape=(m, n_flows))
+    inc.sum_duplicates()
+    hops = np.bincount(f, minlength=n_flows) if method == "shortest" else _ecmp_hops(inc, fabric, d)
+    return Routes(inc, s, d, hops.astype(np.int64), inc.T @ fabric.latency_s, method)
+
+
+def _edge_lookup(fabric: Fabric, u, v) -> np.ndarray:
+    """Edge ids of the directed edges (u[i], v[i]), -1 where there is none.
+
+    Reads the CSR adjacency (``data[e] == e + 1``) by a binary search inside
+    each short row, several times faster than a search over all edges.
+    """
+    if len(u) == 0:
+        return np.zeros(0, dtype=np.int64)
+    return np.asarray(fabric.csr[u, v]).ravel().astype(np.int64) - 1
+
+
+def _bfs_levels(bfs: np.ndarray, pred: np.ndarray, size: int) -> np.ndarray:
+    """Hop distance of every node from the root of a breadth-first search, -1 if unreached.
+
+    ``bfs`` lists nodes in the order a FIFO search reached them, so the
+    position of each node's predecessor never decreases along it: every
+    level is one contiguous slice, found by one binary search per level.
+    """
+    dist = np.full(size, -1, dtype=np.int32)
+    pos = np.empty(size, dtype=np.int64)
+    pos[bfs] = np.arange(len(bfs))
+    pp = pos[pred[bfs[1:]]]                 # predecessor position of bfs[1:], non-decreasing
+    dist[bfs[0]] = 0
+    lo, hi, level = 0, 1, 0
+    while hi < len(bfs):
+        level += 1
+        nxt = 1 + int(np.searchsorted(pp, hi, side="left"))
+        dist[bfs[hi:nxt]] = level
+        lo, hi = hi, nxt
+    return dist
+
+
+def _unreachable(fl, s, d):
+    f = int(fl)
+    raise FlowError(f"flow {f} (GPU rank {int(s[f])} -> {int(d[f])}): no path between these GPUs")
+
+
+def _extract_shortest(fabric, pred, b, fl, cur, tgt, transit, s, d):
+    """Walk every flow of a batch along its next-hop table, one hop per step."""
+    n = fabric.n_nodes
+    es, fs = [], []
+    flows = fl.copy()
+    nxt = pred[b, cur]
+    bad = np.flatnonzero(nxt < 0)
+    if len(bad):
+        _unreachable(flows[bad[0]], s, d)
+    while len(flows):
+        nxt = pred[b, cur]
+        last = nxt >= n                       # the next hop is the group's virtual sink
+        hop_to = np.where(last, tgt, nxt)
+        es.append(_edge_lookup(fabric, cur, hop_to))
+        fs.append(flows)
+        go = ~last
+        flows, b, cur, tgt = flows[go], b[go], nxt[go], tgt[go]
+    e = np.concatenate(es)
+    return e, np.concatenate(fs), np.ones(len(e))
+
+
+def _extract_ecmp(fabric, dist, b, fl, cur, tgt, transit, s, d):
+    """Push every flow's unit of traffic down its destination's shortest-path DAG,
+    splitting evenly at every node over the next hops one step closer."""
+    n = fabric.n_nodes
+    # The DAG of every group of the batch: transit edges (u, w) one step closer.
+    et = np.flatnonzero(transit)
+    du_e = dist[:, fabric.src[et]]
+    dw_e = dist[:, fabric.dst[et]]
+    gb, ge = np.nonzero((du_e == dw_e + 1) & (dw_e >= 1))
+    del du_e, dw_e
+    ge = et[ge]
+    key = gb.astype(np.int64) * n + fabric.src[ge]     # sorted: group, then edge (= source node)
+    es, fs, xs = [], [], []
+    bad = np.flatnonzero(dist[b, cur] < 0)
+    if len(bad):
+        _unreachable(fl[bad[0]], s, d)
+    k = np.arange(len(fl))                     # frontier: (flow in batch, node, traffic)
+    u = cur
+    x = np.ones(len(fl))
+    while len(k):
+        last = dist[b[k], u] == 1              # one hop from the destination itself
+        if last.any():
+            es.append(_edge_lookup(fabric, u[last], tgt[k[last]]))
+            fs.append(fl[k[last]])
+            xs.append(x[last])
+        go = ~last
+        k, u, x = k[go], u[go], x[go]
+        if not len(k):
+            break
+        rows = b[k] * n + u
+        lo = np.searchsorted(key, rows, side="left")
+        deg = np.searchsorted(key, rows, side="right") - lo
+        rep = np.repeat(np.arange(len(k)), deg)
+        pos = np.repeat(lo, deg) + (np.arange(len(rep)) - np.repeat(np.cumsum(deg) - deg, deg))
+        e = ge[pos]
+        share = x[rep] / deg[rep]
+        es.append(e)
+        fs.append(fl[k[rep]])
+        xs.append(share)
+        # merge the traffic arriving at the same node for the same flow
+        kk = k[rep] * n + fabric.dst[e]
+        uk, inv = np.unique(kk, return_inverse=True)
+        x = np.bincount(inv, weights=share)
+        k, u = uk // n, uk % n
+    return np.concatenate(es), np.concatenate(fs), np.concatenate(xs)
+
+
+def _ecmp_hops(inc: sp.csc_matrix, fabric: Fabric, d) -> np.ndarray:
+    """Hop count of ECMP flows: every shortest path has the same length, so it is the
+    number of edge layers, i.e. total traffic-hops of the unit flow."""
+    return np.rint(np.asarray(inc.sum(axis=0)).ravel()).astype(np.int64)
+
+
+def route_paths(fabric: Fabric, paths, *, flow=None, weight=None) -> Routes:
+    """Routes from explicit paths given by the caller.
+
+    Parameters
+    ----------
+    fabric : Fabric
+    paths : sequence of sequences of int
+        Every path as fabric node indices, from the source GPU's node to the
+        destination GPU's node.
+    flow : array of int, optional
+        The flow each path belongs to (several paths may share a flow);
+        default: path ``i`` is flow ``i``.  Flows are numbered ``0..max``
+        and every number must have a path.
+    weight : array of float, optional
+        Fraction of its flow carried by each path; default an even split
+        over the flow's paths.  The fractions of a flow must sum to 1.
+
+    Returns
+    -------
+    Routes
+        With ``hops`` the longest path of each flow.
+
+    Raises
+    ------
+    FlowError
+        A path has fewer than two nodes, does not start and end at GPUs,
+        uses a missing edge or crosses an OCS node, the paths of a flow
+        disagree on its endpoints, or a flow's weights do not sum to 1.
+    """
+    plist = [np.asarray(p, dtype=np.int64).ravel() for p in paths]
+    n_paths = len(plist)
+    lens = np.array([len(p) for p in plist], dtype=np.int64)
+    short = np.flatnonzero(lens < 2)
+    if len(short):
+        raise FlowError(f"path {int(short[0])}: needs at least two nodes (source and destination GPU)")
+    pf = np.arange(n_paths) if flow is None else np.asarray(flow, dtype=np.int64)
+    if pf.shape != (n_paths,):
+        raise FlowError(f"flow: expected {n_paths} entries (one per path), got shape {pf.shape}")
+    n_flows = int(pf.max()) + 1 if n_paths else 0
+    if n_paths and pf.min() < 0:
+        raise FlowError(f"flow: path {int(np.argmin(pf))} has a negative flow index")
+    missing = np.setdiff1d(np.arange(n_flows), pf)
+    if len(missing):
+        raise FlowError(f"flow {int(missing[0])}: has no path")
+    npf = np.bincount(pf, minlength=n_flows)
+    w = 1.0 / npf[pf] if weight is None else np.asarray(weight, dtype=float)
+    if w.shape != (n_paths,):
+        raise FlowError(f"weight: expected {n_paths} entries (one per path), got shape {w.shape}")
+    badw = np.flatnonzero(~((w >= 0) & np.isfinite(w)))
+    if len(badw):
+        raise FlowError(f"weight[{int(badw[0])}] (path {int(badw[0])}): {w[badw[0]]!r} is out of range, allowed [0, 1]")
+    tot = np.bincount(pf, weights=w, minlength=n_flows)
+    badt = np.flatnonzero(np.abs(tot - 1.0) > 1e-9)
+    if len(badt):
+        raise FlowError(f"flow {int(badt[0])}: path weights sum to {tot[badt[0]]:.6g}, must sum to 1")
+    nodes = np.concatenate(plist) if n_paths else np.zeros(0, np.int64)
+    if len(nodes) and (nodes.min() < 0 or nodes.max() >= fabric.n_nodes):
+        p = int(np.flatnonzero([(q.min() < 0) or (q.max() >= fabric.n_nodes) for q in plist])[0])
+        raise FlowError(f"path {p}: node index out of range, allowed [0, {fabric.n_nodes - 1}]")
+    first = np.cumsum(lens) - lens
+    last = first + lens - 1
+    rank = fabric.gpu_rank
+    for name, pos in (("start", first), ("end", last)):
+        notgpu = np.flatnonzero(rank[nodes[pos]] < 0)
+        if len(notgpu):
+            p = int(notgpu[0])
+            raise FlowError(f"path {p}: must {name} at a GPU, node {int(nodes[pos[p]])} is a "
+                            f"{fabric.kind[nodes[pos[p]]]}")
+    ps, pd = rank[nodes[first]], rank[nodes[last]]
+    s = np.full(n_flows, -1, dtype=np.int64)
+    dd = np.full(n_flows, -1, dtype=np.int64)
+    s[pf], dd[pf] = ps, pd
+    clash = np.flatnonzero((s[pf] != ps) | (dd[pf] != pd))
+    if len(clash):
+        p = int(clash[0])
+        raise FlowError(f"path {p}: flow {int(pf[p])} has paths with different endpoints")
+    same = np.flatnonzero(s == dd)
+    if len(same):
+        raise FlowError(f"flow {int(same[0])}: source and destination are the same GPU rank {int(s[same[0]])}")
+    # hops u -> v of every path
+    inner = np.ones(len(nodes), dtype=bool)
+    inner[last] = False
+    hu = nodes[inner]
+    hv = nodes[np.flatnonzero(inner) + 1]
+    hp = np.repeat(np.arange(n_paths), lens - 1)
+    e = _edge_lookup(fabric, hu, hv)
+    bad = np.flatnonzero(e < 0)
+    if len(bad):
+        k = int(bad[0])
+        raise FlowError(f"path {int(hp[k])}: no edge from node {int(hu[k])} to node {int(hv[k])}")
+    ocs = np.flatnonzero(~_routable(fabric)[e])
+    if len(ocs):
+        k = int(ocs[0])
+        raise FlowError(f"path {int(hp[k])}: crosses an OCS node between nodes {int(hu[k])} and {int(hv[k])}; "
+                        "apply circuits to get a fabric whose circuits are links")
+    inc = sp.csc_matrix((w[hp], (e, pf[hp])), shape=(fabric.n_edges, n_flows))
+    inc.sum_duplicates()
+    hops = np.zeros(n_flows, dtype=np.int64)
+    np.maximum.at(hops, pf, lens - 1)
+    return Routes(inc, s, dd, hops, inc.T @ fabric.latency_s, "paths")
