@@ -72,7 +72,9 @@ def unique_demands(demand: list) -> tuple[list[sp.csr_matrix], np.ndarray]:
     for p, m in enumerate(demand):
         u = by_id.get(id(m))
         if u is None:
-            c = matching.canonical(m)
+            # OCSProblem stores canonical float CSR; hash those without a copy.
+            ok = sp.isspmatrix_csr(m) and m.dtype == np.float64 and m.has_canonical_format
+            c = m if ok else matching.canonical(m)
             key = _digest(c)
             u = by_hash.get(key)
             if u is None:
