@@ -186,3 +186,172 @@ def test_concat_and_select():
     assert c.select([0, 2]).labels == ["a", "a"]
     with pytest.raises(WorkloadError, match="traces\\[1\\]"):
         Trace.concat([t, Trace([ring(4)], [0])])
+
+
+# ---- build_trace -----------------------------------------------------------------------
+
+from ocsnet import collectives, topology                     # noqa: E402
+from ocsnet.fabric import Fabric                              # noqa: E402
+from ocsnet.traffic import build_trace                        # noqa: E402
+from ocsnet.workload import ParallelPlan, model, place       # noqa: E402
+from ocsnet.workload.step import step_profile                 # noqa: E402
+
+
+def bare(n):
+    return Fabric(["gpu"] * n, [], [], [], [], [], name=f"bare{n}")
+
+
+def naive_trace(name, plan, n, mode, ranks, **kw):
+    """Independent dense construction: loop over layers, collectives, groups, steps (pp = 1)."""
+    prof = step_profile(name, plan, mode, require_fit=False, **kw)
+    phases = []
+    for layer in range(model(name).layers):
+        for c in prof.layer.collectives:
+            assert c.group == "tp"
+            steps = collectives.expand(c.kind, c.group_size, c.nbytes, c.algorithm)
+            for st in steps:
+                D = np.zeros((n, n))
+                s = st.toarray()
+                for d in range(plan.dp):
+                    g = ranks[d, 0]
+                    for i in range(len(g)):
+                        for j in range(len(g)):
+                            D[g[i], g[j]] += s[i, j]
+                phases.append(D)
+    return phases
+
+
+@pytest.mark.parametrize("alg", ["ring", "rhd", "direct"])
+def test_build_trace_equals_naive_loop(alg):
+    plan = ParallelPlan(tp=4, dp=3)
+    ranks = np.random.default_rng(3).permutation(16)[:12].reshape(3, 1, 4)
+    t = build_trace("llama3-70b", plan, bare(16), "decode", batch=2, context=64, placement=ranks,
+                    algorithms={"all-reduce": alg}, require_fit=False)
+    want = naive_trace("llama3-70b", plan, 16, "decode", ranks, batch=2, context=64,
+                       algorithms={"all-reduce": alg})
+    assert len(t) == len(want)
+    for p in range(len(t)):
+        assert np.array_equal(t.dense(p), want[p])
+
+
+def test_phase_count_bytes_and_gaps_match_the_profile():
+    m = model("llama3-70b")
+    plan = ParallelPlan(tp=8, dp=2)
+    t = build_trace(m, plan, bare(16), "decode", batch=4, context=256, placement="contiguous")
+    p, N = 8, 4 * 8192 * 2                                    # group size, all-reduce buffer (tokens x h x 2 B)
+    steps = 2 * (p - 1)                                       # ring all-reduce
+    assert len(t) == m.layers * 2 * steps == m.layers * t.meta["phases_per_layer"]
+    # ring all-reduce: every rank sends 2 (p-1)/p N; 2 groups, 2 all-reduces per layer
+    assert t.total_bytes() == pytest.approx(m.layers * 2 * 2 * p * 2 * (p - 1) / p * N)
+    prof = step_profile(m, plan, "decode", batch=4, context=256)
+    compute = m.layers * prof.layer.time_s + prof.embedding.time_s + prof.lm_head.time_s
+    assert t.total_gap_s() + t.meta["tail_compute_s"] == pytest.approx(compute)
+    assert t.labels[1] == "L0 attn-out all-reduce ring 2/14"
+    assert (t.layer[: t.meta["phases_per_layer"]] == 0).all() and t.layer[-1] == 79
+
+
+def test_llama3_405b_decode_period_is_one_layer():
+    t = build_trace("llama3-405b", ParallelPlan(tp=16), bare(16), "decode", batch=8, context=2048)
+    per_layer = t.meta["phases_per_layer"]
+    assert per_layer == 2 * 2 * 15 and len(t) == 126 * per_layer
+    s, k, r = t.period
+    assert k == per_layer and r >= 125 and s + k * r <= len(t)
+    one = t.one_period()
+    assert len(one) == per_layer and one.meta["repeats"] == r
+    assert len({id(m) for m in t.demand}) == 1                # every ring step is the same matrix
+
+
+def test_detect_period_anchored_path(monkeypatch):
+    monkeypatch.setattr(Trace, "EXACT_PHASES", 8)
+    monkeypatch.setattr(Trace, "ANCHORS", 4)
+    t = build_trace("llama3-70b", ParallelPlan(tp=4), bare(4), "decode", batch=2, context=64)
+    assert t.period[1] == t.meta["phases_per_layer"] and t.period[2] >= 79
+    monkeypatch.setattr(Trace, "EXACT_PHASES", 10**9)
+    assert t.detect_period() == t.period
+
+
+def test_topology_aware_keeps_tp_traffic_inside_dgx_nodes():
+    fab = topology.dgx_cluster(4)
+    node = fab.node_attrs["node"][fab.gpus]
+    plan = ParallelPlan(tp=8, pp=2, dp=2)
+    t = build_trace("llama3-70b", plan, fab, "decode", batch=4, context=512, micro_batches=2)
+    assert t.meta["schedule"] == "steady"
+    for p in range(len(t)):
+        c = t.demand[p].tocoo()
+        same = node[c.row] == node[c.col]
+        if t.labels[p].startswith("pp"):
+            assert not same.any()                             # stage to stage crosses nodes
+        else:
+            assert same.all()
+
+
+def test_pipeline_sends_and_schedules():
+    m = model("llama3-70b")
+    plan = ParallelPlan(tp=2, pp=2, dp=2)
+    fab = bare(8)
+    seq = build_trace(m, plan, fab, "prefill", batch=1, seq_len=128, placement="contiguous", schedule="sequential")
+    st = build_trace(m, plan, fab, "prefill", batch=1, seq_len=128, placement="contiguous", schedule="steady")
+    R = place(plan, 8, "contiguous")
+    sends = [p for p, s in enumerate(seq.labels) if s.startswith("pp")]
+    assert len(sends) == 1
+    D = seq.dense(sends[0])
+    nb = 128 * 8192 * 2
+    want = np.zeros((8, 8))
+    want[R[:, 0, :].ravel(), R[:, 1, :].ravel()] = nb
+    assert np.array_equal(D, want)
+    # Same traffic either way; steady runs both stages' layers in the same phases.
+    assert seq.total_bytes() == pytest.approx(st.total_bytes())
+    assert len(seq) == 2 * len(st) - 1
+    assert seq.meta["layer_index"] == "global" and st.meta["layer_index"] == "stage-local"
+
+
+def test_training_trace_has_backward_and_gradient_sync():
+    m = model("llama3-70b")
+    plan = ParallelPlan(tp=2, pp=1, dp=4)
+    t = build_trace(m, plan, bare(8), "train", batch=1, seq_len=256, placement="contiguous", require_fit=False,
+                    grad_sync="reduce-scatter")
+    sync = [p for p, s in enumerate(t.labels) if s.startswith("grad-sync")]
+    assert len(sync) == 2 * 3 and sync[-1] == len(t) - 1       # ring RS + AG over dp = 4
+    R = place(plan, 8, "contiguous")
+    dp_of = np.empty(8, int)
+    dp_of[R[:, 0, :].ravel()] = np.repeat(np.arange(4), 2)
+    tp_of = np.empty(8, int)
+    tp_of[R.ravel()] = np.tile(np.arange(2), 4)
+    c = t.demand[sync[0]].tocoo()
+    assert (tp_of[c.row] == tp_of[c.col]).all()               # DP groups: same tensor rank
+    assert len(t) == m.layers * 4 * 2 + len(sync)             # 4 all-reduces of 2 steps (tp = 2) per layer + sync
+
+
+def test_moe_trace_all_to_all_inside_ep_groups():
+    plan = ParallelPlan(tp=2, dp=4, ep=4)
+    t = build_trace("mixtral-8x22b", plan, bare(8), "decode", batch=4, context=128, placement="contiguous",
+                    require_fit=False)
+    R = place(plan, 8, "contiguous")
+    tp_of = np.empty(8, int)
+    tp_of[R.ravel()] = np.tile(np.arange(2), 4)
+    a2a = [p for p, s in enumerate(t.labels) if "all-to-all" in s]
+    assert len(a2a) == 56 * 2 * 3                              # pairwise: p - 1 steps, 2 per layer
+    for p in a2a[:6]:
+        c = t.demand[p].tocoo()
+        assert (tp_of[c.row] == tp_of[c.col]).all()
+
+
+def test_built_trace_save_load_roundtrip(tmp_path):
+    t = build_trace("gpt3-175b", ParallelPlan(tp=4, pp=2, dp=2), bare(16), "prefill", batch=1, seq_len=512,
+                    require_fit=False, micro_batches=2)
+    f = t.save(tmp_path / "t.npz")
+    u = Trace.load(f)
+    assert u == t and u.meta["model"] == "gpt3-175b" and u.meta["plan"]["pp"] == 2
+    assert f.stat().st_size < 200_000                          # distinct matrices stored once
+
+
+def test_build_trace_errors():
+    with pytest.raises(WorkloadError, match="needs 32 GPUs"):
+        build_trace("llama3-70b", ParallelPlan(tp=8, dp=4), bare(16), "decode", batch=1, context=8)
+    with pytest.raises(WorkloadError, match="algorithms: 'bogus' is not supported for all-reduce"):
+        build_trace("llama3-70b", ParallelPlan(tp=8), bare(8), "decode", batch=1, context=8,
+                    algorithms={"all-reduce": "bogus"})
+    with pytest.raises(WorkloadError, match="memory"):
+        build_trace("llama3-405b", ParallelPlan(tp=8), bare(8), "decode", batch=64, context=4096, gpu="lite-base")
+    with pytest.raises(WorkloadError, match="placement: shape"):
+        build_trace("llama3-70b", ParallelPlan(tp=8), bare(8), "decode", batch=1, context=8, placement=np.zeros((1, 2)))
