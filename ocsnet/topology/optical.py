@@ -441,7 +441,7 @@ def _circuit_triplets(circuits, n: int):
         bad = np.flatnonzero(~np.isfinite(v) | (v != np.round(v)))
         if len(bad):
             k = bad[0]
-            raise FabricError(f"circuits[{i[k]}, {j[k]}] = {v[k]!r} is not an integer number of circuits")
+            raise FabricError(f"circuits[{i[k]}, {j[k]}] = {float(v[k])!r} is not an integer number of circuits")
     neg = np.flatnonzero(v < 0)
     if len(neg):
         k = neg[0]
