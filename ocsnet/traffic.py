@@ -446,7 +446,9 @@ class Trace:
         Examples
         --------
         >>> t = Trace.from_collective("all-reduce", [[0, 1, 2, 3], [4, 5, 6, 7]], 8e6,
-        ...                           "ring", n_gpus=8)     # doctest: +SKIP
+        ...                           "ring", n_gpus=8, label="attn-out all-reduce ring")
+        >>> len(t), t.labels[1], float(t.demand[0][1, 2]), t.total_bytes()
+        (6, 'attn-out all-reduce ring 2/6', 2000000.0, 96000000.0)
         """
         from . import collectives
         groups = np.atleast_2d(np.asarray(groups, dtype=np.int64))

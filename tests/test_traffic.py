@@ -355,3 +355,18 @@ def test_build_trace_errors():
         build_trace("llama3-405b", ParallelPlan(tp=8), bare(8), "decode", batch=64, context=4096, gpu="lite-base")
     with pytest.raises(WorkloadError, match="placement: shape"):
         build_trace("llama3-70b", ParallelPlan(tp=8), bare(8), "decode", batch=1, context=8, placement=np.zeros((1, 2)))
+
+
+def test_from_collective_places_every_group_at_once():
+    groups = np.array([[5, 1, 7], [0, 3, 2]])
+    t = Trace.from_collective("all-to-all", groups, 3e6, "pairwise", n_gpus=8, gap_s=2e-6, layer=4,
+                              label="moe-dispatch all-to-all pairwise")
+    steps = collectives.expand("all-to-all", 3, 3e6, "pairwise")
+    assert len(t) == len(steps) == 2
+    assert np.array_equal(t.gap_s, [2e-6, 0.0]) and (t.layer == 4).all()
+    for p, st in enumerate(steps):
+        want = np.zeros((8, 8))
+        for g in groups:
+            want[np.ix_(g, g)] += st.toarray()
+        assert np.array_equal(t.dense(p), want)
+    assert t.labels == ["moe-dispatch all-to-all pairwise 1/2", "moe-dispatch all-to-all pairwise 2/2"]
