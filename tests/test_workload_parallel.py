@@ -153,3 +153,14 @@ def test_node_attribute_domains():
     fab = Fabric(kind, np.r_[src, dst], np.r_[dst, src], 1e9, 0.0, "cpo", node_attrs={"node": node})
     r = place(ParallelPlan(tp=4, dp=3), fab)
     assert (node[fab.gpus][r] == node[fab.gpus][r][:, :, :1]).all()
+
+
+def test_topology_aware_on_generated_dgx_cluster():
+    from ocsnet import topology
+    fab = topology.dgx_cluster(8)                        # 8 servers x 8 H100s, NVSwitch inside each
+    node = fab.node_attrs["node"][fab.gpus]
+    for tp, pp, dp in ((8, 2, 4), (4, 4, 4), (2, 1, 32)):
+        r = place(ParallelPlan(tp=tp, pp=pp, dp=dp), fab)
+        assert len(np.unique(r)) == r.size
+        assert (node[r] == node[r][:, :, :1]).all()
+    assert dict(gpu_domains(fab)).keys() >= {"nvlink", "leaf"}
