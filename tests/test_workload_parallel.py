@@ -156,6 +156,7 @@ def test_node_attribute_domains():
 
 
 def test_topology_aware_on_generated_dgx_cluster():
+    pytest.importorskip("ocsnet.topology.packet")        # the packet generators land separately
     from ocsnet import topology
     fab = topology.dgx_cluster(8)                        # 8 servers x 8 H100s, NVSwitch inside each
     node = fab.node_attrs["node"][fab.gpus]
