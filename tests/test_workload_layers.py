@@ -203,3 +203,14 @@ def test_table_has_units_and_totals():
     assert rows[-1][0] == "total" and rows[-1][1] == pytest.approx(lp.flops / 1e9)
     assert rows[3][5] == "all-reduce" and rows[3][0] == "out-proj"
     assert lp.time_s == pytest.approx(sum(o.time_s for o in lp.ops))
+
+
+def test_tiny_model_inference_memory_by_hand():
+    m = tiny()
+    fit = memory_fit(m, ParallelPlan(), "decode", batch=2, context=4, gpu="h100-sxm")
+    assert fit.weights_bytes == 2 * m.params()
+    assert fit.kv_cache_bytes == 2 * 2 * 4 * 4 * 2 * 2           # K and V, 2 layers, 1 head of 4, ctx 4, batch 2
+    assert fit.activation_bytes == 2 * (2 * (2 * 8 + 3 * 16) + 2 * 10)
+    two = memory_fit(m, ParallelPlan(pp=2), "decode", batch=2, context=4, gpu="h100-sxm")
+    # fullest stage is the last: one layer, the LM head (10 x 8) and the final norm (8)
+    assert two.weights_bytes == 2 * (m.layer_params() + 10 * 8 + 8) and two.stage == 1

@@ -151,7 +151,8 @@ def memory_fit(model: ModelSpec | str, plan: ParallelPlan, mode: str, *, batch: 
     - KV cache (inference): ``2 * layers * kv_heads_per_gpu * head_dim *
       tokens * batch * micro_batches * dtype_bytes``, tokens = ``context``
       (decode) or ``seq_len`` (prefill).
-    - Activations: inference, the largest op's inputs and outputs (transient);
+    - Activations: inference, the largest layer op's input, output and
+      intermediate plus the last positions' logits (transient);
       training, every stored activation of the stage's layers (no
       recomputation, FlashAttention), for ``min(pp, micro_batches)``
       micro-batches in flight (1F1B).
@@ -188,8 +189,9 @@ def memory_fit(model: ModelSpec | str, plan: ParallelPlan, mode: str, *, batch: 
         opt = params * ADAM_BYTES_PER_PARAM / (plan.dp if grad_sync == "reduce-scatter" else 1)
     else:
         kv_b = 2.0 * L * kv * s.context * s.batch * mb * d
-        widest = max(q + 2 * kv, m.mlp_matrices * ffn, m.vocab_size // t)
-        act = np.full(plan.pp, T * (2 * h + widest) * d)
+        widest = max(q + 2 * kv, m.mlp_matrices * ffn)
+        logits = s.batch * (m.vocab_size // t)                # last position of each sequence
+        act = np.full(plan.pp, (T * (2 * h + widest) + logits) * d)
     total = params * d + kv_b + act + grad + opt
     st = int(np.argmax(total))
     pick = lambda a: float(np.broadcast_to(a, (plan.pp,))[st])   # noqa: E731
