@@ -1,0 +1,260 @@
+"""Bisection bandwidth of a fabric: closed form, exact minimum balanced cut, rank-split bound.
+
+Stage 3 of the pipeline (part of :mod:`ocsnet.topology.metrics`).
+
+The bisection bandwidth is the minimum, over all ways of splitting the GPUs
+into two halves of ``floor(N/2)`` and ``ceil(N/2)`` GPUs (switches placed on
+either side as suits the cut), of the capacity of the directed edges from one
+half to the other.  Edges touching an ``ocs`` node are left out: traffic cannot
+transit an optical circuit switch without circuits.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..errors import SpecError
+from ..fabric import Fabric
+
+__all__ = ["bisection", "bisection_Bps", "cut_Bps", "transit_mask", "EXACT_MAX_NODES", "EXACT_MAX_EDGES"]
+
+# The exact minimum balanced cut is NP-hard; CP-SAT is offered up to this size.
+EXACT_MAX_NODES = 300
+EXACT_MAX_EDGES = 3000
+EXACT_TIME_LIMIT_S = 60.0
+
+
+def transit_mask(fabric: Fabric) -> np.ndarray:
+    """Directed edges that traffic may use: those touching no ``ocs`` node."""
+    ocs = fabric.kind == "ocs"
+    if not ocs.any():
+        return np.ones(fabric.n_edges, dtype=bool)
+    return ~(ocs[fabric.src] | ocs[fabric.dst])
+
+
+def cut_Bps(fabric: Fabric, side) -> float:
+    """Capacity of the usable directed edges from nodes with ``side`` true to nodes with ``side`` false."""
+    side = np.asarray(side, dtype=bool)
+    keep = transit_mask(fabric)
+    cross = keep & side[fabric.src] & ~side[fabric.dst]
+    return float(fabric.capacity_Bps[cross].sum())
+
+
+def _symmetric(fabric: Fabric, keep: np.ndarray) -> bool:
+    """True if every usable edge has a reverse edge of equal capacity."""
+    rev = fabric.edge_ids(fabric.dst[keep], fabric.src[keep])
+    if (rev < 0).any():
+        return False
+    return bool(np.allclose(fabric.capacity_Bps[rev], fabric.capacity_Bps[keep], rtol=1e-12, atol=0))
+
+
+def _twins(fabric: Fabric, keep: np.ndarray):
+    """Group the GPUs that are interchangeable in any cut.
+
+    GPUs whose usable edges all go to non-GPU nodes and that have the same
+    neighbours with the same capacities (the GPUs of one leaf switch) differ in a
+    cut only by how many of them sit in each half.  Returns a list of groups
+    (members, out-edges, in-edges) and the list of the other GPUs.
+    """
+    isgpu = fabric.gpu_rank >= 0
+    out: dict[int, list] = {}
+    inn: dict[int, list] = {}
+    for u, v, c in zip(fabric.src[keep].tolist(), fabric.dst[keep].tolist(), fabric.capacity_Bps[keep].tolist()):
+        out.setdefault(u, []).append((v, c))
+        inn.setdefault(v, []).append((u, c))
+    groups: dict[tuple, list] = {}
+    singles = []
+    for g in fabric.gpus.tolist():
+        o, i = sorted(out.get(g, [])), sorted(inn.get(g, []))
+        if any(isgpu[v] for v, _ in o + i):
+            singles.append(g)
+        else:
+            groups.setdefault((tuple(o), tuple(i)), []).append(g)
+    return [(members, key[0], key[1]) for key, members in groups.items()], singles
+
+
+def _exact(fabric: Fabric, time_limit_s: float) -> dict:
+    """Minimum balanced cut as a CP-SAT model.
+
+    A Boolean ``x_v`` per node (1 = first half) and ``y_e >= x_u - x_v`` per
+    directed edge e = (u, v), which then crosses from the first half; minimize
+    the crossing capacity with ``floor(N/2)`` or ``ceil(N/2)`` GPUs in the first
+    half.  Two reductions keep CP-SAT fast: a group of interchangeable GPUs
+    (:func:`_twins`) becomes one integer ``n_T`` (members in the first half),
+    with the products ``n_T * x_v`` linearized exactly (McCormick); and with
+    symmetric capacities one ``y`` per link suffices, the first half may hold
+    exactly ``floor(N/2)`` GPUs and one switch may be fixed to it, since a cut
+    and its mirror cost the same.
+    """
+    from ortools.sat.python import cp_model
+
+    N, n = fabric.n_gpus, fabric.n_nodes
+    keep = transit_mask(fabric)
+    sym = _symmetric(fabric, keep)
+    groups, singles = _twins(fabric, keep)
+    twin = np.zeros(n, dtype=bool)
+    for members, _, _ in groups:
+        twin[members] = True
+    src, dst, cap = fabric.src[keep], fabric.dst[keep], fabric.capacity_Bps[keep]
+    inner = ~twin[src] & ~twin[dst]
+    if sym:
+        inner &= src < dst                       # one variable per link
+    src, dst, cap = src[inner], dst[inner], cap[inner]
+    allcap = fabric.capacity_Bps[keep]
+    # CP-SAT needs integer weights: whole MB/s when that is exact, else a 2**30 scale.
+    exact_mb = np.all(np.mod(allcap, 1e6) == 0) and allcap.max(initial=0) / 1e6 < 2**40
+    q = 1e6 if exact_mb else max(allcap.max(initial=1.0), 1.0) / 2**30
+
+    def wt(c):
+        return int(round(c / q))
+
+    m = cp_model.CpModel()
+    x = {v: m.NewBoolVar(f"x{v}") for v in np.flatnonzero(~twin).tolist()}
+    cost = []
+    for e, (u, v, c) in enumerate(zip(src.tolist(), dst.tolist(), cap.tolist())):
+        y = m.NewBoolVar(f"y{e}")
+        m.Add(y >= x[u] - x[v])
+        if sym:
+            m.Add(y >= x[v] - x[u])
+        cost.append(wt(c) * y)
+    counts = []
+    for t, (members, outs, ins) in enumerate(groups):
+        k = len(members)
+        nt = m.NewIntVar(0, k, f"n{t}")
+        counts.append(nt)
+        prod = {}
+        for v in sorted({v for v, _ in outs + ins}):
+            w = m.NewIntVar(0, k, f"w{t}_{v}")    # w = nt * x_v
+            m.Add(w <= k * x[v])
+            m.Add(w <= nt)
+            m.Add(w >= nt - k * (1 - x[v]))
+            prod[v] = w
+        cost += [wt(c) * (nt - prod[v]) for v, c in outs]        # twin in half 1, neighbour in half 2
+        cost += [wt(c) * (k * x[v] - prod[v]) for v, c in ins]   # neighbour in half 1, twin in half 2
+    in_first = sum(counts) + sum(x[g] for g in singles)
+    lo, hi = N // 2, (N + 1) // 2
+    m.Add(in_first >= lo)
+    m.Add(in_first <= (lo if sym else hi))
+    if sym and N % 2 == 0 and x:
+        m.Add(x[min(x)] == 1)
+    m.Minimize(sum(cost))
+
+    solver = cp_model.CpSolver()
+    solver.parameters.max_time_in_seconds = float(time_limit_s)
+    solver.parameters.num_workers = 1            # deterministic search
+    solver.parameters.random_seed = 0
+    solver.parameters.linearization_level = 2  # LP cuts: proves fat-tree k=6 in seconds, not minutes
+    status = solver.Solve(m)
+    if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        raise SpecError(f"time_limit_s: CP-SAT found no balanced cut of {fabric.name!r} within "
+                        f"{time_limit_s} s (status {solver.StatusName(status)}); raise the limit")
+    side = np.zeros(n, dtype=bool)
+    for v, xv in x.items():
+        side[v] = bool(solver.Value(xv))
+    for (members, _, _), nt in zip(groups, counts):
+        side[members[: solver.Value(nt)]] = True
+    value = cut_Bps(fabric, side)              # recomputed from the float capacities
+    optimal = status == cp_model.OPTIMAL
+    bound = value if optimal else solver.BestObjectiveBound() * q
+    return {"bisection_Bps": value, "method": "exact-cpsat" if optimal else "exact-cpsat (time limit; upper bound)",
+            "optimal": optimal, "lower_bound_Bps": float(bound), "side": side}
+
+
+def _rank_split(fabric: Fabric) -> float:
+    """Minimum cut between GPU ranks [0, N/2) and the rest, switches free: an upper bound.
+
+    Max flow from a super-source on the first half to a super-sink on the second
+    (OR-Tools SimpleMaxFlow, integer capacities in bytes/s).
+    """
+    from ortools.graph.python import max_flow
+
+    N, n = fabric.n_gpus, fabric.n_nodes
+    keep = transit_mask(fabric)
+    cap = np.rint(fabric.capacity_Bps[keep]).astype(np.int64)
+    big = int(min(cap.sum() + 1, 2**62))
+    a, b = fabric.gpus[: N // 2], fabric.gpus[N // 2:]
+    s, t = n, n + 1
+    tails = np.concatenate([fabric.src[keep], np.full(len(a), s), b])
+    heads = np.concatenate([fabric.dst[keep], a, np.full(len(b), t)])
+    caps = np.concatenate([cap, np.full(len(a) + len(b), big, dtype=np.int64)])
+    mf = max_flow.SimpleMaxFlow()
+    mf.add_arcs_with_capacity(tails.astype(np.int32), heads.astype(np.int32), caps)
+    status = mf.solve(s, t)
+    if status != mf.OPTIMAL:
+        raise SpecError(f"fabric: max flow on {fabric.name!r} failed with status {status}")
+    return float(mf.optimal_flow())
+
+
+def bisection(fabric: Fabric, method: str = "auto", *, time_limit_s: float = EXACT_TIME_LIMIT_S) -> dict:
+    """Bisection bandwidth (bytes/s) and how it was obtained.
+
+    Parameters
+    ----------
+    fabric : Fabric
+    method : {"auto", "closed-form", "exact", "rank-split"}
+        ``closed-form``: ``meta["bisection_Bps"]`` from the generator.
+        ``exact``: the minimum balanced cut by CP-SAT (OR-Tools), for fabrics of
+        at most :data:`EXACT_MAX_NODES` nodes and :data:`EXACT_MAX_EDGES` edges.
+        ``rank-split``: the minimum cut separating GPU ranks ``[0, N/2)`` from the
+        rest, by max flow: an upper bound, exact for fabrics whose worst cut
+        splits the rank order in the middle.  ``auto``: closed form, else exact
+        if small enough, else rank-split.
+    time_limit_s : float
+        CP-SAT time limit; if it runs out the best cut found is returned with
+        ``optimal`` false and the solver's lower bound.
+
+    Returns
+    -------
+    dict
+        ``bisection_Bps``, ``method``, ``optimal`` (proven minimum), and for
+        ``exact`` also ``lower_bound_Bps`` and ``side`` (True for the first half).
+
+    Raises
+    ------
+    SpecError
+        Unknown method; ``closed-form`` on a fabric without one; ``exact`` on a
+        fabric above the size limit.
+
+    Examples
+    --------
+    >>> from ocsnet.topology.packet import fat_tree
+    >>> f = fat_tree(4)
+    >>> bisection(f, "exact")["bisection_Bps"] == f.meta["bisection_Bps"] == 8 * 100e9
+    True
+
+    References
+    ----------
+    C. E. Leiserson, "Fat-trees", IEEE Trans. Computers, 1985 (bisection width);
+    M. R. Garey, D. S. Johnson, L. Stockmeyer, "Some simplified NP-complete
+    graph problems", TCS 1976 (minimum bisection is NP-hard).
+    """
+    methods = ("auto", "closed-form", "exact", "rank-split")
+    if method not in methods:
+        raise SpecError(f"method: {method!r} is not one of {', '.join(methods)}")
+    if fabric.n_gpus < 2:
+        return {"bisection_Bps": 0.0, "method": "trivial", "optimal": True}
+    small = fabric.n_nodes <= EXACT_MAX_NODES and fabric.n_edges <= EXACT_MAX_EDGES
+    has_cf = "bisection_Bps" in fabric.meta
+    if method == "auto":
+        method = "closed-form" if has_cf else "exact" if small else "rank-split"
+    if method == "closed-form":
+        if not has_cf:
+            raise SpecError(f"method: 'closed-form' needs meta['bisection_Bps'], which {fabric.name!r} lacks; "
+                            f"use 'exact' (up to {EXACT_MAX_NODES} nodes) or 'rank-split'")
+        return {"bisection_Bps": float(fabric.meta["bisection_Bps"]), "method": "closed-form", "optimal": True}
+    if method == "exact":
+        if not small:
+            raise SpecError(f"method: 'exact' is limited to {EXACT_MAX_NODES} nodes and {EXACT_MAX_EDGES} "
+                            f"directed edges; {fabric.name!r} has {fabric.n_nodes} and {fabric.n_edges}; "
+                            f"use 'closed-form' or 'rank-split'")
+        if not (isinstance(time_limit_s, (int, float)) and math.isfinite(time_limit_s) and time_limit_s > 0):
+            raise SpecError(f"time_limit_s: {time_limit_s!r} is out of range, allowed (0, inf)")
+        return _exact(fabric, time_limit_s)
+    return {"bisection_Bps": _rank_split(fabric), "method": "rank-split (upper bound)", "optimal": False}
+
+
+def bisection_Bps(fabric: Fabric, method: str = "auto", **kwargs) -> float:
+    """Bisection bandwidth in bytes/s; see :func:`bisection` for ``method``."""
+    return bisection(fabric, method, **kwargs)["bisection_Bps"]
