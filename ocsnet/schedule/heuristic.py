@@ -50,6 +50,8 @@ _DECOMPOSE_ABOVE = 1.0 + 1e-9
 _WINDOWS = (2, 4, 8, 16, 32, 64, 128, 256)
 # Cap on matching terms per decomposition (BvN may need up to nnz of them).
 _MAX_TERMS = 4096
+# Decompositions with at most this many slots are also offered in every rotation of their order.
+_MAX_ROTATIONS = 16
 
 
 def _digest(M: sp.csr_matrix) -> bytes:
@@ -400,10 +402,18 @@ def build_candidates(problem, *, time_limit_s: float | None = None, max_slots_pe
                 continue
             ids = [cs.add(C) for C in cfgs]
             cover = sum(cfgs[1:], cfgs[0])
-            hold = _last_hold(problem, D, cfgs, np.asarray(hold, float))
-            options[u].append(Option(configs=ids, hold_s=hold,
-                                     circuit_s=float(hold.sum() + (len(cfgs) - 1) * delta),
-                                     packet_s=_uncovered_packet_s(problem, D, cover), method=method))
+            pk = _uncovered_packet_s(problem, D, cover)
+            hold = np.asarray(hold, float)
+            # Every rotation of the slot order serves the phase equally; offering
+            # them lets a phase start with the configuration the previous phase
+            # ended with (a repeated all-to-all then changes once less per phase).
+            K = len(cfgs)
+            for r in range(K if K <= _MAX_ROTATIONS else 1):
+                order = [(k + r) % K for k in range(K)]
+                h = _last_hold(problem, D, [cfgs[k] for k in order], hold[order])
+                options[u].append(Option(configs=[ids[k] for k in order], hold_s=h,
+                                         circuit_s=float(h.sum() + (K - 1) * delta), packet_s=pk,
+                                         method=method))
     times = PhaseTimes(problem, demands, cs.configs)
     stats = {"distinct_demands": U, "configs": len(cs), "single": n_single, "windows": n_window,
              "options": sum(len(o) for o in options)}

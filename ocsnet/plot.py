@@ -1,0 +1,153 @@
+"""Figures (matplotlib).
+
+The last stage of the pipeline, beside the CLI: it reads results and never
+feeds anything back.  Every function takes an optional ``ax`` and returns it,
+so figures compose; matplotlib is imported when a figure is drawn, not when
+this module is imported.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .units import fmt_time
+
+__all__ = ["schedule_gantt", "schedule_intervals"]
+
+_COLORS = {"compute": "#d9d9d9", "exposed": "#d62728", "hidden": "#ff9896"}
+# tab20 entries without its reds and pinks (6, 7, 12, 13), which mark reconfigurations.
+_CONFIG_COLORS = (0, 2, 4, 8, 10, 16, 18, 1, 3, 5, 9, 11, 17, 19)
+
+
+def schedule_intervals(schedule) -> dict[str, np.ndarray]:
+    """The intervals a Gantt chart of a schedule draws, in seconds.
+
+    Returns a dict of arrays:
+
+    * ``gap_start``, ``gap_len``: compute gaps (previous phase end to ready time);
+    * ``slot_start``, ``slot_len``, ``slot_config``, ``slot_phase``: every slot
+      (its exposed reconfiguration included);
+    * ``exposed_start``, ``exposed_len``: exposed reconfiguration (traffic stopped);
+    * ``hidden_start``, ``hidden_len``: reconfiguration hidden under a gap.
+
+    A change at the start of a phase begins when the previous phase's traffic
+    ends; a change between two slots begins at the later slot's start (the
+    reference semantics of :mod:`ocsnet.schedule.problem`).
+    """
+    delta = float(schedule.reconfig_delay_s)
+    gs, gl, ss, sl, sc, sp_, es, el, hs, hl = ([] for _ in range(10))
+    prev_end = 0.0
+    for p, ph in enumerate(schedule.phases):
+        if ph.start_s > prev_end:
+            gs.append(prev_end)
+            gl.append(ph.start_s - prev_end)
+        t = ph.start_s
+        for k, s in enumerate(ph.slots):
+            ss.append(t)
+            sl.append(s.duration_s)
+            sc.append(s.config)
+            sp_.append(p)
+            if s.reconfig:
+                x = float(s.exposed_s)
+                if k == 0:
+                    hidden = max(delta - x, 0.0)
+                    if hidden > 0:
+                        hs.append(prev_end)
+                        hl.append(hidden)
+                if x > 0:
+                    es.append(t)
+                    el.append(x)
+            t += s.duration_s
+        prev_end = ph.end_s
+    a = lambda v, dt=float: np.asarray(v, dtype=dt)  # noqa: E731
+    return {"gap_start": a(gs), "gap_len": a(gl), "slot_start": a(ss), "slot_len": a(sl),
+            "slot_config": a(sc, np.int64), "slot_phase": a(sp_, np.int64), "exposed_start": a(es),
+            "exposed_len": a(el), "hidden_start": a(hs), "hidden_len": a(hl)}
+
+
+def schedule_gantt(schedule, ax=None, *, title: str | None = None, max_configs_in_legend: int = 8):
+    """Draw an OCS schedule's timeline: phases, slots, reconfigurations and gaps.
+
+    Two lanes share the time axis.  *Traffic*: compute gaps in grey, every
+    slot coloured by the configuration it holds, its exposed reconfiguration
+    (traffic stopped) in red.  *OCS*: the configuration held over time, and
+    every reconfiguration, red where exposed and pink where hidden under a
+    compute gap.
+
+    Parameters
+    ----------
+    schedule : ocsnet.schedule.Schedule
+    ax : matplotlib Axes, optional
+        Drawn into; a new figure is made if None.
+    title : str, optional
+        Default: method, makespan and reconfiguration counts.
+    max_configs_in_legend : int
+        Legend entries for at most this many configurations.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from ocsnet.schedule import OCSProblem, solve
+    >>> ring = np.roll(np.eye(4), 1, axis=1) * 1e9
+    >>> prob = OCSProblem([ring, ring.T], [1e-3, 1e-3], ports=2, circuit_Bps=1e10, reconfig_delay_s=2e-3)
+    >>> ax = schedule_gantt(solve(prob, "per-phase"))
+    >>> ax.get_xlabel()
+    'time (ms)'
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(10, 2.6))
+    iv = schedule_intervals(schedule)
+    span = max(float(schedule.makespan_s), 1e-30) if np.isfinite(schedule.makespan_s) else 1.0
+    # Pick a time unit so the axis reads in round numbers.
+    unit, f = next(((u, f) for u, f in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6), ("ns", 1e-9)) if span >= f),
+                   ("ns", 1e-9))
+    tab = plt.get_cmap("tab20")
+    palette = [tab(i) for i in _CONFIG_COLORS]              # no reds or pinks: those mark reconfigurations
+    lane_traffic, lane_ocs, h = 1.0, 0.0, 0.8
+
+    def bars(start, length, lane, **kw):
+        keep = length > 0
+        ax.broken_barh(list(zip(start[keep] / f, length[keep] / f)), (lane - h / 2, h), **kw)
+
+    bars(iv["gap_start"], iv["gap_len"], lane_traffic, facecolors=_COLORS["compute"], linewidth=0)
+    cfg = iv["slot_config"]
+    # Exposed part of each slot (traffic stopped) in red, the rest in the slot's configuration colour.
+    x = np.zeros(len(cfg))
+    if len(iv["exposed_start"]):
+        pos = np.searchsorted(iv["slot_start"], iv["exposed_start"], side="right") - 1
+        np.add.at(x, np.clip(pos, 0, max(len(cfg) - 1, 0)), iv["exposed_len"])
+    # The OCS lane holds each configuration from its slot until the next slot (gaps included).
+    held_end = np.append(iv["slot_start"][1:], iv["slot_start"][-1] + iv["slot_len"][-1]) if len(cfg) else x
+    for c in np.unique(cfg):
+        m = cfg == c
+        col = palette[int(c) % len(palette)]
+        bars(iv["slot_start"][m] + x[m], iv["slot_len"][m] - x[m], lane_traffic, facecolors=col,
+             edgecolor="white", linewidth=0.3)
+        bars(iv["slot_start"][m], held_end[m] - iv["slot_start"][m], lane_ocs, facecolors=col, linewidth=0)
+    bars(iv["exposed_start"], iv["exposed_len"], lane_traffic, facecolors=_COLORS["exposed"], linewidth=0)
+    bars(iv["hidden_start"], iv["hidden_len"], lane_ocs, facecolors=_COLORS["hidden"], linewidth=0)
+    bars(iv["exposed_start"], iv["exposed_len"], lane_ocs, facecolors=_COLORS["exposed"], linewidth=0)
+    ax.set_yticks([lane_ocs, lane_traffic], ["OCS", "traffic"])
+    ax.set_xlabel(f"time ({unit})")
+    ax.set_xlim(0, span / f)
+    ax.set_ylim(-0.7, 1.7)
+    handles = [Patch(color=_COLORS["compute"], label="compute gap"),
+               Patch(color=_COLORS["hidden"], label="reconfig hidden"),
+               Patch(color=_COLORS["exposed"], label="reconfig exposed")]
+    shown = np.unique(cfg)[:max_configs_in_legend]
+    handles += [Patch(color=palette[int(c) % len(palette)], label=f"config {int(c)}") for c in shown]
+    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.35), ncol=min(len(handles), 6),
+              fontsize="small", frameon=False)
+    if title is None:
+        title = (f"{schedule.method}: makespan {fmt_time(schedule.makespan_s)}, "
+                 f"{schedule.n_reconfigurations} reconfigurations "
+                 f"({fmt_time(schedule.exposed_reconfig_s)} exposed, {fmt_time(schedule.hidden_reconfig_s)} hidden)")
+    ax.set_title(title, fontsize="medium")
+    return ax
