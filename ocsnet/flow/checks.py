@@ -151,7 +151,7 @@ def _budget(name: str, value, n: int, unit_parse) -> np.ndarray | None:
         raise FlowError(f"{name}: expected one value or {n} (one per item), got shape {b.shape}")
     bad = np.flatnonzero(~(b >= 0))
     if len(bad):
-        raise FlowError(f"{name}[{int(bad[0])}]: {b[bad[0]]!r} is out of range, allowed [0, inf]")
+        raise FlowError(f"{name}[{int(bad[0])}]: {float(b[bad[0]])!r} is out of range, allowed [0, inf]")
     return b
 
 
@@ -237,7 +237,7 @@ def check_flows(fabric: Fabric, routes: Routes, rates_Bps=None, *, size_B=None,
         raise FlowError(f"rates_Bps: expected {n} entries (one per flow), got shape {rates.shape}")
     bad = np.flatnonzero(~(rates >= 0))
     if len(bad):
-        raise FlowError(f"rates_Bps[{int(bad[0])}] (flow {int(bad[0])}): {rates[bad[0]]!r} is out of range, allowed [0, inf]")
+        raise FlowError(f"rates_Bps[{int(bad[0])}] (flow {int(bad[0])}): {float(rates[bad[0]])!r} is out of range, allowed [0, inf]")
     size = None if size_B is None else _budget("size_B", size_B, n, units.parse_bytes)
     bw = _budget("bandwidth_budget_Bps", bandwidth_budget_Bps, n, units.parse_bandwidth)
     lat = _budget("latency_budget_s", latency_budget_s, n, units.parse_time)

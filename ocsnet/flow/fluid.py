@@ -42,7 +42,7 @@ def _check_nonneg(name: str, arr, n: int, what: str = "flow") -> np.ndarray:
         raise FlowError(f"{name}: expected {n} entries (one per {what}), got shape {a.shape}")
     bad = np.flatnonzero(~(np.isfinite(a) & (a >= 0)))
     if len(bad):
-        raise FlowError(f"{name}[{int(bad[0])}] ({what} {int(bad[0])}): {a[bad[0]]!r} is out of range, allowed [0, inf)")
+        raise FlowError(f"{name}[{int(bad[0])}] ({what} {int(bad[0])}): {float(a[bad[0]])!r} is out of range, allowed [0, inf)")
     return a
 
 
@@ -128,8 +128,8 @@ def completion_times(incidence, capacity, size_B, start_s=None, *, rtol: float =
         t_new = t + dt
         done = t + left <= t_new * (1 + rtol) + 0.0
         finish[active[done]] = t + left[done]
+        active, rates = active[~done], rates[~done]       # flows left run on at finite rates
         rem[active] -= rates * dt
-        active = active[~done]
         t = t_new
     if return_info:
         return finish, {"events": events}
@@ -200,7 +200,7 @@ def flows_from_demand(demand, n_gpus: int | None = None):
     bad = np.flatnonzero(~(np.isfinite(v) & (v >= 0)))
     if len(bad):
         k = int(bad[0])
-        raise FlowError(f"demand[{int(r[k])}, {int(c[k])}]: {v[k]!r} bytes is out of range, allowed [0, inf)")
+        raise FlowError(f"demand[{int(r[k])}, {int(c[k])}]: {float(v[k])!r} bytes is out of range, allowed [0, inf)")
     keep = (v > 0) & (r != c)
     r, c, v = r[keep], c[keep], v[keep]
     o = np.lexsort((c, r))

@@ -85,7 +85,7 @@ def alpha_beta_time(routes: Routes, capacity, size_B) -> np.ndarray:
         raise FlowError(f"size_B: expected {n} entries (one per flow), got shape {size.shape}")
     bad = np.flatnonzero(~(np.isfinite(size) & (size >= 0)))
     if len(bad):
-        raise FlowError(f"size_B[{int(bad[0])}] (flow {int(bad[0])}): {size[bad[0]]!r} is out of range, allowed [0, inf)")
+        raise FlowError(f"size_B[{int(bad[0])}] (flow {int(bad[0])}): {float(size[bad[0]])!r} is out of range, allowed [0, inf)")
     bw = bottleneck_Bps(routes, capacity)
     with np.errstate(divide="ignore", invalid="ignore"):
         ser = np.where(size > 0, size / bw, 0.0)

@@ -74,7 +74,7 @@ def as_incidence(incidence, n_links: int | None = None) -> sp.csc_matrix:
         k = int(bad[0])
         f = int(np.searchsorted(a.indptr, k, side="right") - 1)
         raise FlowError(f"incidence[{int(a.indices[k])}, {f}] (link {int(a.indices[k])}, flow {f}): "
-                        f"{a.data[k]!r} is out of range, allowed [0, inf)")
+                        f"{float(a.data[k])!r} is out of range, allowed [0, inf)")
     a.eliminate_zeros()
     return a
 
@@ -87,7 +87,7 @@ def check_capacity(capacity, n_links: int, name: str = "capacity") -> np.ndarray
                         f"got shape {c.shape}")
     bad = np.flatnonzero(~(c >= 0))        # catches NaN and negatives
     if len(bad):
-        raise FlowError(f"{name}[{int(bad[0])}] (link {int(bad[0])}): {c[bad[0]]!r} is out of range, allowed [0, inf]")
+        raise FlowError(f"{name}[{int(bad[0])}] (link {int(bad[0])}): {float(c[bad[0]])!r} is out of range, allowed [0, inf]")
     return c
 
 
@@ -100,7 +100,7 @@ def _check_demand(demand, n_flows: int) -> np.ndarray | None:
         raise FlowError(f"demand: expected {n_flows} entries (one per flow, the incidence columns), got shape {d.shape}")
     bad = np.flatnonzero(~(d >= 0))
     if len(bad):
-        raise FlowError(f"demand[{int(bad[0])}] (flow {int(bad[0])}): {d[bad[0]]!r} is out of range, allowed [0, inf]")
+        raise FlowError(f"demand[{int(bad[0])}] (flow {int(bad[0])}): {float(d[bad[0]])!r} is out of range, allowed [0, inf]")
     return d
 
 

@@ -426,7 +426,7 @@ def route_paths(fabric: Fabric, paths, *, flow=None, weight=None) -> Routes:
         raise FlowError(f"weight: expected {n_paths} entries (one per path), got shape {w.shape}")
     badw = np.flatnonzero(~((w >= 0) & np.isfinite(w)))
     if len(badw):
-        raise FlowError(f"weight[{int(badw[0])}] (path {int(badw[0])}): {w[badw[0]]!r} is out of range, allowed [0, 1]")
+        raise FlowError(f"weight[{int(badw[0])}] (path {int(badw[0])}): {float(w[badw[0]])!r} is out of range, allowed [0, 1]")
     tot = np.bincount(pf, weights=w, minlength=n_flows)
     badt = np.flatnonzero(np.abs(tot - 1.0) > 1e-9)
     if len(badt):
@@ -447,7 +447,7 @@ def route_paths(fabric: Fabric, paths, *, flow=None, weight=None) -> Routes:
     ps, pd = rank[nodes[first]], rank[nodes[last]]
     s = np.full(n_flows, -1, dtype=np.int64)
     dd = np.full(n_flows, -1, dtype=np.int64)
-    s[pf], dd[pf] = ps, pd
+    s[pf[::-1]], dd[pf[::-1]] = ps[::-1], pd[::-1]     # a flow's endpoints are those of its first path
     clash = np.flatnonzero((s[pf] != ps) | (dd[pf] != pd))
     if len(clash):
         p = int(clash[0])
