@@ -109,8 +109,11 @@ def _auto(problem, time_limit_s, max_slots_per_phase) -> Schedule:
         heur.meta["auto"] = "heuristic"
         return heur
     left = None if time_limit_s is None else max(time_limit_s - (time.perf_counter() - t0), 0.1)
+    # Give the exact model at least as many slots as the heuristic used, so it
+    # can reproduce (and start from) the heuristic's schedule.
+    slots = max_slots_per_phase if max_slots_per_phase is not None else max(len(ph.slots) for ph in heur.phases)
     try:
-        ex = _exact(problem, left, max_slots_per_phase)
+        ex = _exact(problem, left, slots)
     except ScheduleError as e:
         heur.meta["auto"] = f"heuristic (exact failed: {e})"
         return heur

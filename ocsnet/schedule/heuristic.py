@@ -380,6 +380,17 @@ def build_candidates(problem, *, time_limit_s: float | None = None, max_slots_pe
         C, t = matching.best_config(merged, ports, b, **kw)
         if np.isfinite(t):
             cs.add(C)
+        # Second variant: slow every phase of the window down by the same factor
+        # (elementwise max of each demand over its own best time), which suits
+        # the sum of per-phase maxima better when phases differ in size.
+        if np.isfinite(best_t[cnt > 0]).all() and (best_t[cnt > 0] > 0).all():
+            norm = None
+            for u in np.flatnonzero(cnt):
+                M = demands[u] / best_t[u]
+                norm = M if norm is None else norm.maximum(M)
+            C2, t2 = matching.best_config(norm, ports, b, **kw)
+            if np.isfinite(t2):
+                cs.add(C2)
     n_window = len(cs) - n_single
     # Several-slot options for demands no single configuration serves at their bound.
     cap = problem.ports * b + problem.packet_Bps
