@@ -279,7 +279,10 @@ def from_astra_yaml(config, *, gpu: str = "h100-sxm", link: str = "copper-nvlink
         ASTRA-sim.  Edge attribute ``dim``; node attribute ``dim`` (the
         dimension of a switch, -1 for GPUs).  ``meta["astra"]`` keeps the
         config (``bandwidth_GiBps``, ``latency_ns``) and ``meta`` the GPU-to-GPU
-        ``diameter_hops`` and ``avg_hops``.
+        ``diameter_hops`` and ``avg_hops``.  ``meta["gpu_forwarding"]`` is
+        true: ASTRA-sim's routes pass through intermediate NPUs (around a
+        ring, and from one dimension to the next), so a flow model must let
+        GPUs forward on these fabrics even when they hold switches.
 
     Raises
     ------
@@ -336,7 +339,8 @@ def from_astra_yaml(config, *, gpu: str = "h100-sxm", link: str = "copper-nvlink
             "astra": {"topology": list(cfg.topology), "npus_count": list(cfg.npus_count),
                       "bandwidth_GiBps": list(cfg.bandwidth_GiBps), "latency_ns": list(cfg.latency_ns)},
             "diameter_hops": int(sum(h for h, _ in per_dim)),
-            "avg_hops": sum(m for _, m in per_dim) * n / (n - 1)}
+            "avg_hops": sum(m for _, m in per_dim) * n / (n - 1),
+            "gpu_forwarding": True}
     if name is None:
         name = Path(config).stem if isinstance(config, (str, Path)) else "astra-" + "_".join(cfg.topology)
     return Fabric(kind, np.concatenate(src), np.concatenate(dst), np.concatenate(cap), np.concatenate(late),
