@@ -117,6 +117,13 @@ def read_astra_config(config) -> AstraConfig:
         Unreadable YAML, an unknown or missing key, lists of different
         lengths, an unknown building block, ``npus_count <= 1``,
         ``bandwidth <= 0`` or ``latency < 0``; the message names the key.
+
+    Examples
+    --------
+    >>> cfg = read_astra_config({"topology": ["Ring", "Switch"], "npus_count": [4, 2],
+    ...                          "bandwidth": [50.0, 25.0], "latency": [500.0, 1000.0]})
+    >>> cfg.n_npus, cfg.bandwidth_Bps.tolist() == [50 * 2**30, 25 * 2**30]
+    (8, True)
     """
     if isinstance(config, AstraConfig):
         return config

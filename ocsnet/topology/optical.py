@@ -367,6 +367,12 @@ def pair_level(fabric: Fabric, src, dst) -> np.ndarray:
 
     A circuit can join two different GPUs iff their circuit-domain coordinates
     differ in exactly one dimension ``l``; it then uses a level-``l`` plane.
+
+    Examples
+    --------
+    >>> f = ocs_fabric(12, 2, domain_shape=[3, 4], planes_per_level=[1, 1])
+    >>> pair_level(f, [0, 0, 0], [1, 3, 4]).tolist()     # ranks 1: same line of dim 0; 3: of dim 1
+    [0, 1, -1]
     """
     om = _ocs_meta(fabric)
     shape = om.get("domain_shape", [fabric.n_gpus])
@@ -397,6 +403,12 @@ def allowed_pairs(fabric: Fabric, src=None, dst=None):
         Without ``src``/``dst``: the ``N x N`` boolean CSR matrix of allowed
         pairs (zero diagonal).  When ``meta["ocs"]["all_to_all"]`` is true it
         is every off-diagonal pair; prefer the flag to materializing it.
+
+    Examples
+    --------
+    >>> f = ocs_fabric(12, 2, domain_shape=[3, 4], planes_per_level=[1, 1])
+    >>> allowed_pairs(f).getnnz(axis=1)[:3].tolist()   # 2 peers on its dim-0 line, 3 on its dim-1 line
+    [5, 5, 5]
     """
     if src is not None or dst is not None:
         if src is None or dst is None:
@@ -496,7 +508,9 @@ def apply_circuits(fabric: Fabric, circuits) -> Fabric:
         The fabric has no OCS, or the matrix has the wrong shape, a negative,
         non-integer or non-zero diagonal entry, a row or column over the port
         budget, or a circuit the wiring cannot make; the message names the
-        entry, row or column.
+        entry, row or column.  A circuit parallel to a direct GPU-to-GPU link
+        of a hybrid's packet part (e.g. a torus) is refused too: a Fabric holds
+        one edge per ordered pair.
 
     Examples
     --------
