@@ -27,7 +27,7 @@ import scipy.sparse as sp
 
 from ..errors import ScheduleError
 
-__all__ = ["enumerate_configs", "phase_times", "brute_force"]
+__all__ = ["enumerate_configs", "phase_times", "brute_force", "brute_force_two_slots"]
 
 
 def enumerate_configs(problem, *, limit: int = 5_000_000):
@@ -99,6 +99,89 @@ def phase_times(problem, p: int, rows, cols, counts, prev_counts=None, changed: 
         pk = np.maximum(pd.sum(axis=2).max(axis=1), pd.sum(axis=1).max(axis=1)) / pb
         T = np.maximum(T, pk)
     return T
+
+
+def _two_slot_lp(a: np.ndarray, c: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """``min h1 + h2`` s.t. ``a_u h1 + c_u h2 >= r_u``, ``h >= 0``, for many (a, c) rows at once.
+
+    ``a``, ``c``: (M, U) circuit counts of the two slots on the U demanded
+    pairs; ``r``: (U,) circuit-seconds each pair needs.  A two-variable LP is
+    optimal at a vertex, so every vertex (each axis with each constraint,
+    each pair of constraints) is tried and the feasible ones compared.  Written
+    by hand, vectorized over the M configuration pairs, so that the brute
+    force shares nothing with the HiGHS LP used to time schedules.
+    """
+    M, U = a.shape
+    cands = []
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cands.append((np.zeros(M), np.where(c > 0, r / c, np.where(r > 0, np.inf, 0)).max(axis=1, initial=0.0)))
+        cands.append((np.where(a > 0, r / a, np.where(r > 0, np.inf, 0)).max(axis=1, initial=0.0), np.zeros(M)))
+        for u in range(U):
+            for v in range(u + 1, U):
+                det = a[:, u] * c[:, v] - a[:, v] * c[:, u]
+                h1 = (r[u] * c[:, v] - r[v] * c[:, u]) / det
+                h2 = (a[:, u] * r[v] - a[:, v] * r[u]) / det
+                ok = (det != 0) & (h1 >= 0) & (h2 >= 0)
+                cands.append((np.where(ok, h1, np.inf), np.where(ok, h2, np.inf)))
+    best = np.full(M, np.inf)
+    for h1, h2 in cands:
+        h1 = np.where(np.isfinite(h1), h1, np.inf)
+        h2 = np.where(np.isfinite(h2), h2, np.inf)
+        with np.errstate(invalid="ignore"):
+            served = a * h1[:, None] + c * h2[:, None]
+            feas = np.all((served >= r * (1 - 1e-12)) | (r <= 0), axis=1) & np.isfinite(h1) & np.isfinite(h2)
+        best = np.where(feas, np.minimum(best, h1 + h2), best)
+    return best
+
+
+def brute_force_two_slots(problem, *, limit: int = 200_000) -> float:
+    """The optimal makespan over schedules with at most two slots per phase (plain problems only).
+
+    All-stop, no reserved circuits, no packet network.  A phase held by
+    ``c1`` then ``c2 != c1`` costs ``delta`` (the change inside it) plus the
+    least total hold time of the two slots, a two-variable LP solved at its
+    vertices (:func:`_two_slot_lp`); a dynamic program over phases on the
+    last configuration enumerates every sequence.
+
+    Returns
+    -------
+    float
+        The optimal makespan, seconds (``inf`` if none serves every phase).
+
+    Raises
+    ------
+    ScheduleError
+        Extensions are on, or ``|C|**2`` exceeds ``limit``.
+    """
+    if problem.reserved.nnz or problem.partial_reconfig or problem.packet_Bps > 0:
+        raise ScheduleError("brute force with two slots: only for all-stop problems without "
+                            "reserved circuits or packet network")
+    rows, cols, counts = enumerate_configs(problem)
+    K = len(counts)
+    if K * K > limit:
+        raise ScheduleError(f"brute force: {K}**2 configuration pairs exceed limit = {limit}")
+    b, delta, g = problem.circuit_Bps, problem.reconfig_delay_s, problem.gap_s
+    keys = rows * problem.N + cols
+    cost = None
+    ia, ib = np.meshgrid(np.arange(K), np.arange(K), indexing="ij")
+    ia, ib = ia.ravel(), ib.ravel()
+    for p in range(problem.P):
+        D = problem.demand[p].tocoo()
+        dk = D.row.astype(np.int64) * problem.N + D.col
+        pos = np.searchsorted(keys, dk)
+        r = D.data / b
+        one = phase_times(problem, p, rows, cols, counts)                 # one slot, no change
+        a = counts[ia][:, pos].astype(float)
+        c = counts[ib][:, pos].astype(float)
+        two = (_two_slot_lp(a, c, r) + delta).reshape(K, K)              # [c1, c2]
+        two[np.arange(K), np.arange(K)] = np.inf
+        if cost is None:                      # first phase: the first configuration is free
+            enter = np.zeros(K)
+        else:
+            w = max(0.0, delta - float(g[p]))
+            enter = np.minimum(cost, cost.min() + w)
+        cost = g[p] + np.minimum(enter + one, (enter[:, None] + two).min(axis=0))
+    return float(cost.min())
 
 
 def brute_force(problem, *, limit: int = 5_000_000):

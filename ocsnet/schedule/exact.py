@@ -39,11 +39,11 @@ Every table value is rounded *up* and served bytes rounded *down*, so any
 model solution is a valid schedule whose exact time is at most the model's;
 conversely the model overestimates a schedule by at most a few ``q`` per
 phase (``E`` in ``meta["rounding_s"]``).  So ``q * bound - E`` is a proven
-lower bound on the optimum.  ``status="optimal"`` is reported only when
-CP-SAT proves its model optimal *and* the resulting gap is at most
-``OPTIMAL_REL_GAP``; otherwise ``"time-limit"`` (stopped early) or
-``"feasible"``, with ``gap`` from CP-SAT's best bound (never looser than the
-problem's own lower bound, :func:`.bounds.lower_bound_s`).
+lower bound on the optimum.  ``status="optimal"`` is reported only when the
+proven gap, from CP-SAT's bound or from :func:`.bounds.lower_bound_s`, is at
+most ``OPTIMAL_REL_GAP`` (1e-4); otherwise ``"time-limit"`` (CP-SAT stopped
+early) or ``"feasible"`` (CP-SAT proved its integer model optimal, but the
+rounding leaves more than that), always with ``lower_bound_s`` and ``gap``.
 
 Status, bound and gap refer to schedules with at most
 ``max_slots_per_phase`` slots per phase; ``meta["general_lower_bound_s"]``
@@ -77,8 +77,16 @@ from .io import Schedule
 
 __all__ = ["solve_exact", "OPTIMAL_REL_GAP"]
 
-OPTIMAL_REL_GAP = 1e-6
-_RESOLUTION = 1e8
+OPTIMAL_REL_GAP = 1e-4
+# Integer time steps per the hint's transfer time: fine for the threshold and
+# table models (their numbers only appear as coefficients), coarser for the
+# several-slot model, whose products of circuits and hold times propagate
+# poorly over huge domains.
+_RESOLUTION = {"one": 1e8, "multi": 1e6}
+# The threshold model is small and its linear relaxation is tight; CP-SAT's
+# presolve (probing, symmetry detection) costs seconds on it and gains nothing
+# on the traces measured in benchmarks/bench_schedule_exact.py.
+_PLAIN_PARAMS = {"cp_model_presolve": False}
 
 
 # ---- data preparation ------------------------------------------------------------------------
@@ -270,6 +278,91 @@ def _build_one_slot(problem, data: _Data, un: _Units, horizon: int):
     return m, {"e": e, "z": z, "T": T, "err": err}
 
 
+def _build_thresholds(problem, data: _Data, un: _Units, horizon: int):
+    """One slot per phase without extensions: phase transfer times as thresholds.
+
+    The transfer time of phase ``p`` is one of the values ``D_pu / (k b)``;
+    sorted candidates ``theta_j`` get order literals ``a_j = [t_p <= theta_j]``
+    and pair ``u`` needs ``c_pu >= 1 + sum_k a_{j(u,k)}`` circuits, one term per
+    breakpoint ``D_pu / (k b)`` of the pair.  Candidates below the phase's
+    DESIGN bound or above its one-circuit-per-pair time cannot be optimal
+    and are left out.
+    """
+    P, b = problem.P, problem.circuit_Bps
+    nU = len(data.keys)
+    m = cp_model.CpModel()
+    c = [[m.NewIntVar(0, int(data.cmax[u]), f"c{p}_{u}") for u in range(nU)] for p in range(P)]
+    z = [None] + [m.NewBoolVar(f"z{p}") for p in range(1, P)]
+    lbp = problem.phase_lower_bounds_s()
+    obj, theta, order = [], [], []
+    for p in range(P):
+        _add_ports(m, problem, data, c[p])
+        if p > 0:
+            for u in range(nU):
+                m.Add(c[p][u] == c[p - 1][u]).OnlyEnforceIf(z[p].Not())
+            Xq = un.up(float(data.X[p]))
+            if Xq > 0:
+                obj.append(Xq * z[p])
+        r, cc, dem, uu, Rv = data.phase[p]
+        if len(dem) == 0:
+            theta.append(np.zeros(0))
+            order.append([])
+            continue
+        K = data.cmax[uu]
+        cand = np.concatenate([dem / (k * b) for k in range(1, int(K.max()) + 1)])
+        kk = np.concatenate([np.full(len(dem), k) for k in range(1, int(K.max()) + 1)])
+        cand = cand[kk <= np.repeat(K[None, :], int(K.max()), axis=0).ravel()]
+        lo = max(float(lbp[p]), float((dem / (K * b)).max()))
+        hi = float(dem.max() / b)
+        th = np.unique(cand[(cand >= lo * (1 - 1e-12)) & (cand <= hi * (1 + 1e-12))])
+        a = [m.NewBoolVar(f"a{p}_{j}") for j in range(len(th))]
+        m.Add(a[-1] == 1)
+        for j in range(len(th) - 1):
+            m.AddImplication(a[j], a[j + 1])
+        thq = [un.up(t) for t in th]
+        obj.append(thq[0])
+        obj.extend((thq[j + 1] - thq[j]) * a[j].Not() for j in range(len(th) - 1) if thq[j + 1] > thq[j])
+        for u, D in zip(uu, dem):
+            lits = []
+            for k in range(1, int(data.cmax[u])):
+                # t_p < D / (k b)  <=>  t_p <= the largest candidate below it
+                j = int(np.searchsorted(th, D / (k * b) * (1 - 1e-12), side="left")) - 1
+                if j >= 0:
+                    lits.append(a[j])
+            m.Add(c[p][u] >= 1 + sum(lits))
+        theta.append(th)
+        order.append(a)
+    m.Minimize(sum(obj))
+    return m, {"c": c, "z": z, "a": order, "theta": theta, "err": np.full(P, 2.0)}
+
+
+def _hint_thresholds(m, v, data: _Data, hint: Schedule, problem):
+    prev = None
+    for p, ph in enumerate(hint.phases):
+        C = hint.configs[ph.slots[0].config]
+        vals = np.asarray(C[data.rows, data.cols]).ravel().astype(int) if len(data.rows) else np.zeros(0, int)
+        vals = np.minimum(vals, data.cmax)
+        for u, val in enumerate(vals):
+            m.AddHint(v["c"][p][u], int(val))
+        if p > 0:
+            m.AddHint(v["z"][p], int(not np.array_equal(vals, prev)))
+        prev = vals
+        r, cc, dem, uu, Rv = data.phase[p]
+        if len(dem):
+            t = float((dem / (np.maximum(vals[uu], 1) * problem.circuit_Bps)).max())
+            for j, lit in enumerate(v["a"][p]):
+                m.AddHint(lit, int(t <= v["theta"][p][j] * (1 + 1e-12)))
+
+
+def _read_thresholds(solver, v, data: _Data, N: int):
+    per_phase = []
+    for cp in v["c"]:
+        vals = np.array([solver.Value(x) for x in cp], dtype=int)
+        nz = vals > 0
+        per_phase.append([sp.csr_matrix((vals[nz], (data.rows[nz], data.cols[nz])), shape=(N, N))])
+    return per_phase, None
+
+
 def _hint_one_slot(m, v, data: _Data, hint: Schedule):
     P = len(v["e"])
     prev = None
@@ -309,6 +402,8 @@ def _build_multi_slot(problem, data: _Data, un: _Units, horizon: int, S: int):
     T = [m.NewIntVar(lb_units[p], max(horizon, lb_units[p]), f"T{p}") for p in range(P)]
     err = np.zeros(P)
     delta = problem.reconfig_delay_s
+    prods = [[[] for _ in range(S)] for _ in range(P)]
+    wvars = [{} for _ in range(P)]
     for p in range(P):
         for s in range(S):
             _add_ports(m, problem, data, c[p][s])
@@ -344,6 +439,7 @@ def _build_multi_slot(problem, data: _Data, un: _Units, horizon: int, S: int):
             for s in range(S):
                 prod = m.NewIntVar(0, (R + K) * horizon, f"m{p}_{s}_{u}")
                 m.AddMultiplicationEquality(prod, [c[p][s][u] + R, h[p][s]])
+                prods[p][s].append((u, prod))
                 served.append(prod)
                 rowm.setdefault(i, []).append((s, prod))
                 colm.setdefault(j, []).append((s, prod))
@@ -354,6 +450,7 @@ def _build_multi_slot(problem, data: _Data, un: _Units, horizon: int, S: int):
             need = int(math.ceil(D / (b * un.q) - 1e-9))
             if pb > 0 and R == 0:
                 w = m.NewBoolVar(f"w{p}_{u}")
+                wvars[p][u] = w
                 for s in range(S):
                     m.Add(c[p][s][u] == 0).OnlyEnforceIf(w)
                 m.Add(sum(served) >= need).OnlyEnforceIf(w.Not())
@@ -364,36 +461,64 @@ def _build_multi_slot(problem, data: _Data, un: _Units, horizon: int, S: int):
         for s in range(S):                        # cuts: a GPU's circuits carry at most d b per second
             for group in (rowm, colm):
                 for g, lst in group.items():
-                    prods = [pv for (ss, pv) in lst if ss == s]
-                    if len(prods) > 1:
-                        m.Add(sum(prods) <= d * h[p][s])
+                    grp_prods = [pv for (ss, pv) in lst if ss == s]
+                    if len(grp_prods) > 1:
+                        m.Add(sum(grp_prods) <= d * h[p][s])
         for terms in packet_terms.values():
             const = sum(D for D, lit in terms if lit is None)
             var = [(un.up(D / pb), lit) for D, lit in terms if lit is not None]
             m.Add(T[p] >= un.up(const / pb) + sum(cf * lit for cf, lit in var))
             err[p] = max(err[p], 1 + len(var))
-        err[p] = max(err[p], 4 * S)
+        err[p] = max(err[p], 3 * S)
     m.Minimize(sum(T))
-    return m, {"c": c, "z": z, "tau": tau, "h": h, "T": T, "err": err}
+    return m, {"c": c, "z": z, "tau": tau, "h": h, "T": T, "err": err, "prod": prods, "w": wvars}
 
 
 def _hint_multi_slot(m, v, data: _Data, hint: Schedule, un: _Units, problem):
+    """A complete hint: circuits, changes, slot and hold times (rounded up with margin), products."""
     S = len(v["c"][0])
-    prev = None
+    b, pb = problem.circuit_Bps, problem.packet_Bps
+    delta = problem.reconfig_delay_s
     for p, ph in enumerate(hint.phases):
         slots = ph.slots
+        vals_s, taus = [], []
         for s in range(S):
+            used = s < len(slots)
             sl = slots[min(s, len(slots) - 1)]
             C = hint.configs[sl.config]
             vals = np.asarray(C[data.rows, data.cols]).ravel().astype(int) if len(data.rows) else np.zeros(0, int)
             vals = np.minimum(vals, data.cmax)
+            zz = v["z"][p][s]
+            if s == 0:
+                zval = int(bool(sl.reconfig)) if zz is not None else 0
+            else:
+                zval = int(used)
+            x = float(data.X[p]) if s == 0 else delta
+            xq = un.up(x) * zval
+            hold = un.up(max(0.0, sl.duration_s - sl.exposed_s)) + 2 if used else 0
             for u, val in enumerate(vals):
                 m.AddHint(v["c"][p][s][u], int(val))
-            used = s < len(slots)
-            ch = used and prev is not None and not np.array_equal(vals, prev)
-            if v["z"][p][s] is not None:
-                m.AddHint(v["z"][p][s], int(ch))
-            prev = vals
+            if zz is not None:
+                m.AddHint(zz, zval)
+            m.AddHint(v["h"][p][s], hold)
+            m.AddHint(v["tau"][p][s], hold + xq)
+            vals_s.append(vals)
+            taus.append(hold + xq)
+            for (u, prod) in v["prod"][p][s]:
+                m.AddHint(prod, int((data.Ru[u] + vals[u]) * hold))
+        total = sum(taus)
+        if pb > 0:
+            # packet-carried pairs: no circuit in any slot
+            anyc = np.any(np.stack(vals_s), axis=0)
+            for u, w in v["w"][p].items():
+                m.AddHint(w, int(not anyc[u]))
+            r, cc, dem, uu, Rv = data.phase[p]
+            pk = (Rv == 0) & ((uu < 0) | ~anyc[np.maximum(uu, 0)])
+            if pk.any():
+                load = max(np.bincount(r[pk], dem[pk], minlength=problem.N).max(),
+                           np.bincount(cc[pk], dem[pk], minlength=problem.N).max())
+                total = max(total, un.up(load / pb) + int(pk.sum()) + 1)
+        m.AddHint(v["T"][p], int(total))
 
 
 def _read_multi_slot(solver, v, data: _Data, N: int, un: _Units):
@@ -427,8 +552,8 @@ _STATUS = {cp_model.OPTIMAL: "OPTIMAL", cp_model.FEASIBLE: "FEASIBLE", cp_model.
 
 
 def solve_exact(problem, time_limit_s: float = 10.0, max_slots_per_phase: int = 1, num_workers: int | None = None,
-                *, resolution: float = _RESOLUTION, hint: bool = True, seed: int = 0,
-                log: bool = False) -> Schedule:
+                *, resolution: float | None = None, hint: bool = True, seed: int = 0,
+                log: bool = False, parameters: dict | None = None) -> Schedule:
     """The optimal schedule of a small OCS problem, or the best found with its proven gap.
 
     Parameters
@@ -442,14 +567,17 @@ def solve_exact(problem, time_limit_s: float = 10.0, max_slots_per_phase: int = 
         (all-to-all) split into several configurations.
     num_workers : int, optional
         CP-SAT search workers (default: the machine's cores, at most 8).
-    resolution : float
-        Integer time steps per the hint's transfer time (sets ``q``).
+    resolution : float, optional
+        Integer time steps per the hint's transfer time (sets ``q``); default
+        1e8 with one slot per phase, 1e6 with several.
     hint : bool
         Start CP-SAT from the heuristic's schedule.
     seed : int
         CP-SAT random seed.
     log : bool
         Print CP-SAT's search log.
+    parameters : dict, optional
+        Extra CP-SAT parameters by name (e.g. ``{"symmetry_level": 0}``).
 
     Returns
     -------
@@ -500,6 +628,7 @@ def solve_exact(problem, time_limit_s: float = 10.0, max_slots_per_phase: int = 
         raise ScheduleError(f"max_slots_per_phase: {S} is too few, some phase needs at least {need} slots "
                             "(a GPU has more partners than ports)")
     general = general_bound(problem)
+    bound_s = general_bound(problem, max_slots_per_phase=S) if S == 1 else general
     gsum = float(problem.gap_s.sum())
 
     # 1. hint and time unit
@@ -512,13 +641,22 @@ def solve_exact(problem, time_limit_s: float = 10.0, max_slots_per_phase: int = 
         if problem.packet_Bps > 0:
             H += float(np.maximum(problem.row_sums(), problem.col_sums()).max(axis=1).sum() / problem.packet_Bps)
         H = max(H, problem.reconfig_delay_s * problem.P * S, 1e-30)
+    if resolution is None:
+        resolution = _RESOLUTION["one" if S == 1 else "multi"]
+    if not (float(resolution) >= 1):
+        raise ScheduleError(f"resolution: {resolution!r} is out of range, allowed [1, inf)")
     un = _Units(H / float(resolution))
     # horizon: any solution at least as good as the hint fits (plus rounding slack per phase)
     horizon = int(math.ceil(H / un.q)) + 8 * S * problem.P + 8 if h_sched is not None else int(
         math.ceil(4 * H / un.q)) + 8 * S * problem.P + 8
 
     # 2. build
-    if S == 1:
+    plain = problem.reserved.nnz == 0 and not problem.partial_reconfig and problem.packet_Bps <= 0
+    if S == 1 and plain:
+        model, v = _build_thresholds(problem, data, un, horizon)
+        if h_sched is not None:
+            _hint_thresholds(model, v, data, h_sched, problem)
+    elif S == 1:
         model, v = _build_one_slot(problem, data, un, horizon)
         if h_sched is not None:
             _hint_one_slot(model, v, data, h_sched)
@@ -534,6 +672,13 @@ def solve_exact(problem, time_limit_s: float = 10.0, max_slots_per_phase: int = 
     solver.parameters.num_workers = workers
     solver.parameters.random_seed = int(seed)
     solver.parameters.log_search_progress = bool(log)
+    params = dict(_PLAIN_PARAMS) if (S == 1 and plain) else {}
+    params.update(parameters or {})
+    for key, val in params.items():
+        try:
+            setattr(solver.parameters, key, val)
+        except (AttributeError, TypeError, ValueError) as e:
+            raise ScheduleError(f"parameters: CP-SAT has no parameter {key!r} = {val!r} ({e})") from None
     code = solver.Solve(model)
     name = _STATUS.get(code, str(code))
 
@@ -546,11 +691,18 @@ def solve_exact(problem, time_limit_s: float = 10.0, max_slots_per_phase: int = 
             "n_constraints": len(model.Proto().constraints)}
     sched = None
     if code in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-        if S == 1:
+        if S == 1 and plain:
+            per_phase, durs = _read_thresholds(solver, v, data, problem.N)
+        elif S == 1:
             per_phase, durs = _read_one_slot(solver, v, data, problem.N)
         else:
             per_phase, durs = _read_multi_slot(solver, v, data, problem.N, un)
         sched = Schedule.from_configs(problem, per_phase, durations=durs, method="exact", lower_bound_s=0.0)
+        if durs is not None:
+            # the model's slot times are rounded up; the LP split for the same configurations is exact
+            lp = Schedule.from_configs(problem, per_phase, method="exact", lower_bound_s=0.0)
+            if validate(problem, lp).ok and lp.makespan_s < sched.makespan_s:
+                sched = lp
         meta["objective_s"] = gsum + un.q * solver.ObjectiveValue()
         meta["objective_bound_s"] = gsum + un.q * solver.BestObjectiveBound()
         if not validate(problem, sched).ok:    # cannot happen if the model is right; never return it
@@ -573,13 +725,13 @@ def solve_exact(problem, time_limit_s: float = 10.0, max_slots_per_phase: int = 
                                       durations=[[s.duration_s for s in ph.slots] for ph in h_sched.phases],
                                       method="exact", lower_bound_s=0.0)
         meta["from_hint"] = True
-    lb = max(general, bound_model)
+    lb = max(bound_s, bound_model)
     lb = min(lb, sched.makespan_s)
     sched.lower_bound_s = lb
-    if code == cp_model.OPTIMAL and sched.gap <= OPTIMAL_REL_GAP:
-        sched.status = "optimal"
+    if sched.gap <= OPTIMAL_REL_GAP:
+        sched.status = "optimal"          # proven by CP-SAT's bound or by bounds.py
     elif code == cp_model.OPTIMAL:
-        sched.status = "feasible"
+        sched.status = "feasible"         # CP-SAT optimal, but the time unit's rounding leaves a gap
     else:
         sched.status = "time-limit"
     sched.solve_time_s = time.perf_counter() - t0
