@@ -199,6 +199,18 @@ def test_baselines_share_work_across_equal_phases():
     prob = OCSProblem([ring(n, 1e6, 1), ring(n, 1e6, 5)] * 200, [1e-6] * 400, ports=4, circuit_Bps=1e10,
                       reconfig_delay_s=1e-5)
     for m in BASE:
-        s = solve(prob, m)
+        s = solve(prob, m, bound="design")
         valid(prob, s)
         assert len(s.configs) <= 2
+
+
+@pytest.mark.parametrize("method", ["heuristic", *BASE])
+def test_design_bound_option_reports_the_design_bound(method):
+    n = 8
+    prob = OCSProblem([ring(n, 1e6, 1), ring(n, 2e6, 3)] * 3, [1e-6, 2e-6] * 3, ports=2, circuit_Bps=1e10,
+                      reconfig_delay_s=1e-5)
+    s = solve(prob, method, bound="design")
+    valid(prob, s)
+    assert s.lower_bound_s == pytest.approx(prob.lower_bound_s(), rel=1e-12)
+    with pytest.raises(ScheduleError, match="bound"):
+        solve(prob, method, bound="magic")

@@ -2,7 +2,7 @@
 
     ocsnet schedule list
     ocsnet schedule solve SCENARIO [--method heuristic] [--time-limit 10s] [--reconfig-delay 10us]
-                                   [--max-slots N] [-o schedule.json]
+                                   [--max-slots N] [--bound best|design] [-o schedule.json]
     ocsnet schedule check SCENARIO schedule.json [--reconfig-delay 10us]
     ocsnet schedule plot schedule.json -o gantt.png
 
@@ -37,6 +37,8 @@ def register(subparsers) -> None:
     s.add_argument("--time-limit", default=None, metavar="TIME", help="wall-time budget, e.g. 10s")
     s.add_argument("--reconfig-delay", default=None, metavar="TIME", help="override the OCS delay, e.g. 10us")
     s.add_argument("--max-slots", type=int, default=None, metavar="N", help="most slots per phase")
+    s.add_argument("--bound", choices=("best", "design"), default=None,
+                   help="lower bound the heuristic reports (design: cheap on very long traces)")
     s.add_argument("-o", "--output", default=None, metavar="FILE", help="write the schedule JSON here")
     s.set_defaults(func=run_solve)
 
@@ -105,6 +107,8 @@ def run_solve(args) -> int:
         kw["time_limit_s"] = limit
     if args.max_slots is not None:
         kw["max_slots_per_phase"] = args.max_slots
+    if args.bound is not None:
+        kw["bound"] = args.bound
     kw.setdefault("method", "auto")
     t0 = time.perf_counter()
     _progress(f"building {sc.name}: {sc.description}")

@@ -59,7 +59,7 @@ def _exact(problem, time_limit_s, max_slots_per_phase):
 
 
 def solve(problem: OCSProblem, method: str = "auto", time_limit_s: float | None = None,
-          max_slots_per_phase: int | None = None) -> Schedule:
+          max_slots_per_phase: int | None = None, *, bound: str = "best") -> Schedule:
     """Schedule the circuits of an OCS problem with the named method.
 
     Parameters
@@ -73,6 +73,11 @@ def solve(problem: OCSProblem, method: str = "auto", time_limit_s: float | None 
         candidates.  Default: none (``exact``: 10 s).
     max_slots_per_phase : int, optional
         Most slots (configurations) a phase may use.
+    bound : {"best", "design"}
+        Lower bound the heuristic reports: the tightest of
+        :mod:`ocsnet.schedule.bounds`, or the DESIGN.md bound alone (cheap on
+        very long traces), for the heuristic and the baselines; ``exact``
+        always reports its proven bound.
 
     Returns
     -------
@@ -91,20 +96,22 @@ def solve(problem: OCSProblem, method: str = "auto", time_limit_s: float | None 
         raise ScheduleError(f"time_limit_s: {time_limit_s!r} is out of range, allowed (0, inf)")
     if method == "heuristic":
         from .heuristic import solve_heuristic
-        return solve_heuristic(problem, time_limit_s=time_limit_s, max_slots_per_phase=max_slots_per_phase)
+        return solve_heuristic(problem, time_limit_s=time_limit_s, max_slots_per_phase=max_slots_per_phase,
+                               bound=bound)
     if method == "exact":
         return _exact(problem, time_limit_s, max_slots_per_phase)
     if method == "auto":
-        return _auto(problem, time_limit_s, max_slots_per_phase)
+        return _auto(problem, time_limit_s, max_slots_per_phase, bound)
     from .baselines import solve_baseline
-    return solve_baseline(problem, method, time_limit_s=time_limit_s, max_slots_per_phase=max_slots_per_phase)
+    return solve_baseline(problem, method, time_limit_s=time_limit_s, max_slots_per_phase=max_slots_per_phase,
+                          bound=bound)
 
 
-def _auto(problem, time_limit_s, max_slots_per_phase) -> Schedule:
+def _auto(problem, time_limit_s, max_slots_per_phase, bound) -> Schedule:
     from .heuristic import solve_heuristic
 
     t0 = time.perf_counter()
-    heur = solve_heuristic(problem, time_limit_s=time_limit_s, max_slots_per_phase=max_slots_per_phase)
+    heur = solve_heuristic(problem, time_limit_s=time_limit_s, max_slots_per_phase=max_slots_per_phase, bound=bound)
     if problem.N * problem.N * problem.P > TINY or heur.status == "optimal":
         heur.meta["auto"] = "heuristic"
         return heur

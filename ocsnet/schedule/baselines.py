@@ -41,7 +41,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from . import matching
-from .heuristic import ConfigSet, unique_demands
+from .heuristic import ConfigSet, design_bound_s, unique_demands
 from ..errors import ScheduleError
 
 __all__ = ["BASELINES", "solve_baseline", "solve_static", "solve_per_phase", "solve_bvn", "solve_solstice"]
@@ -65,7 +65,8 @@ def _packet_subset_config(problem, D: sp.csr_matrix) -> sp.csr_matrix | None:
     return sp.csr_matrix(D.shape, dtype=np.int64)           # everything on the packet network
 
 
-def _build(problem, uid, per_u, *, method: str, t0: float, meta: dict | None = None):
+def _build(problem, uid, per_u, *, method: str, t0: float, bound: str = "best", demands=None,
+           meta: dict | None = None):
     """Schedule from per-distinct-demand slot lists ``[(configs, hold_s or None)]``.
 
     One-slot phases are timed in closed form by the re-timing; several-slot
@@ -96,13 +97,20 @@ def _build(problem, uid, per_u, *, method: str, t0: float, meta: dict | None = N
             d[-1] = None
             durations.append(d)
         prev = row[-1]
+    lb = None
+    if bound == "design":
+        demands, duid = (demands, uid) if demands is not None else unique_demands(problem.demand)
+        lb = design_bound_s(problem, demands, duid)
+    elif bound != "best":
+        raise ScheduleError(f"bound: {bound!r} is not one of 'best', 'design'")
     s = Schedule.from_configs(problem, per_phase, durations=durations, method=method, status="feasible",
-                              meta=meta)
+                              meta=meta, lower_bound_s=lb)
     s.solve_time_s = time.perf_counter() - t0
     return s
 
 
-def solve_static(problem, time_limit_s: float | None = None, max_slots_per_phase: int | None = None):
+def solve_static(problem, time_limit_s: float | None = None, max_slots_per_phase: int | None = None, *,
+                 bound: str = "best"):
     """One configuration for the whole trace: the best one for the summed demand.
 
     Raises
@@ -121,7 +129,7 @@ def solve_static(problem, time_limit_s: float | None = None, max_slots_per_phase
         if C is None:
             raise ScheduleError("static: no single configuration gives every demanded pair a circuit "
                                 f"with ports = {problem.ports}; use a packet network or another method")
-    return _build(problem, np.zeros(problem.P, np.int64), [([C], None)], method="static", t0=t0)
+    return _build(problem, np.zeros(problem.P, np.int64), [([C], None)], method="static", t0=t0, bound=bound)
 
 
 def _per_demand(problem, demands, slots_of, max_slots_per_phase):
@@ -138,7 +146,8 @@ def _per_demand(problem, demands, slots_of, max_slots_per_phase):
     return out
 
 
-def solve_per_phase(problem, time_limit_s: float | None = None, max_slots_per_phase: int | None = None):
+def solve_per_phase(problem, time_limit_s: float | None = None, max_slots_per_phase: int | None = None, *,
+                    bound: str = "best"):
     """Reconfigure to every phase's best one-slot configuration (fewest slots where none serves it)."""
     t0 = time.perf_counter()
     demands, uid = unique_demands(problem.demand)
@@ -152,10 +161,10 @@ def solve_per_phase(problem, time_limit_s: float | None = None, max_slots_per_ph
         return (cfgs, hold) if len(cfgs) != 1 else (cfgs, None)
 
     return _build(problem, uid, _per_demand(problem, demands, slots_of, max_slots_per_phase),
-                  method="per-phase", t0=t0)
+                  method="per-phase", t0=t0, bound=bound, demands=demands)
 
 
-def _decomposed(problem, method: str, time_limit_s, max_slots_per_phase):
+def _decomposed(problem, method: str, time_limit_s, max_slots_per_phase, bound):
     t0 = time.perf_counter()
     demands, uid = unique_demands(problem.demand)
     b, kw = problem.circuit_Bps, _kw(problem)
@@ -167,26 +176,29 @@ def _decomposed(problem, method: str, time_limit_s, max_slots_per_phase):
         return (cfgs, hold) if len(cfgs) != 1 else (cfgs, None)
 
     return _build(problem, uid, _per_demand(problem, demands, slots_of, max_slots_per_phase),
-                  method=method, t0=t0)
+                  method=method, t0=t0, bound=bound, demands=demands)
 
 
-def solve_bvn(problem, time_limit_s: float | None = None, max_slots_per_phase: int | None = None):
+def solve_bvn(problem, time_limit_s: float | None = None, max_slots_per_phase: int | None = None, *,
+              bound: str = "best"):
     """Birkhoff-von Neumann decomposition of every phase, ``d`` terms per slot."""
-    return _decomposed(problem, "bvn", time_limit_s, max_slots_per_phase)
+    return _decomposed(problem, "bvn", time_limit_s, max_slots_per_phase, bound)
 
 
-def solve_solstice(problem, time_limit_s: float | None = None, max_slots_per_phase: int | None = None):
+def solve_solstice(problem, time_limit_s: float | None = None, max_slots_per_phase: int | None = None, *,
+                   bound: str = "best"):
     """Solstice stuffing and thresholded slicing of every phase, ``d`` terms per slot."""
-    return _decomposed(problem, "solstice", time_limit_s, max_slots_per_phase)
+    return _decomposed(problem, "solstice", time_limit_s, max_slots_per_phase, bound)
 
 
 BASELINES = {"static": solve_static, "per-phase": solve_per_phase, "bvn": solve_bvn, "solstice": solve_solstice}
 
 
-def solve_baseline(problem, name: str, time_limit_s: float | None = None, max_slots_per_phase: int | None = None):
-    """Run the baseline called ``name`` (one of :data:`BASELINES`)."""
+def solve_baseline(problem, name: str, time_limit_s: float | None = None, max_slots_per_phase: int | None = None,
+                   *, bound: str = "best"):
+    """Run the baseline called ``name`` (one of :data:`BASELINES`); ``bound`` as in :func:`ocsnet.schedule.solve`."""
     try:
         fn = BASELINES[name]
     except KeyError:
         raise ScheduleError(f"method: {name!r} is not a baseline; known: {', '.join(BASELINES)}") from None
-    return fn(problem, time_limit_s=time_limit_s, max_slots_per_phase=max_slots_per_phase)
+    return fn(problem, time_limit_s=time_limit_s, max_slots_per_phase=max_slots_per_phase, bound=bound)

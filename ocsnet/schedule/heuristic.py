@@ -15,8 +15,9 @@ Stage 4 of the pipeline (``ocsnet.schedule``).  Two steps:
    the start of phase ``p`` costs the exposed ``max(0, delta - g_p)``; a
    phase costs its duration under the chosen configuration (or option of
    slots, with their fully exposed internal changes).  Switching cost does not
-   depend on the configuration left, so a phase costs O(K) for K candidates,
-   not O(K^2).  A periodic trace is solved period by period until the cost
+   depend on the configuration left (except under partial reconfiguration,
+   where circuits kept by both stay lit: O(K^2) then), so a phase costs O(K)
+   for K candidates.  A periodic trace is solved period by period until the cost
    vector advances by the same constant for every state; from then on every
    period makes the same choices (min-plus linearity), so the rest is
    extrapolated exactly, boundaries between repeats included.
@@ -627,8 +628,16 @@ def schedule_from_plan(problem, cand: Candidates, plan, exposed_s: np.ndarray, *
                     solve_time_s=solve_time_s, meta=meta, lower_bound_s=lower_bound_s)
 
 
+def design_bound_s(problem, demands: list, uid: np.ndarray) -> float:
+    """The DESIGN.md lower bound computed once per distinct demand (gaps plus peak / (d b + packet))."""
+    peak = np.array([max(np.asarray(D.sum(axis=1)).max(initial=0.0), np.asarray(D.sum(axis=0)).max(initial=0.0))
+                     if D.nnz else 0.0 for D in demands])
+    cap = problem.ports * problem.circuit_Bps + problem.packet_Bps
+    return float(problem.gap_s.sum() + (peak[uid] / cap).sum())
+
+
 def solve_heuristic(problem, time_limit_s: float | None = None, max_slots_per_phase: int | None = None,
-                    *, windows=_WINDOWS, decompositions=("min-slots", "bvn")):
+                    *, windows=_WINDOWS, decompositions=("min-slots", "bvn"), bound: str = "best"):
     """Schedule a large OCS problem: candidate configurations, then an exact choice.
 
     Parameters
@@ -645,6 +654,10 @@ def solve_heuristic(problem, time_limit_s: float | None = None, max_slots_per_ph
     decompositions : sequence of str
         Several-slot decompositions tried for phases no single configuration
         serves at their bound (see :func:`~ocsnet.schedule.matching.decompose`).
+    bound : {"best", "design"}
+        ``best``: the tightest bound of :mod:`ocsnet.schedule.bounds`;
+        ``design``: the DESIGN.md bound only, computed per distinct demand
+        (for very long traces where the tighter bounds cost more than the solve).
 
     Returns
     -------
@@ -674,6 +687,8 @@ def solve_heuristic(problem, time_limit_s: float | None = None, max_slots_per_ph
     """
     if max_slots_per_phase is not None and int(max_slots_per_phase) < 1:
         raise ScheduleError(f"max_slots_per_phase: {max_slots_per_phase!r} is out of range, allowed [1, inf)")
+    if bound not in ("best", "design"):
+        raise ScheduleError(f"bound: {bound!r} is not one of 'best', 'design'")
     t0 = time.perf_counter()
     cand = build_candidates(problem, time_limit_s=time_limit_s, max_slots_per_phase=max_slots_per_phase,
                             windows=windows, decompositions=decompositions, t0=t0)
@@ -683,8 +698,10 @@ def solve_heuristic(problem, time_limit_s: float | None = None, max_slots_per_ph
     # times of the steps go to the log of the caller through solve_time_s.
     meta = {"candidates": cand.stats, "dp_makespan_s": float(problem.gap_s.sum() + total),
             "periods_solved": dstats["periods_solved"]}
+    meta["bound"] = bound
     sched = schedule_from_plan(problem, cand, plan, exposed, method="heuristic",
-                               status="time-limit" if cand.truncated else "feasible", meta=meta)
+                               status="time-limit" if cand.truncated else "feasible", meta=meta,
+                               lower_bound_s=design_bound_s(problem, cand.demands, cand.uid) if bound == "design" else None)
     sched.solve_time_s = time.perf_counter() - t0
     if sched.status == "feasible" and sched.makespan_s <= sched.lower_bound_s * (1 + 1e-9):
         sched.status = "optimal"          # meets a proven lower bound

@@ -43,6 +43,7 @@ scenario::
     method = "heuristic"
     time_limit_s = 10
     max_slots_per_phase = 8
+    bound = "best"                 # best | design (the DESIGN.md bound only: cheap on long traces)
 
 Parsing is strict: an unknown key, a missing required key, a value of the
 wrong type or out of range raises :class:`~ocsnet.errors.SpecError` naming it.
@@ -88,7 +89,7 @@ _SYNTHETIC = {"pattern": str, "n_gpus": int, "group": int, "phases": int, "messa
 _SYNTHETIC_REQUIRED = ("pattern", "n_gpus", "phases", "message_MB")
 _OCS = {"reconfig_delay_us": float, "ports_per_gpu": int, "circuit_bandwidth_GBps": float,
         "packet_bandwidth_GBps": float, "partial_reconfig": bool}
-_SOLVE = {"method": str, "time_limit_s": float, "max_slots_per_phase": int}
+_SOLVE = {"method": str, "time_limit_s": float, "max_slots_per_phase": int, "bound": str}
 
 
 @dataclass
@@ -210,6 +211,8 @@ def load_scenario(name_or_path) -> Scenario:
     from . import METHODS
     if "method" in solve and solve["method"] not in METHODS:
         raise SpecError(f"{where}.solve.method: {solve['method']!r} is not one of {', '.join(METHODS)}")
+    if "bound" in solve and solve["bound"] not in ("best", "design"):
+        raise SpecError(f"{where}.solve.bound: {solve['bound']!r} is not one of 'best', 'design'")
     return Scenario(name=where, description=data["description"], fabric=fab, workload=workload,
                     synthetic=synthetic, ocs=ocs, solve=solve, path=path)
 
@@ -377,4 +380,6 @@ def solve_defaults(sc: Scenario) -> dict[str, Any]:
         out["time_limit_s"] = float(sc.solve["time_limit_s"])
     if "max_slots_per_phase" in sc.solve:
         out["max_slots_per_phase"] = int(sc.solve["max_slots_per_phase"])
+    if "bound" in sc.solve:
+        out["bound"] = sc.solve["bound"]
     return out
