@@ -21,9 +21,13 @@ from ..fabric import Fabric
 __all__ = ["bisection", "bisection_Bps", "cut_Bps", "transit_mask", "EXACT_MAX_NODES", "EXACT_MAX_EDGES"]
 
 # The exact minimum balanced cut is NP-hard; CP-SAT is offered up to this size.
-EXACT_MAX_NODES = 300
-EXACT_MAX_EDGES = 3000
+# CP-SAT proves the balanced cut of a fat-tree of k=6 (99 nodes) in about a second;
+# from about 200 nodes on it rarely proves optimality within a minute.
+EXACT_MAX_NODES = 256
+EXACT_MAX_EDGES = 2048
 EXACT_TIME_LIMIT_S = 60.0
+AUTO_EXACT_MAX_NODES = 128      # "auto" tries CP-SAT only up to this size ...
+AUTO_TIME_LIMIT_S = 10.0        # ... and for this long
 
 
 def transit_mask(fabric: Fabric) -> np.ndarray:
@@ -51,28 +55,40 @@ def _symmetric(fabric: Fabric, keep: np.ndarray) -> bool:
 
 
 def _twins(fabric: Fabric, keep: np.ndarray):
-    """Group the GPUs that are interchangeable in any cut.
+    """Groups of nodes that are interchangeable in any cut.
 
-    GPUs whose usable edges all go to non-GPU nodes and that have the same
-    neighbours with the same capacities (the GPUs of one leaf switch) differ in a
-    cut only by how many of them sit in each half.  Returns a list of groups
-    (members, out-edges, in-edges) and the list of the other GPUs.
+    Nodes with the same neighbours over the same capacities (the GPUs of one
+    leaf switch, the spines of a leaf-spine, the core switches of one group)
+    differ in a cut only by how many of them sit in each half.  Groups are
+    taken GPU groups first, then by size, skipping any that touches a group
+    already taken (a group's neighbours must stay single nodes).  Returns a list
+    of (members, out-edges, in-edges).
     """
-    isgpu = fabric.gpu_rank >= 0
     out: dict[int, list] = {}
     inn: dict[int, list] = {}
     for u, v, c in zip(fabric.src[keep].tolist(), fabric.dst[keep].tolist(), fabric.capacity_Bps[keep].tolist()):
         out.setdefault(u, []).append((v, c))
         inn.setdefault(v, []).append((u, c))
-    groups: dict[tuple, list] = {}
-    singles = []
-    for g in fabric.gpus.tolist():
-        o, i = sorted(out.get(g, [])), sorted(inn.get(g, []))
-        if any(isgpu[v] for v, _ in o + i):
-            singles.append(g)
-        else:
-            groups.setdefault((tuple(o), tuple(i)), []).append(g)
-    return [(members, key[0], key[1]) for key, members in groups.items()], singles
+    isgpu = fabric.gpu_rank >= 0
+    by_sig: dict[tuple, list] = {}
+    for v in range(fabric.n_nodes):
+        if v in out or v in inn:          # a GPU and a switch are never twins: only GPUs count for balance
+            sig = (bool(isgpu[v]), tuple(sorted(out.get(v, []))), tuple(sorted(inn.get(v, []))))
+            by_sig.setdefault(sig, []).append(v)
+    cands = sorted((m for m in by_sig.values() if len(m) > 1), key=lambda m: (not isgpu[m[0]], -len(m), m[0]))
+    taken: set = set()
+    blocked: set = set()
+    groups = []
+    for members in cands:
+        o, i = sorted(out.get(members[0], [])), sorted(inn.get(members[0], []))
+        nbrs = {v for v, _ in o + i}
+        if blocked.intersection(members) or taken.intersection(nbrs):
+            continue
+        groups.append((members, o, i))
+        taken.update(members)
+        blocked.update(members)
+        blocked.update(nbrs)
+    return groups
 
 
 def _exact(fabric: Fabric, time_limit_s: float) -> dict:
@@ -81,7 +97,7 @@ def _exact(fabric: Fabric, time_limit_s: float) -> dict:
     A Boolean ``x_v`` per node (1 = first half) and ``y_e >= x_u - x_v`` per
     directed edge e = (u, v), which then crosses from the first half; minimize
     the crossing capacity with ``floor(N/2)`` or ``ceil(N/2)`` GPUs in the first
-    half.  Two reductions keep CP-SAT fast: a group of interchangeable GPUs
+    half.  Two reductions keep CP-SAT fast: a group of interchangeable nodes
     (:func:`_twins`) becomes one integer ``n_T`` (members in the first half),
     with the products ``n_T * x_v`` linearized exactly (McCormick); and with
     symmetric capacities one ``y`` per link suffices, the first half may hold
@@ -93,10 +109,12 @@ def _exact(fabric: Fabric, time_limit_s: float) -> dict:
     N, n = fabric.n_gpus, fabric.n_nodes
     keep = transit_mask(fabric)
     sym = _symmetric(fabric, keep)
-    groups, singles = _twins(fabric, keep)
+    groups = _twins(fabric, keep)
     twin = np.zeros(n, dtype=bool)
     for members, _, _ in groups:
         twin[members] = True
+    isgpu = fabric.gpu_rank >= 0
+    singles = np.flatnonzero(isgpu & ~twin).tolist()
     src, dst, cap = fabric.src[keep], fabric.dst[keep], fabric.capacity_Bps[keep]
     inner = ~twin[src] & ~twin[dst]
     if sym:
@@ -133,7 +151,7 @@ def _exact(fabric: Fabric, time_limit_s: float) -> dict:
             prod[v] = w
         cost += [wt(c) * (nt - prod[v]) for v, c in outs]        # twin in half 1, neighbour in half 2
         cost += [wt(c) * (k * x[v] - prod[v]) for v, c in ins]   # neighbour in half 1, twin in half 2
-    in_first = sum(counts) + sum(x[g] for g in singles)
+    in_first = sum(nt for (members, _, _), nt in zip(groups, counts) if isgpu[members[0]]) + sum(x[g] for g in singles)
     lo, hi = N // 2, (N + 1) // 2
     m.Add(in_first >= lo)
     m.Add(in_first <= (lo if sym else hi))
@@ -142,12 +160,15 @@ def _exact(fabric: Fabric, time_limit_s: float) -> dict:
     m.Minimize(sum(cost))
 
     solver = cp_model.CpSolver()
-    solver.parameters.max_time_in_seconds = float(time_limit_s)
-    solver.parameters.num_workers = 1            # deterministic search
+    # A deterministic work limit (about seconds) keeps the answer reproducible;
+    # the wall-clock limit is only a safety net.
+    solver.parameters.max_deterministic_time = float(time_limit_s)
+    solver.parameters.max_time_in_seconds = 4.0 * float(time_limit_s)
+    solver.parameters.num_workers = 1
     solver.parameters.random_seed = 0
     solver.parameters.linearization_level = 2  # LP cuts: proves fat-tree k=6 in seconds, not minutes
     status = solver.Solve(m)
-    if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+    if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):  # pragma: no cover - any split is feasible
         raise SpecError(f"time_limit_s: CP-SAT found no balanced cut of {fabric.name!r} within "
                         f"{time_limit_s} s (status {solver.StatusName(status)}); raise the limit")
     side = np.zeros(n, dtype=bool)
@@ -187,7 +208,7 @@ def _rank_split(fabric: Fabric) -> float:
     return float(mf.optimal_flow())
 
 
-def bisection(fabric: Fabric, method: str = "auto", *, time_limit_s: float = EXACT_TIME_LIMIT_S) -> dict:
+def bisection(fabric: Fabric, method: str = "auto", *, time_limit_s: float | None = None) -> dict:
     """Bisection bandwidth (bytes/s) and how it was obtained.
 
     Parameters
@@ -196,14 +217,17 @@ def bisection(fabric: Fabric, method: str = "auto", *, time_limit_s: float = EXA
     method : {"auto", "closed-form", "exact", "rank-split"}
         ``closed-form``: ``meta["bisection_Bps"]`` from the generator.
         ``exact``: the minimum balanced cut by CP-SAT (OR-Tools), for fabrics of
-        at most :data:`EXACT_MAX_NODES` nodes and :data:`EXACT_MAX_EDGES` edges.
+        at most :data:`EXACT_MAX_NODES` nodes and :data:`EXACT_MAX_EDGES` edges
+        (minimum bisection is NP-hard).
         ``rank-split``: the minimum cut separating GPU ranks ``[0, N/2)`` from the
         rest, by max flow: an upper bound, exact for fabrics whose worst cut
         splits the rank order in the middle.  ``auto``: closed form, else exact
-        if small enough, else rank-split.
-    time_limit_s : float
-        CP-SAT time limit; if it runs out the best cut found is returned with
-        ``optimal`` false and the solver's lower bound.
+        up to :data:`AUTO_EXACT_MAX_NODES` nodes (limited to
+        :data:`AUTO_TIME_LIMIT_S`), else rank-split.
+    time_limit_s : float, optional
+        CP-SAT work limit in deterministic seconds (default
+        :data:`EXACT_TIME_LIMIT_S`); if it runs out the best cut found is
+        returned with ``optimal`` false and the solver's lower bound.
 
     Returns
     -------
@@ -238,7 +262,12 @@ def bisection(fabric: Fabric, method: str = "auto", *, time_limit_s: float = EXA
     small = fabric.n_nodes <= EXACT_MAX_NODES and fabric.n_edges <= EXACT_MAX_EDGES
     has_cf = "bisection_Bps" in fabric.meta
     if method == "auto":
-        method = "closed-form" if has_cf else "exact" if small else "rank-split"
+        auto_small = fabric.n_nodes <= AUTO_EXACT_MAX_NODES and fabric.n_edges <= EXACT_MAX_EDGES
+        method = "closed-form" if has_cf else "exact" if auto_small else "rank-split"
+        if time_limit_s is None:
+            time_limit_s = AUTO_TIME_LIMIT_S
+    if time_limit_s is None:
+        time_limit_s = EXACT_TIME_LIMIT_S
     if method == "closed-form":
         if not has_cf:
             raise SpecError(f"method: 'closed-form' needs meta['bisection_Bps'], which {fabric.name!r} lacks; "
