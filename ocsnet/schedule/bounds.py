@@ -122,42 +122,94 @@ def conflicts(problem) -> np.ndarray:
     return out
 
 
+def _slot_count_costs(problem, p: int, kmax: int) -> np.ndarray:
+    """``cost[k-1]`` (k = 1..kmax): a lower bound on phase ``p``'s transfer time if it uses ``k`` slots.
+
+    For plain problems.  A GPU with ``m`` demanded partners has at most
+    ``k d`` (slot, circuit) incidences in ``k`` slots and every partner needs
+    one, so at least ``2m - k d`` partners get exactly one circuit in exactly
+    one slot; such a partner ``u`` alone holds its slot for ``D_u / b``.  At
+    most ``d`` of them share a slot, so the slots' hold times add up to at
+    least the sum of the group maxima of the cheapest such choice: the
+    ``2m - k d`` smallest demands, sorted and cut into groups of ``d``.  The
+    phase's time is at least the largest of these over its GPUs (rows and
+    columns) and at least its transfer bound; infinite below ``slots_needed``.
+    """
+    d, b = problem.ports, problem.circuit_Bps
+    D = problem.demand[p]
+    out = np.zeros(kmax)
+    if D.nnz == 0:
+        return out
+    for M in (D, D.T.tocsr()):
+        r = np.repeat(np.arange(M.shape[0], dtype=np.int64), np.diff(M.indptr))
+        v = M.data.astype(float)
+        order = np.lexsort((v, r))                       # by GPU, ascending bytes
+        r, v = r[order], v[order]
+        deg = np.diff(M.indptr)
+        pos = np.arange(len(v)) - M.indptr[r] + 1        # 1-based rank within the GPU
+        for k in range(1, kmax + 1):
+            ns = np.maximum(0, 2 * deg - k * d)[r]
+            take = (pos <= ns) & ((ns - pos) % d == 0)
+            if not take.any():
+                continue
+            per_gpu = np.bincount(r[take], v[take], minlength=M.shape[0]) / b
+            out[k - 1] = max(out[k - 1], float(per_gpu.max()))
+            if (deg > k * d).any():
+                out[k - 1] = math.inf
+    return out
+
+
 def reconfiguration_bound_s(problem, max_slots_per_phase: int | None = None) -> float:
-    """Gaps, transfer bounds and the exposed reconfiguration every schedule must pay.
+    """Gaps, transfer times and the exposed reconfiguration every schedule must pay.
 
     Valid for all-stop problems without reserved circuits or packet network
     (else returns the transfer bound alone): there a change is dead time, so
-    it adds to the phase's transfer time.  Let ``s_p`` be
-    :func:`slots_needed`.  Phase ``p`` has at least ``s_p - 1`` changes
-    inside it, each fully exposed (``delta``).  If :func:`conflicts` holds at
-    ``p``, some change happens inside phase ``p-1``, at the start of phase
-    ``p`` (exposed ``max(0, delta - g_p)``) or inside phase ``p``: otherwise
-    one configuration would serve both.  The cheapest way to meet all these
-    conditions is found by a dynamic program over phases whose state says
-    whether the phase has a change inside it; it never counts one change
-    twice, so it is a lower bound on the total exposed time.
+    it adds to the phase's transfer time.  A phase using ``k`` slots has
+    ``k - 1`` changes inside it, each fully exposed (``delta``), and its
+    transfer takes at least the larger of :func:`transfer_bounds_s` and
+    :func:`_slot_count_costs` for ``k`` (``k`` at least :func:`slots_needed`,
+    at most ``max_slots_per_phase``).  If :func:`conflicts` holds at ``p``,
+    some change happens inside phase ``p-1``, at the start of phase ``p``
+    (exposed ``max(0, delta - g_p)``) or inside phase ``p``: otherwise one
+    configuration would serve both.  A dynamic program over phases, whose
+    state says whether the phase has a change inside it, finds the cheapest
+    way to meet every condition; it never counts one change twice, so it is
+    a lower bound on the makespan.
 
     With ``max_slots_per_phase=1`` no change happens inside a phase, so every
-    conflict costs ``max(0, delta - g_p)`` (infinite if some ``s_p > 1``).
+    conflict costs ``max(0, delta - g_p)`` (infinite if some phase needs more
+    than one slot).
     """
     g = problem.gap_s
-    base = float(g.sum() + transfer_bounds_s(problem).sum())
-    if not _plain(problem) or problem.reconfig_delay_s <= 0:
+    tb = transfer_bounds_s(problem)
+    base = float(g.sum() + tb.sum())
+    if not _plain(problem):
         return base
     delta = problem.reconfig_delay_s
     w = np.maximum(0.0, delta - g)
     s = slots_needed(problem)
     conf = conflicts(problem)
-    one = max_slots_per_phase is not None and int(max_slots_per_phase) == 1
-    if one:
-        if (s > 1).any():
-            return math.inf
-        return base + float(w[conf].sum())
-    # DP over phases; state I = 1 if phase p has a change inside it.
+    S = None if max_slots_per_phase is None else int(max_slots_per_phase)
     INF = math.inf
     cost = [INF, INF]
+    cache: dict[int, tuple[float, float]] = {}
     for p in range(problem.P):
-        inner = [0.0, delta] if s[p] <= 1 else [INF, (s[p] - 1) * delta]
+        key = id(problem.demand[p])
+        if key not in cache:
+            # enough k: beyond 2 * max degree / d every GPU's singleton bound is 0
+            D = problem.demand[p]
+            deg = 0
+            if D.nnz:
+                r, c, _ = _entries(D)
+                deg = int(max(np.bincount(r, minlength=problem.N).max(), np.bincount(c, minlength=problem.N).max()))
+            kmax = max(1, -(-2 * deg // problem.ports) + 1)
+            if S is not None:
+                kmax = min(kmax, S)
+            kc = np.maximum(_slot_count_costs(problem, p, kmax), tb[p])
+            one = kc[0] if s[p] <= 1 else INF
+            more = min((k - 1) * delta + kc[k - 1] for k in range(max(2, int(s[p])), kmax + 1)) if kmax >= 2 else INF
+            cache[key] = (one, more)
+        inner = cache[key]
         new = [INF, INF]
         for i in (0, 1):
             if inner[i] == INF:
@@ -171,7 +223,7 @@ def reconfiguration_bound_s(problem, max_slots_per_phase: int | None = None) -> 
                 boundary = w[p] if (conf[p] and i == 0 and j == 0) else 0.0
                 new[i] = min(new[i], cost[j] + boundary + inner[i])
         cost = new
-    return base + float(min(cost))
+    return float(g.sum()) + float(min(cost))
 
 
 def _best_row_split(Dm: np.ndarray, d: int, b: float) -> np.ndarray:

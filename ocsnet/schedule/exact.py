@@ -628,7 +628,7 @@ def solve_exact(problem, time_limit_s: float = 10.0, max_slots_per_phase: int = 
         raise ScheduleError(f"max_slots_per_phase: {S} is too few, some phase needs at least {need} slots "
                             "(a GPU has more partners than ports)")
     general = general_bound(problem)
-    bound_s = general_bound(problem, max_slots_per_phase=S) if S == 1 else general
+    bound_s = general_bound(problem, max_slots_per_phase=S)
     gsum = float(problem.gap_s.sum())
 
     # 1. hint and time unit
