@@ -151,3 +151,151 @@ def schedule_gantt(schedule, ax=None, *, title: str | None = None, max_configs_i
                  f"({fmt_time(schedule.exposed_reconfig_s)} exposed, {fmt_time(schedule.hidden_reconfig_s)} hidden)")
     ax.set_title(title, fontsize="medium")
     return ax
+
+
+# ---------------------------------------------------------------------------------------
+# the Lite-GPU versus H100 study (ocsnet.study)
+
+def _study_keys(rows):
+    keys = []
+    for r in rows:
+        k = (r["model"], r["mode"])
+        if k not in keys:
+            keys.append(k)
+    systems = []
+    for r in rows:
+        if r["system"] not in systems:
+            systems.append(r["system"])
+    return keys, systems
+
+
+def normalized_comparison(rows: list[dict]):
+    """Throughput per H100-equivalent and latency of every system, normalized to the H100 baseline.
+
+    One panel pair (throughput, latency) per mode; bars grouped by model.
+    ``rows`` are :meth:`ocsnet.study.StudyResult.summary_rows`.  Returns the figure.
+    """
+    import matplotlib.pyplot as plt
+
+    keys, systems = _study_keys(rows)
+    modes = [m for m in ("prefill", "decode") if any(k[1] == m for k in keys)]
+    models = list(dict.fromkeys(k[0] for k in keys))
+    fig, axes = plt.subplots(len(modes), 2, figsize=(13, 3.6 * len(modes)), squeeze=False)
+    cmap = plt.get_cmap("tab20")
+    width = 0.8 / max(len(systems), 1)
+    for i, mode in enumerate(modes):
+        for j, (metric, title) in enumerate((("throughput_vs_h100", "throughput per H100-equivalent"),
+                                             ("latency_vs_h100", "latency (TTFT or TPOT)"))):
+            ax = axes[i][j]
+            for s, sysl in enumerate(systems):
+                vals = []
+                for m in models:
+                    r = next((r for r in rows if r["model"] == m and r["mode"] == mode and r["system"] == sysl), None)
+                    vals.append(np.nan if r is None or r.get(metric) is None else r[metric])
+                ax.bar(np.arange(len(models)) + (s - (len(systems) - 1) / 2) * width, vals, width,
+                       label=sysl, color=cmap(s % 20))
+            ax.axhline(1.0, color="k", lw=0.8, ls="--")
+            ax.set_xticks(np.arange(len(models)), models)
+            ax.set_ylabel(f"{'higher' if j == 0 else 'lower'} is better (H100 = 1)")
+            ax.set_title(f"{mode}: {title}")
+    axes[0][1].legend(fontsize=7, ncol=2, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.tight_layout()
+    return fig
+
+
+def layer_breakdown(rows: list[dict]):
+    """Stacked bars of one layer's time per system: compute, communication, exposed reconfiguration (us)."""
+    import matplotlib.pyplot as plt
+
+    keys, systems = _study_keys(rows)
+    fig, axes = plt.subplots(1, len(keys), figsize=(max(4.0, 3.2 * len(keys)), 4.2), squeeze=False, sharey=False)
+    parts = (("compute_us", "compute", "#4c72b0"), ("comm_us", "communication", "#dd8452"),
+             ("reconfig_us", "exposed reconfiguration", "#c44e52"))
+    for ax, (m, mode) in zip(axes[0], keys):
+        rs = [r for r in rows if r["model"] == m and r["mode"] == mode and r.get("compute_us") is not None]
+        bottom = np.zeros(len(rs))
+        for key, label, color in parts:
+            v = np.array([r.get(key) or 0.0 for r in rs])
+            ax.bar(np.arange(len(rs)), v, bottom=bottom, color=color, label=label)
+            bottom += v
+        ax.set_xticks(np.arange(len(rs)), [r["system"] for r in rs], rotation=75, fontsize=7)
+        ax.set_title(f"{m} {mode}", fontsize=9)
+        ax.set_ylabel("time per layer (us)")
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def reconfig_sweep(sweep: list[dict]):
+    """Layer time against OCS reconfiguration delay, one line per all-reduce algorithm and case."""
+    import matplotlib.pyplot as plt
+
+    cases = list(dict.fromkeys((r["model"], r["mode"]) for r in sweep))
+    fig, axes = plt.subplots(1, len(cases), figsize=(4.2 * len(cases), 3.6), squeeze=False)
+    for ax, (m, mode) in zip(axes[0], cases):
+        rs = [r for r in sweep if r["model"] == m and r["mode"] == mode]
+        for alg in dict.fromkeys(r["algorithm"] for r in rs):
+            pts = sorted((r["reconfig_delay_us"], r["layer_us"]) for r in rs if r["algorithm"] == alg)
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=alg)
+        ax.set_xscale("log")
+        ax.set_xlabel("OCS reconfiguration delay (us)")
+        ax.set_ylabel("time per layer (us)")
+        ax.set_title(f"{m} {mode}\n{rs[0]['system']}, {rs[0]['plan']}", fontsize=9)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def link_utilization(result, max_systems: int = 6):
+    """Utilization of the busiest links during the largest tensor-parallel collective step.
+
+    For the best plan of the first (model, mode) on every packet or direct
+    fabric, the step with the most bytes is timed by the max-min model and
+    the per-link utilization is drawn as a sorted curve.  Returns the figure,
+    or ``None`` when no system qualifies.
+    """
+    import matplotlib.pyplot as plt
+
+    from . import topology
+    from .collectives import expand
+    from .flow import phase_time
+    from .traffic import place_steps
+    from .workload.parallel import place
+
+    first = next(iter(result.choices.values()), [])
+    fig, ax = plt.subplots(figsize=(6.5, 3.6))
+    drawn = 0
+    fabrics = {}
+    for c in first:
+        ev = c.best
+        if ev is None or c.system.kind == "OCS" or drawn >= max_systems:
+            continue
+        key = (c.system.fabric, c.system.gpu)
+        if key not in fabrics:
+            from .study import _bandwidth_overrides
+            fabrics[key] = topology.build(c.system.fabric, gpu=c.system.gpu, **_bandwidth_overrides(c.system),
+                                          **c.system.overrides)
+        f = fabrics[key]
+        colls = [x for x in ev.profile.layer.collectives if x.group == "tp" and x.group_size > 1]
+        if not colls:
+            continue
+        x = max(colls, key=lambda x: x.nbytes)
+        ranks = place(ev.plan, f)
+        steps = expand(x.kind, x.group_size, x.nbytes, x.algorithm)
+        big = max(steps, key=lambda m: m.sum())
+        demand = place_steps([big], ranks.reshape(-1, ev.plan.tp), f.n_gpus)[0]
+        res = phase_time(f, demand, fidelity="max-min")
+        u = np.sort(res.link_utilization[res.link_utilization > 0])[::-1]
+        if len(u):
+            ax.plot(np.arange(1, len(u) + 1), 100 * u, label=f"{c.system.label} ({ev.plan.tp}-way {x.algorithm})")
+            drawn += 1
+    if not drawn:
+        plt.close(fig)
+        return None
+    ax.set_xscale("log")
+    ax.set_xlabel("links, busiest first")
+    ax.set_ylabel("utilization during the step (%)")
+    ax.set_title("Link utilization, largest tensor-parallel step (max-min)", fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,532 @@
+"""Per-layer evaluation of a model on a fabric (stage 6 of the pipeline).
+
+:func:`evaluate` joins the stages before it: the per-layer ops of
+:mod:`ocsnet.workload` (roofline compute time), the collectives of each layer
+expanded by :mod:`ocsnet.collectives` and timed on the fabric with both
+fidelities of :mod:`ocsnet.flow` (alpha-beta and max-min), and, on a fabric
+with an optical circuit switch, the exposed reconfiguration time of the
+circuit schedule solved by :mod:`ocsnet.schedule`.  The result is a
+per-layer table and the model totals: time to first token (prefill), time
+per output token (decode), tokens per second per GPU, per H100-equivalent of
+silicon, per kilowatt and per unit of cost, and the memory fit.
+
+Model of a step (documented assumptions)
+----------------------------------------
+- Every transformer layer is identical; a pipeline stage runs its layers one
+  after the other.  A layer's time is its ops' roofline times plus its
+  collectives (on the critical path, Megatron tensor parallelism) plus the
+  exposed reconfiguration; with ``overlap=True`` communication and exposed
+  reconfiguration hide under compute: ``max(compute, comm + reconfig)``.
+- Latency (TTFT for prefill, TPOT for decode) is one micro-batch through
+  every stage plus the ``pp - 1`` pipeline sends.  Throughput is the
+  pipeline's steady state with ``pp`` micro-batches in flight: one
+  micro-batch of tokens per slowest stage time.  Memory is checked for those
+  ``pp`` micro-batches.
+- Every data-parallel replica the fabric holds runs at once, so the max-min
+  fidelity sees the congestion of all replicas' collectives together; the
+  alpha-beta fidelity times one group along its routes with no congestion
+  (each step costs its longest path latency plus the most bytes a rank sends
+  or receives over the slowest link it uses).
+- On an OCS fabric (``fabric.meta["ocs"]``) the GPUs of one replica's tensor
+  (and expert) group hold circuits; the circuit schedule of one replica's
+  layer trace is solved and its phases give the collective times (direct
+  circuits, the reference semantics of DESIGN.md) and the exposed
+  reconfiguration.  Replicas use disjoint GPUs, so one replica's schedule is
+  every replica's.  Pipeline sends use one reserved circuit per GPU.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import hardware, units
+from .collectives import expand
+from .errors import WorkloadError
+from .fabric import Fabric
+from .workload import ParallelPlan
+from .workload.layers import Collective, OpCost
+from .workload.models import model as get_model
+from .workload.parallel import place
+from .workload.step import StepProfile, step_profile
+
+__all__ = ["evaluate", "Evaluation", "CollectiveTime", "FIDELITIES", "MODES"]
+
+FIDELITIES = ("alpha-beta", "max-min")
+MODES = ("prefill", "decode")
+# Flag a collective whose congestion-aware time exceeds its congestion-free time by this factor.
+CONGESTION_FACTOR = 1.25
+# Flag exposed reconfiguration above this fraction of the layer time.
+RECONFIG_FRACTION = 0.05
+
+
+@dataclass(frozen=True)
+class CollectiveTime:
+    """One collective of a layer, timed on the fabric (seconds, per occurrence)."""
+
+    label: str
+    kind: str
+    group: str
+    group_size: int
+    nbytes: float
+    algorithm: str
+    after: str
+    alpha_beta_s: float
+    max_min_s: float | None
+    reconfig_s: float = 0.0
+
+
+@dataclass
+class Evaluation:
+    """What :func:`evaluate` returns: the per-layer table, the totals and the checks.
+
+    All times are seconds, per micro-batch; throughputs are tokens per second.
+    ``fidelity`` names the one the totals use.
+    """
+
+    model: str
+    mode: str
+    plan: ParallelPlan
+    gpu: hardware.GPUSpec
+    fabric: str
+    fidelity: str
+    algorithms: dict
+    batch: int
+    seq_len: int | None
+    context: int | None
+    profile: StepProfile
+    ops: list[OpCost]
+    collectives: list[CollectiveTime]
+    pp_send_s: float
+    overlap: bool
+    replicas: int
+    network_W_per_gpu: float
+    network_cost_per_gpu: float
+    failures: list[str] = field(default_factory=list)
+    schedule: object | None = None
+    schedule_layers: int = 0
+
+    # ---- per layer ------------------------------------------------------------------
+    @property
+    def compute_s(self) -> float:
+        return float(sum(o.time_s for o in self.ops))
+
+    def comm_s(self, fidelity: str | None = None) -> float:
+        f = fidelity or self.fidelity
+        return float(sum((c.max_min_s if f == "max-min" and c.max_min_s is not None else c.alpha_beta_s)
+                         for c in self.collectives))
+
+    @property
+    def reconfig_s(self) -> float:
+        return float(sum(c.reconfig_s for c in self.collectives))
+
+    @property
+    def layer_s(self) -> float:
+        net = self.comm_s() + self.reconfig_s
+        return max(self.compute_s, net) if self.overlap else self.compute_s + net
+
+    # ---- whole model ----------------------------------------------------------------
+    @property
+    def stage_s(self) -> np.ndarray:
+        p = self.profile
+        t = p.stage_layers.astype(float) * self.layer_s
+        t[0] += p.embedding.time_s
+        t[-1] += p.lm_head.time_s
+        return t
+
+    @property
+    def latency_s(self) -> float:
+        """TTFT (prefill) or TPOT (decode): one micro-batch through every stage."""
+        return float(self.stage_s.sum() + (self.plan.pp - 1) * self.pp_send_s)
+
+    @property
+    def tokens_per_microbatch(self) -> float:
+        return float(self.profile.layer.shape.tokens if self.mode == "prefill" else self.batch)
+
+    @property
+    def throughput_tps(self) -> float:
+        """Tokens/s of one replica in pipeline steady state."""
+        step = float(self.stage_s.max()) + (self.pp_send_s if self.plan.pp > 1 else 0.0)
+        return self.tokens_per_microbatch / step
+
+    @property
+    def gpus_per_replica(self) -> int:
+        return self.plan.tp * self.plan.pp
+
+    @property
+    def fits(self) -> bool:
+        return self.profile.memory.fits
+
+    def totals(self) -> dict:
+        """Model totals, unit-suffixed keys."""
+        n = self.gpus_per_replica
+        tps = self.throughput_tps
+        watts = n * (self.gpu.tdp_W + self.network_W_per_gpu)
+        cost = n * (self.gpu.relative_cost + self.network_cost_per_gpu)
+        lat_key = "ttft_ms" if self.mode == "prefill" else "tpot_ms"
+        return {
+            "model": self.model, "mode": self.mode, "fabric": self.fabric, "gpu": self.gpu.name,
+            "plan": str(self.plan), "algorithms": ",".join(f"{k}={v}" for k, v in sorted(self.algorithms.items())),
+            "fidelity": self.fidelity, "batch": self.batch,
+            lat_key: units.from_si("x_ms", self.latency_s),
+            "latency_ms": units.from_si("x_ms", self.latency_s),
+            "layer_us": units.from_si("x_us", self.layer_s),
+            "compute_us": units.from_si("x_us", self.compute_s),
+            "comm_alpha_beta_us": units.from_si("x_us", self.comm_s("alpha-beta")),
+            "comm_max_min_us": units.from_si("x_us", self.comm_s("max-min")),
+            "reconfig_us": units.from_si("x_us", self.reconfig_s),
+            "tokens_per_s": tps,
+            "tokens_per_s_per_gpu": tps / n,
+            "tokens_per_s_per_h100e": tps / (n * self.gpu.h100_equivalents),
+            "tokens_per_s_per_kW": tps / (watts / 1e3),
+            "tokens_per_s_per_cost": tps / cost,
+            "gpus_per_replica": n, "replicas": self.replicas,
+            "memory_GB": units.from_si("x_GB", self.profile.memory.total_bytes),
+            "hbm_GB": units.from_si("x_GB", self.profile.memory.capacity_bytes),
+            "fits": self.fits,
+            "failures": len(self.failures),
+        }
+
+    HEADER = ("item", "kind", "group", "size", "bound", "compute_us", "alpha_beta_us", "max_min_us", "reconfig_us")
+
+    def table(self) -> list[list]:
+        """Per-layer rows under :attr:`HEADER`, in execution order, and a total row."""
+        us = functools.partial(units.from_si, "x_us")
+        rows = []
+        colls = {}
+        for c in self.collectives:
+            colls.setdefault(c.after, []).append(c)
+        for o in self.ops:
+            rows.append([o.op, "op", "", "", o.bound, us(o.time_s), None, None, None])
+            for c in colls.get(o.op, []):
+                rows.append([c.label or c.kind, f"{c.kind} {c.algorithm}", c.group, c.group_size, "",
+                             None, us(c.alpha_beta_s), None if c.max_min_s is None else us(c.max_min_s),
+                             us(c.reconfig_s)])
+        for c in colls.get("start", []):
+            rows.insert(0, [c.label or c.kind, f"{c.kind} {c.algorithm}", c.group, c.group_size, "",
+                            None, us(c.alpha_beta_s), None if c.max_min_s is None else us(c.max_min_s),
+                            us(c.reconfig_s)])
+        rows.append(["layer total", "", "", "", "", us(self.compute_s), us(self.comm_s("alpha-beta")),
+                     us(self.comm_s("max-min")), us(self.reconfig_s)])
+        return rows
+
+    def to_dict(self) -> dict:
+        return {"totals": self.totals(), "header": list(self.HEADER), "layer": self.table(),
+                "failures": list(self.failures),
+                "memory": dataclasses.asdict(self.profile.memory)}
+
+
+# ---------------------------------------------------------------------------------------
+# groups of GPUs
+
+def _groups(ranks: np.ndarray, group: str, plan: ParallelPlan) -> np.ndarray:
+    """GPU ranks of every group of one parallel dimension, shape (n_groups, size)."""
+    dp, pp, tp = ranks.shape
+    if group == "tp":
+        return ranks.reshape(-1, tp)
+    if group == "ep":
+        ep = plan.ep
+        return ranks.reshape(dp // ep, ep, pp, tp).transpose(0, 2, 3, 1).reshape(-1, ep)
+    if group == "dp":
+        return ranks.transpose(1, 2, 0).reshape(-1, dp)
+    if group == "edp":
+        ep = plan.ep
+        return ranks.reshape(dp // ep, ep, pp, tp).transpose(1, 2, 3, 0).reshape(-1, dp // ep)
+    raise WorkloadError(f"group: {group!r} is not one of tp, ep, dp, edp")
+
+
+_PRICED: dict = {}
+
+
+def _power_cost(fabric: Fabric) -> tuple[dict, dict]:
+    """Power and cost of a fabric, computed once per fabric object."""
+    key = id(fabric)
+    hit = _PRICED.get(key)
+    if hit is None or hit[0] is not fabric:
+        from .topology import metrics
+        hit = _PRICED[key] = (fabric, metrics.power(fabric), metrics.cost(fabric))
+    return hit[1], hit[2]
+
+
+def _check_choice(name, value, allowed):
+    if value not in allowed:
+        raise WorkloadError(f"{name}: {value!r} is not one of {', '.join(allowed)}")
+
+
+# ---------------------------------------------------------------------------------------
+# collective timing on a packet or direct fabric
+
+def _alpha_beta(fabric: Fabric, group: np.ndarray, c: Collective) -> float:
+    """Congestion-free time of one group's collective along its routes on the fabric."""
+    from .flow import route
+
+    steps = expand(c.kind, c.group_size, c.nbytes, c.algorithm, as_arrays=True)
+    if not steps:
+        return 0.0
+    p = len(group)
+    keys = np.unique(np.concatenate([s[0].astype(np.int64) * p + s[1] for s in steps]))
+    r = route(fabric, group[keys // p], group[keys % p], method="shortest")
+    bott = _bottleneck(r, fabric.capacity_Bps)
+    total = 0.0
+    cache: dict[int, float] = {}
+    for s in steps:
+        t = cache.get(id(s[0]))
+        if t is None:
+            src, dst, nb = s
+            idx = np.searchsorted(keys, src.astype(np.int64) * p + dst)
+            lat = float(r.latency_s[idx].max()) if len(idx) else 0.0
+            bw = float(bott[idx].min()) if len(idx) else np.inf
+            sent = np.bincount(src, weights=nb, minlength=p).max() if len(src) else 0.0
+            recv = np.bincount(dst, weights=nb, minlength=p).max() if len(dst) else 0.0
+            t = lat + max(sent, recv) / bw
+            cache[id(s[0])] = t
+        total += t
+    return total
+
+
+def _bottleneck(routes, capacity) -> np.ndarray:
+    from .flow import bottleneck_Bps
+    return bottleneck_Bps(routes, capacity)
+
+
+def _max_min(fabric: Fabric, groups: np.ndarray, c: Collective) -> float:
+    """Congestion-aware time: every group runs the collective at once, max-min rates per step."""
+    from .flow import trace_time
+    from .traffic import Trace
+
+    if c.kind == "send-recv" or len(groups) == 0:
+        return 0.0
+    tr = Trace.from_collective(c.kind, groups, c.nbytes, c.algorithm, n_gpus=fabric.n_gpus)
+    if len(tr) == 0:
+        return 0.0
+    return float(trace_time(fabric, tr, routing="ecmp", fidelity="max-min").makespan_s)
+
+
+def _pp_send(fabric: Fabric, ranks: np.ndarray, c: Collective | None) -> float:
+    """Congestion-free time of one pipeline send (the slowest stage boundary of replica 0)."""
+    if c is None or ranks.shape[1] < 2:
+        return 0.0
+    from .flow import transfer_time
+
+    src = ranks[0, :-1, :].ravel()
+    dst = ranks[0, 1:, :].ravel()
+    return float(np.max(transfer_time(fabric, src, dst, c.nbytes)))
+
+
+# ---------------------------------------------------------------------------------------
+# OCS fabrics: the circuit schedule of one replica's layers
+
+def _ocs_times(fabric: Fabric, prof: StepProfile, plan: ParallelPlan, schedule_method: str,
+               reconfig_delay_s: float | None, time_limit_s: float | None):
+    """Collective and exposed-reconfiguration time per layer from a solved circuit schedule.
+
+    The sub-problem holds one replica's TP group (times its EP peers): ``ep x tp``
+    GPUs, the layer's collectives as phases with the compute between them as
+    gaps, repeated for the layers of a stage.
+    """
+    from .schedule import OCSProblem, solve
+    from .traffic import Trace
+
+    ocs = fabric.meta["ocs"]
+    lp = prof.layer
+    tp, ep = plan.tp, plan.ep if any(c.group == "ep" for c in lp.collectives) else 1
+    local = np.arange(ep * tp).reshape(ep, tp)
+    n = ep * tp
+    demand, gaps, owner = [], [], []
+    pending_gap = 0.0
+    ci = -1
+    for x in lp.items:
+        if isinstance(x, OpCost):
+            pending_gap += x.time_s
+            continue
+        ci += 1
+        groups = local if x.group == "tp" else local.T if x.group == "ep" else None
+        if groups is None or x.group_size < 2:
+            continue
+        tr = Trace.from_collective(x.kind, groups, x.nbytes, x.algorithm, n_gpus=n)
+        for k, m in enumerate(tr.demand):
+            demand.append(m)
+            gaps.append(pending_gap if k == 0 else 0.0)
+            owner.append(ci)
+            pending_gap = 0.0
+    n_coll = ci + 1
+    reconf = np.zeros(n_coll)
+    data = np.zeros(n_coll)
+    if not demand:
+        return data, reconf, None, 0
+    layers = int(prof.stage_layers.max())
+    # Layer r > 1 waits for the compute after the previous layer's last collective too.
+    gap = np.array(gaps + ([pending_gap + gaps[0]] + gaps[1:]) * (layers - 1), dtype=float)
+    trace = Trace(demand * layers, gap, meta={"sub-problem": f"{n} GPUs of one replica"})
+    trace.period = trace.detect_period()
+    prob = OCSProblem.from_trace(trace, ports=ocs["ports_per_gpu"] - (1 if plan.pp > 1 else 0),
+                                 circuit_Bps=ocs["circuit_Bps"],
+                                 reconfig_delay_s=ocs["reconfig_delay_s"] if reconfig_delay_s is None else reconfig_delay_s,
+                                 name="layer circuits")
+    sched = solve(prob, method=schedule_method, time_limit_s=time_limit_s)
+    lat = float(ocs.get("circuit_latency_s", 0.0))
+    owner_all = np.array(owner * layers)
+    for p, ph in enumerate(sched.phases):
+        # a slot's duration includes the exposed part of the reconfiguration before it
+        exposed = float(sum(s.exposed_s for s in ph.slots if s.reconfig))
+        data[owner_all[p]] += (ph.end_s - ph.start_s) - exposed + lat
+        reconf[owner_all[p]] += exposed
+    return data / layers, reconf / layers, sched, layers
+
+
+def _ocs_alpha_beta(fabric: Fabric, c: Collective, ports: int) -> float:
+    """Circuit-ideal time: every step on ``ports`` circuits per pair, no reconfiguration."""
+    ocs = fabric.meta["ocs"]
+    steps = expand(c.kind, c.group_size, c.nbytes, c.algorithm, as_arrays=True)
+    lat = float(ocs.get("circuit_latency_s", 0.0))
+    total = 0.0
+    p = c.group_size
+    for src, dst, nb in steps:
+        if not len(src):
+            continue
+        peers = np.bincount(src, minlength=p).max()
+        per_pair = max(1, ports // max(int(peers), 1))
+        total += lat + float(nb.max()) / (per_pair * ocs["circuit_Bps"])
+    return total
+
+
+# ---------------------------------------------------------------------------------------
+
+def evaluate(model, plan: ParallelPlan, fabric: Fabric, mode: str, *, batch: int,
+             seq_len: int | None = None, context: int | None = None, gpu=None,
+             algorithms: dict | None = None, fidelity: str = "max-min", fidelities=FIDELITIES,
+             overlap: bool = False, fill: bool = True, placement: str = "topology-aware",
+             schedule_method: str = "heuristic", reconfig_delay_s: float | None = None,
+             schedule_time_limit_s: float | None = 20.0, latency_budget_s: float | None = None,
+             schedule: bool = True,
+             dtype_bytes: float = 2.0) -> Evaluation:
+    """Evaluate one model step, layer by layer, on a fabric.
+
+    Parameters
+    ----------
+    model : str or ModelSpec
+    plan : ParallelPlan
+        ``tp`` and ``pp`` (and ``ep``) of one replica; with ``fill=True`` the
+        data-parallel degree is raised to fill the fabric (``n_gpus // (tp pp)``).
+    fabric : Fabric
+        Packet, direct or OCS fabric (an OCS fabric has ``meta["ocs"]``).
+    mode : {"prefill", "decode"}
+    batch, seq_len, context
+        Sequences per micro-batch; prompt length (prefill); KV length (decode).
+    gpu : str or GPUSpec, optional
+        Default ``fabric.meta["gpu"]``.
+    algorithms : dict, optional
+        Collective kind -> algorithm, e.g. ``{"all-reduce": "rhd"}``.
+    fidelity : {"max-min", "alpha-beta"}
+        Which communication time the totals use (``max-min`` falls back to
+        ``alpha-beta`` when not computed).
+    fidelities : tuple
+        Which fidelities to compute (``("alpha-beta",)`` is the fast screen).
+    overlap : bool
+        Hide communication and reconfiguration under compute (see module notes).
+    schedule_method : str
+        Circuit scheduler method on OCS fabrics (:func:`ocsnet.schedule.solve`).
+    schedule : bool
+        On an OCS fabric, solve the circuit schedule (else only the ideal
+        circuit alpha-beta time is computed and no reconfiguration is counted:
+        the fast screen of a plan search).
+    reconfig_delay_s : float, optional
+        Override the OCS reconfiguration delay of the fabric.
+    latency_budget_s : float, optional
+        TTFT (prefill) or TPOT (decode) budget; missing it is listed in ``failures``.
+
+    Returns
+    -------
+    Evaluation
+
+    Raises
+    ------
+    WorkloadError
+        Unknown mode or fidelity, a plan the model or fabric cannot hold.
+
+    Examples
+    --------
+    >>> from ocsnet.topology import fat_tree
+    >>> from ocsnet.workload import ParallelPlan
+    >>> ev = evaluate("llama3-70b", ParallelPlan(tp=4, pp=2), fat_tree(4), "decode",
+    ...               batch=4, context=1024, fidelities=("alpha-beta",))
+    >>> ev.fits, ev.totals()["gpus_per_replica"]
+    (True, 8)
+    """
+    _check_choice("mode", mode, MODES)
+    _check_choice("fidelity", fidelity, FIDELITIES)
+    for f in fidelities:
+        _check_choice("fidelities", f, FIDELITIES)
+    if not isinstance(fabric, Fabric):
+        raise WorkloadError(f"fabric: expected an ocsnet Fabric, got {type(fabric).__name__}")
+    m = get_model(model)
+    g = hardware.gpu(gpu if gpu is not None else fabric.meta.get("gpu", "h100-sxm"))
+    per_replica = plan.tp * plan.pp
+    if per_replica > fabric.n_gpus:
+        raise WorkloadError(f"plan: {plan} needs {per_replica} GPUs per replica, the fabric has {fabric.n_gpus}")
+    if fill:
+        dp = fabric.n_gpus // per_replica
+        dp -= dp % plan.ep
+        plan = dataclasses.replace(plan, dp=max(dp, plan.ep))
+    prof = step_profile(m, plan, mode, batch=batch, seq_len=seq_len, context=context, gpu=g,
+                        dtype_bytes=dtype_bytes, algorithms=algorithms, micro_batches=plan.pp,
+                        require_fit=False)
+    lp = prof.layer
+    ranks = place(plan, fabric, placement)
+    is_ocs = bool(fabric.meta.get("ocs")) and not fabric.meta.get("packet_ports_per_gpu") and \
+        fabric.meta.get("generator") == "ocs_fabric"
+    failures: list[str] = []
+    if not prof.memory.fits:
+        failures.append(f"memory: {prof.memory.message()}")
+    colls: list[CollectiveTime] = []
+    sched, sched_layers = None, 0
+    if is_ocs:
+        ports = int(fabric.meta["ocs"]["ports_per_gpu"]) - (1 if plan.pp > 1 else 0)
+        data, reconf, sched, sched_layers = (_ocs_times(fabric, prof, plan, schedule_method, reconfig_delay_s,
+                                                        schedule_time_limit_s) if schedule else
+                                             (np.zeros(0), np.zeros(0), None, 0))
+        for i, c in enumerate(lp.collectives):
+            ab = _ocs_alpha_beta(fabric, c, ports)
+            mm = float(data[i]) if "max-min" in fidelities and len(data) else None
+            colls.append(CollectiveTime(c.label, c.kind, c.group, c.group_size, c.nbytes, c.algorithm,
+                                        c.after, ab, mm, float(reconf[i]) if len(reconf) else 0.0))
+        ocs = fabric.meta["ocs"]
+        pp_send = 0.0 if prof.pp_send is None else float(
+            ocs.get("circuit_latency_s", 0.0) + prof.pp_send.nbytes / ocs["circuit_Bps"])
+    else:
+        memo: dict = {}
+        for c in lp.collectives:
+            key = (c.kind, c.group, c.group_size, c.nbytes, c.algorithm)
+            if key not in memo:
+                groups = _groups(ranks, c.group, plan)
+                ab = _alpha_beta(fabric, groups[0], c) if c.group_size > 1 else 0.0
+                mm = _max_min(fabric, groups, c) if "max-min" in fidelities and c.group_size > 1 else None
+                memo[key] = (ab, mm)
+            ab, mm = memo[key]
+            colls.append(CollectiveTime(c.label, c.kind, c.group, c.group_size, c.nbytes, c.algorithm,
+                                        c.after, ab, mm))
+        pp_send = _pp_send(fabric, ranks, prof.pp_send)
+    pw, co = _power_cost(fabric)
+    n = max(fabric.n_gpus, 1)
+    ev = Evaluation(
+        model=m.name, mode=mode, plan=plan, gpu=g, fabric=fabric.name,
+        fidelity=fidelity if fidelity in fidelities else fidelities[0],
+        algorithms=dict(lp.algorithms), batch=batch, seq_len=seq_len, context=context, profile=prof,
+        ops=lp.ops, collectives=colls, pp_send_s=pp_send, overlap=overlap, replicas=plan.dp,
+        network_W_per_gpu=(pw["total_W"] - pw["gpus_W"]) / n,
+        network_cost_per_gpu=(co["total"] - co["gpus"]) / n,
+        failures=failures, schedule=sched, schedule_layers=sched_layers)
+    for c in colls:
+        if c.max_min_s is not None and c.alpha_beta_s > 0 and c.max_min_s > CONGESTION_FACTOR * c.alpha_beta_s:
+            failures.append(f"congestion: {c.label or c.kind} takes {c.max_min_s / c.alpha_beta_s:.2f}x its "
+                            f"congestion-free time ({units.fmt_time(c.max_min_s)} vs {units.fmt_time(c.alpha_beta_s)})")
+    if ev.reconfig_s > RECONFIG_FRACTION * ev.layer_s:
+        failures.append(f"reconfiguration: {units.fmt_time(ev.reconfig_s)} exposed per layer, "
+                        f"{100 * ev.reconfig_s / ev.layer_s:.0f}% of the layer time")
+    if latency_budget_s is not None and ev.latency_s > latency_budget_s:
+        what = "TTFT" if mode == "prefill" else "TPOT"
+        failures.append(f"latency: {what} {units.fmt_time(ev.latency_s)} exceeds the budget {units.fmt_time(latency_budget_s)}")
+    return ev

@@ -1,0 +1,518 @@
+"""The Lite-GPU versus H100 study: the project's main job (``ocsnet compare``).
+
+For every model and mode, every system (the H100 DGX baseline and Lite-GPU
+clusters of four times as many GPUs, i.e. the same silicon, on a packet
+fabric, an OCS fabric with its solved schedule and a CPO torus, for each
+Lite-GPU variant) gets its best plan from a small search over tensor and
+pipeline parallelism and the all-reduce algorithm:
+
+1. every (tp, pp) that the model admits and that fits in memory (the others
+   are listed as skipped, with the reason);
+2. a fast screen of every (plan, algorithm) with the alpha-beta fidelity
+   and ideal circuits;
+3. the ``top_k`` best re-evaluated in full (max-min flow model, solved
+   circuit schedule with its exposed reconfiguration); the best by the
+   objective (tokens/s per H100-equivalent of silicon) wins.
+
+A reconfiguration sweep then times the Lite-GPU OCS system's best plan with
+each all-reduce algorithm as the OCS reconfiguration delay goes from
+nanoseconds to milliseconds, which is where recursive halving-doubling
+(a new matching every step) and ring (one matching held) trade places.
+
+Throughput and latency are normalized to the H100 baseline of the same model
+and mode, as in Canakci et al., "Good things come in small packages: Should
+we build AI clusters with Lite-GPUs?", HotOS 2025.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import itertools
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from . import hardware, units
+from .errors import OcsnetError, SpecError, WorkloadError
+from .evaluate import Evaluation, evaluate
+from .workload import ParallelPlan
+from .workload.models import model as get_model
+from .workload.step import memory_fit
+
+__all__ = ["DEFAULT_STUDY", "StudyResult", "run_study", "write_report", "study_config"]
+
+#: The built-in default study.  Sizes are per micro-batch; fabric overrides
+#: keep the default run small (256 H100s against 1,024 Lite-GPUs: the same
+#: silicon); the per-replica figures do not depend on the cluster size as long
+#: as a replica's tensor groups stay inside one domain.
+DEFAULT_STUDY: dict[str, Any] = {
+    "models": ["llama3-405b", "gpt3-175b", "llama3-70b"],
+    "modes": ["prefill", "decode"],
+    "prefill": {"batch": 1, "seq_len": 4096},
+    "decode": {"batch": 32, "context": 4096},
+    "baseline": {"label": "H100 DGX", "fabric": "h100-dgx", "gpu": "h100-sxm", "overrides": {"n_nodes": 32}},
+    "variants": ["lite-base", "lite-netboost", "lite-overclock"],
+    "lite_fabrics": {
+        "packet": {"fabric": "lite-fat-tree", "overrides": {"n_gpus": 1024}},
+        "OCS": {"fabric": "lite-ocs", "overrides": {"n_gpus": 1024}},
+        "CPO torus": {"fabric": "lite-cpo-torus", "overrides": {"dims": [16, 8, 8]}},
+    },
+    "tp": [1, 2, 4, 8, 16, 32, 64],
+    "pp": [1, 2, 4, 8, 16],
+    "max_gpus_per_replica": 256,
+    "algorithms": ["ring", "rhd", "double-binary-tree"],
+    "top_k": 2,
+    "objective": "tokens_per_s_per_h100e",
+    "reconfig_delay_us": None,
+    "sweep_reconfig_delay_us": [0.01, 0.1, 1, 10, 100, 1000, 10000],
+    "sweep_variant": "lite-netboost",
+    "schedule_time_limit_s": 10.0,
+}
+
+_KEYS = set(DEFAULT_STUDY)
+
+
+def study_config(overrides: dict | None = None) -> dict:
+    """The default study with ``overrides`` applied; unknown keys are refused by name."""
+    cfg = copy.deepcopy(DEFAULT_STUDY)
+    for k, v in (overrides or {}).items():
+        if k not in _KEYS:
+            raise SpecError(f"study.{k}: unknown key; allowed: {', '.join(sorted(_KEYS))}")
+        if v is not None:
+            cfg[k] = v
+    for m in cfg["models"]:
+        get_model(m)
+    for mode in cfg["modes"]:
+        if mode not in ("prefill", "decode"):
+            raise SpecError(f"study.modes: {mode!r} is not one of prefill, decode")
+    for v in cfg["variants"]:
+        hardware.gpu(v)
+    if int(cfg["top_k"]) < 1:
+        raise SpecError(f"study.top_k: {cfg['top_k']!r} is out of range, allowed [1, inf)")
+    return cfg
+
+
+@dataclass
+class System:
+    """One cluster of the study: a fabric spec (with overrides) and a GPU."""
+
+    label: str
+    fabric: str
+    gpu: str
+    overrides: dict = field(default_factory=dict)
+    kind: str = "packet"          # packet | OCS | CPO torus | baseline
+
+
+def systems(cfg: dict) -> list[System]:
+    b = cfg["baseline"]
+    out = [System(b["label"], b["fabric"], b["gpu"], dict(b.get("overrides", {})), "baseline")]
+    for variant, (kind, f) in itertools.product(cfg["variants"], cfg["lite_fabrics"].items()):
+        short = variant.replace("lite-", "")
+        out.append(System(f"Lite {short} / {kind}", f["fabric"], variant, dict(f.get("overrides", {})), kind))
+    return out
+
+
+@dataclass
+class Choice:
+    """The best evaluation of one system for one (model, mode), and what the search saw."""
+
+    system: System
+    best: Evaluation | None
+    screened: int = 0
+    skipped: list[str] = field(default_factory=list)
+    candidates: list[dict] = field(default_factory=list)
+
+
+@dataclass
+class StudyResult:
+    config: dict
+    choices: dict            # (model, mode) -> list[Choice]
+    sweep: list[dict]        # reconfiguration sweep rows
+    elapsed_s: float
+    fabrics: dict            # system label -> fabric summary
+
+    def summary_rows(self) -> list[dict]:
+        """One row per (model, mode, system), normalized to the H100 baseline."""
+        rows = []
+        for (m, mode), choices in self.choices.items():
+            base = next((c.best for c in choices if c.system.kind == "baseline" and c.best), None)
+            for c in choices:
+                r = {"model": m, "mode": mode, "system": c.system.label, "gpu": c.system.gpu,
+                     "fabric": c.system.fabric, "screened": c.screened, "skipped": len(c.skipped)}
+                if c.best is None:
+                    r.update({"plan": "none fits", "algorithm": ""})
+                    rows.append(r)
+                    continue
+                t = c.best.totals()
+                r.update({"plan": t["plan"], "algorithm": c.best.algorithms.get("all-reduce", ""),
+                          "latency_ms": t["latency_ms"], "layer_us": t["layer_us"],
+                          "compute_us": t["compute_us"], "comm_us": t["comm_max_min_us"],
+                          "reconfig_us": t["reconfig_us"],
+                          "tokens_per_s_per_h100e": t["tokens_per_s_per_h100e"],
+                          "tokens_per_s_per_kW": t["tokens_per_s_per_kW"],
+                          "tokens_per_s_per_cost": t["tokens_per_s_per_cost"],
+                          "memory_GB": t["memory_GB"], "failures": "; ".join(c.best.failures)})
+                if base is not None:
+                    bt = base.totals()
+                    r["throughput_vs_h100"] = t["tokens_per_s_per_h100e"] / bt["tokens_per_s_per_h100e"]
+                    r["latency_vs_h100"] = t["latency_ms"] / bt["latency_ms"]
+                rows.append(r)
+        return rows
+
+
+def _progress(msg: str, enabled: bool) -> None:
+    if enabled:
+        print(msg, file=sys.stderr, flush=True)
+
+
+def _plans(cfg: dict, model, mode: str, gpu) -> tuple[list[ParallelPlan], list[str]]:
+    """Plans that the model admits and that fit in memory; the others with the reason."""
+    ok, skipped = [], []
+    sizes = cfg[mode]
+    for tp, pp in itertools.product(cfg["tp"], cfg["pp"]):
+        if tp * pp > cfg["max_gpus_per_replica"]:
+            continue
+        plan = ParallelPlan(tp=tp, pp=pp)
+        try:
+            plan.validate(model)
+            fit = memory_fit(model, plan, mode, gpu=gpu, micro_batches=pp, **sizes)
+        except WorkloadError as e:
+            skipped.append(f"tp={tp} pp={pp}: {e}")
+            continue
+        if not fit.fits:
+            skipped.append(f"tp={tp} pp={pp}: does not fit, {fit.message()}")
+            continue
+        ok.append(plan)
+    return ok, skipped
+
+
+def _objective(ev: Evaluation, key: str) -> float:
+    return ev.totals()[key]
+
+
+def _choose(cfg: dict, system: System, fabric, model, mode: str, reconfig_delay_s) -> Choice:
+    gpu = hardware.gpu(system.gpu)
+    plans, skipped = _plans(cfg, model, mode, gpu)
+    sizes = cfg[mode]
+    screened = []
+    for plan, alg in itertools.product(plans, cfg["algorithms"]):
+        if plan.tp * plan.pp > fabric.n_gpus:
+            continue
+        try:
+            ev = evaluate(model, plan, fabric, mode, gpu=gpu, algorithms={"all-reduce": alg},
+                          fidelities=("alpha-beta",), fidelity="alpha-beta", schedule=False,
+                          reconfig_delay_s=reconfig_delay_s, **sizes)
+        except OcsnetError as e:
+            skipped.append(f"{plan} {alg}: {e}")
+            continue
+        screened.append((_objective(ev, cfg["objective"]), plan, alg))
+    screened.sort(key=lambda x: (-x[0], x[1].tp * x[1].pp, x[1].tp, x[2]))
+    best, cands = None, []
+    for score, plan, alg in screened[: int(cfg["top_k"])]:
+        ev = evaluate(model, plan, fabric, mode, gpu=gpu, algorithms={"all-reduce": alg},
+                      reconfig_delay_s=reconfig_delay_s,
+                      schedule_time_limit_s=cfg["schedule_time_limit_s"], **sizes)
+        val = _objective(ev, cfg["objective"])
+        cands.append({"plan": str(plan), "algorithm": alg, "screen": score, "full": val})
+        if best is None or val > _objective(best, cfg["objective"]):
+            best = ev
+    return Choice(system, best, len(screened), skipped, cands)
+
+
+def run_study(config: dict | None = None, *, progress: bool = True,
+              build: Callable | None = None) -> StudyResult:
+    """Run the study (default :data:`DEFAULT_STUDY`) and return every choice and the sweep.
+
+    Parameters
+    ----------
+    config : dict, optional
+        Overrides of :data:`DEFAULT_STUDY` (unknown keys are refused).
+    progress : bool
+        Print one progress line per step to stderr.
+    build : callable, optional
+        Fabric builder ``build(spec, **overrides)`` (default :func:`ocsnet.topology.build`).
+    """
+    from . import topology
+    from .topology import metrics
+
+    cfg = study_config(config)
+    build = build or topology.build
+    t0 = time.perf_counter()
+    delay = None if cfg["reconfig_delay_us"] is None else units.to_si("x_us", cfg["reconfig_delay_us"])
+    fabrics, summaries = {}, {}
+    syss = systems(cfg)
+    for s in syss:
+        key = (s.fabric, s.gpu, json.dumps(s.overrides, sort_keys=True))
+        if key not in fabrics:
+            fabrics[key] = build(s.fabric, gpu=s.gpu, **_bandwidth_overrides(s), **s.overrides)
+        summaries[s.label] = metrics.summary(fabrics[key])
+    choices = {}
+    steps = len(cfg["models"]) * len(cfg["modes"]) * len(syss)
+    i = 0
+    for m, mode in itertools.product(cfg["models"], cfg["modes"]):
+        model = get_model(m)
+        row = []
+        for s in syss:
+            i += 1
+            f = fabrics[(s.fabric, s.gpu, json.dumps(s.overrides, sort_keys=True))]
+            _progress(f"[{i}/{steps}] {m} {mode} on {s.label} ({time.perf_counter() - t0:.1f} s)", progress)
+            row.append(_choose(cfg, s, f, model, mode, delay))
+        choices[(m, mode)] = row
+    sweep = _sweep(cfg, choices, fabrics, progress, t0)
+    return StudyResult(cfg, choices, sweep, time.perf_counter() - t0, summaries)
+
+
+def _bandwidth_overrides(s: System) -> dict:
+    """Packet fabrics get the GPU's own network bandwidth on their host links."""
+    if s.kind == "packet":
+        return {"host_GBps": units.from_si("x_GBps", hardware.gpu(s.gpu).network_Bps)}
+    return {}
+
+
+def _sweep(cfg, choices, fabrics, progress, t0) -> list[dict]:
+    """Layer time of the OCS system's best plan per all-reduce algorithm and reconfiguration delay."""
+    rows = []
+    variant = cfg["sweep_variant"]
+    for (m, mode), row in choices.items():
+        c = next((c for c in row if c.system.kind == "OCS" and c.system.gpu == variant and c.best), None)
+        if c is None:
+            continue
+        f = fabrics[(c.system.fabric, c.system.gpu, json.dumps(c.system.overrides, sort_keys=True))]
+        plan = dataclasses.replace(c.best.plan, dp=1)
+        _progress(f"sweep {m} {mode}: {len(cfg['sweep_reconfig_delay_us'])} delays x "
+                  f"{len(cfg['algorithms'])} algorithms ({time.perf_counter() - t0:.1f} s)", progress)
+        for us, alg in itertools.product(cfg["sweep_reconfig_delay_us"], cfg["algorithms"]):
+            ev = evaluate(m, plan, f, mode, gpu=c.system.gpu, algorithms={"all-reduce": alg},
+                          reconfig_delay_s=units.to_si("x_us", us),
+                          schedule_time_limit_s=cfg["schedule_time_limit_s"], **cfg[mode])
+            t = ev.totals()
+            rows.append({"model": m, "mode": mode, "system": c.system.label, "plan": str(plan),
+                         "algorithm": alg, "reconfig_delay_us": us, "layer_us": t["layer_us"],
+                         "comm_us": t["comm_max_min_us"], "reconfig_us": t["reconfig_us"],
+                         "compute_us": t["compute_us"], "latency_ms": t["latency_ms"],
+                         "reconfigurations": ev.schedule.n_reconfigurations if ev.schedule else 0})
+    return rows
+
+
+# ---------------------------------------------------------------------------------------
+# report
+
+SUMMARY_COLUMNS = [
+    ("model", "model"), ("mode", "mode"), ("system", "system"), ("plan", "plan"), ("algorithm", "all-reduce"),
+    ("latency_ms", "latency_ms"), ("latency_vs_h100", "latency_vs_H100"),
+    ("tokens_per_s_per_h100e", "tok/s/H100e"), ("throughput_vs_h100", "thru_vs_H100"),
+    ("tokens_per_s_per_kW", "tok/s/kW"), ("tokens_per_s_per_cost", "tok/s/cost"),
+    ("compute_us", "compute_us"), ("comm_us", "comm_us"), ("reconfig_us", "reconfig_us"),
+    ("memory_GB", "mem_GB"),
+]
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+def format_table(header: list[str], rows: list[list]) -> str:
+    """An aligned plain-text table."""
+    cells = [[_fmt(v) for v in r] for r in rows]
+    w = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(header)]
+    lines = ["  ".join(h.ljust(w[i]) for i, h in enumerate(header))]
+    lines += ["  ".join(c.ljust(w[i]) for i, c in enumerate(r)) for r in cells]
+    return "\n".join(lines)
+
+
+def summary_table(result: StudyResult) -> str:
+    rows = result.summary_rows()
+    return format_table([h for _, h in SUMMARY_COLUMNS], [[r.get(k) for k, _ in SUMMARY_COLUMNS] for r in rows])
+
+
+def _markdown_table(header, rows) -> str:
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(_fmt(v) for v in r) + " |" for r in rows]
+    return "\n".join(out)
+
+
+def _csv(path: Path, header: list[str], rows: list[list]) -> None:
+    import csv
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(header)
+        w.writerows([["" if v is None else v for v in r] for r in rows])
+
+
+def _json(path: Path, obj) -> None:
+    path.write_text(json.dumps(obj, indent=1, sort_keys=True, default=_json_default) + "\n")
+
+
+def _json_default(o):
+    import numpy as np
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if dataclasses.is_dataclass(o):
+        return dataclasses.asdict(o)
+    return str(o)
+
+
+def write_report(result: StudyResult, outdir, *, figures: bool = True) -> Path:
+    """Write the study's folder: report.md, CSV and JSON tables, the exact config, PNG figures.
+
+    Returns the path of ``report.md``.
+    """
+    out = Path(outdir)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = result.summary_rows()
+    keys = sorted({k for r in rows for k in r}, key=lambda k: ([c for c, _ in SUMMARY_COLUMNS] + [k]).index(k))
+    _csv(out / "summary.csv", keys, [[r.get(k) for k in keys] for r in rows])
+    _json(out / "summary.json", rows)
+    _json(out / "config.json", result.config)
+    layer_rows = []
+    for (m, mode), choices in result.choices.items():
+        for c in choices:
+            if c.best is None:
+                continue
+            for r in c.best.table():
+                layer_rows.append([m, mode, c.system.label, str(c.best.plan)] + r)
+    layer_header = ["model", "mode", "system", "plan"] + list(Evaluation.HEADER)
+    _csv(out / "layers.csv", layer_header, layer_rows)
+    _json(out / "layers.json", [dict(zip(layer_header, r)) for r in layer_rows])
+    if result.sweep:
+        sk = list(result.sweep[0])
+        _csv(out / "reconfig_sweep.csv", sk, [[r[k] for k in sk] for r in result.sweep])
+    skipped = {f"{m} {mode} / {c.system.label}": c.skipped for (m, mode), cs in result.choices.items() for c in cs}
+    _json(out / "skipped.json", skipped)
+    _json(out / "fabrics.json", result.fabrics)
+    figs = _figures(result, out) if figures else {}
+    (out / "report.md").write_text(_markdown(result, rows, figs))
+    return out / "report.md"
+
+
+def _figures(result: StudyResult, out: Path) -> dict:
+    from . import plot
+    import matplotlib.pyplot as plt
+
+    figs = {}
+    rows = result.summary_rows()
+    fig = plot.normalized_comparison(rows)
+    fig.savefig(out / "normalized.png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    figs["normalized"] = "normalized.png"
+    fig = plot.layer_breakdown(rows)
+    fig.savefig(out / "layers.png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    figs["layers"] = "layers.png"
+    if result.sweep:
+        fig = plot.reconfig_sweep(result.sweep)
+        fig.savefig(out / "reconfig_sweep.png", dpi=110, bbox_inches="tight")
+        plt.close(fig)
+        figs["sweep"] = "reconfig_sweep.png"
+    ocs = _first(result, lambda c: c.best is not None and c.best.schedule is not None
+                 and c.best.schedule.n_reconfigurations > 0) or \
+        _first(result, lambda c: c.best is not None and c.best.schedule is not None)
+    if ocs is not None:
+        sched = ocs.best.schedule
+        n = min(len(sched.phases), 3 * max(1, len(sched.phases) // max(ocs.best.schedule_layers, 1)))
+        fig, ax = plt.subplots(figsize=(11, 3.2))
+        head = copy.copy(sched)
+        head.phases = sched.phases[:n]
+        plot.schedule_gantt(head, ax=ax)
+        ax.set_title(f"OCS circuit schedule, first layers: {ocs.system.label}, {ocs.best.model} "
+                     f"{ocs.best.mode}, {ocs.best.plan}")
+        fig.savefig(out / "ocs_schedule.png", dpi=110, bbox_inches="tight")
+        plt.close(fig)
+        figs["schedule"] = "ocs_schedule.png"
+    fig = plot.link_utilization(result)
+    if fig is not None:
+        fig.savefig(out / "link_utilization.png", dpi=110, bbox_inches="tight")
+        plt.close(fig)
+        figs["links"] = "link_utilization.png"
+    return figs
+
+
+def _first(result: StudyResult, pred):
+    for choices in result.choices.values():
+        for c in choices:
+            if pred(c):
+                return c
+    return None
+
+
+def _markdown(result: StudyResult, rows: list[dict], figs: dict) -> str:
+    cfg = result.config
+    md = ["# Lite-GPU versus H100: ocsnet study report", ""]
+    md += [f"Models: {', '.join(cfg['models'])}; modes: {', '.join(cfg['modes'])}. "
+           f"Prefill: batch {cfg['prefill']['batch']}, prompt {cfg['prefill']['seq_len']} tokens. "
+           f"Decode: batch {cfg['decode']['batch']} per micro-batch, context {cfg['decode']['context']} tokens. "
+           f"Best plan per system from tp in {cfg['tp']}, pp in {cfg['pp']} and the all-reduce algorithm in "
+           f"{cfg['algorithms']}, by {cfg['objective']}. Run time {result.elapsed_s:.1f} s.", ""]
+    md += ["Throughput is tokens/s per H100-equivalent of silicon (a Lite-GPU is a quarter), in pipeline "
+           "steady state; latency is TTFT (prefill) or TPOT (decode). Both are normalized to the H100 DGX "
+           "baseline of the same model and mode (Canakci et al., HotOS 2025, compare the same way). "
+           "Communication is the congestion-aware (max-min) time; on OCS fabrics it comes from the solved "
+           "circuit schedule, and exposed reconfiguration is listed separately.", ""]
+    md += ["## Summary", ""]
+    md += [_markdown_table([h for _, h in SUMMARY_COLUMNS], [[r.get(k) for k, _ in SUMMARY_COLUMNS] for r in rows]), ""]
+    for key, title in (("normalized", "Normalized throughput and latency"),
+                       ("layers", "Per-layer time: compute, communication, exposed reconfiguration"),
+                       ("sweep", "All-reduce algorithm against OCS reconfiguration delay"),
+                       ("schedule", "OCS schedule timeline"), ("links", "Link utilization")):
+        if key in figs:
+            md += [f"## {title}", "", f"![{title}]({figs[key]})", ""]
+    if result.sweep:
+        md += ["## Where each all-reduce algorithm wins", ""]
+        md += _sweep_text(result.sweep)
+    md += ["## Checks that failed", ""]
+    any_fail = False
+    for (m, mode), choices in result.choices.items():
+        for c in choices:
+            if c.best is not None and c.best.failures:
+                any_fail = True
+                md += [f"- {m} {mode} / {c.system.label} ({c.best.plan}): " + "; ".join(c.best.failures)]
+    if not any_fail:
+        md += ["None."]
+    md += ["", "## Plans skipped", ""]
+    for (m, mode), choices in result.choices.items():
+        for c in choices:
+            if c.skipped:
+                md += [f"- {m} {mode} / {c.system.label}: {len(c.skipped)} plans skipped, e.g. {c.skipped[0]}"]
+    md += ["", "Full lists: `skipped.json`. Tables: `summary.csv`, `layers.csv`, `reconfig_sweep.csv` "
+           "(and `.json`); fabrics: `fabrics.json`; the exact configuration: `config.json`.", ""]
+    md += ["## Fabrics", ""]
+    fk = ["n_gpus", "n_packet_switches", "n_ocs", "n_links", "diameter_hops", "bisection_per_gpu_GBps",
+          "power_kW", "relative_cost"]
+    md += [_markdown_table(["system"] + fk, [[s] + [f.get(k) for k in fk] for s, f in result.fabrics.items()]), ""]
+    md += ["## Assumptions", "",
+           "- Roofline compute per op with the catalog's efficiency factors; every layer identical.",
+           "- Tensor-parallel collectives are on the critical path (no overlap); pipeline sends are timed "
+           "congestion-free; every data-parallel replica the fabric holds runs at once for the max-min model.",
+           "- OCS: one replica's tensor group is scheduled (replicas use disjoint GPUs); one port per GPU is "
+           "reserved for pipeline sends when pp > 1; the reconfiguration delay is the OCS's (or the sweep's).",
+           "- Power counts GPUs at TDP, switches and OCS at catalog power and every link at full load; cost is "
+           "relative to one H100. Hardware numbers and their sources: `ocsnet/catalog/*.toml`.", ""]
+    return "\n".join(md)
+
+
+def _sweep_text(sweep: list[dict]) -> list[str]:
+    lines = []
+    groups = {}
+    for r in sweep:
+        groups.setdefault((r["model"], r["mode"], r["system"], r["plan"]), []).append(r)
+    for (m, mode, sysl, plan), rs in groups.items():
+        delays = sorted({r["reconfig_delay_us"] for r in rs})
+        wins = []
+        for d in delays:
+            best = min((r for r in rs if r["reconfig_delay_us"] == d), key=lambda r: r["layer_us"])
+            wins.append(f"{units.fmt_time(units.to_si('x_us', d))}: {best['algorithm']} "
+                        f"({best['layer_us']:.1f} us/layer)")
+        lines += [f"- {m} {mode} on {sysl} ({plan}): " + "; ".join(wins)]
+    return lines + [""]
