@@ -418,3 +418,14 @@ def test_llama_like_decode_step_small():
     check(prob, s)
     assert s.gap < 0.05
     assert s.meta["periods_solved"] < layers
+
+
+def test_a_tiny_time_limit_still_returns_a_valid_schedule():
+    rng = np.random.default_rng(4)
+    demand = [random_demand(rng, 8, 0.5) for _ in range(6)] + [all_to_all(8).toarray()]
+    prob = OCSProblem(demand, [1e-6] * 7, ports=2, circuit_Bps=1e10, reconfig_delay_s=1e-5)
+    s = solve_heuristic(prob, time_limit_s=1e-9)
+    check(prob, s)
+    assert s.status == "time-limit"
+    full = solve_heuristic(prob)
+    assert full.makespan_s <= s.makespan_s * (1 + 1e-9)
