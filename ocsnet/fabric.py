@@ -36,6 +36,20 @@ KINDS = ("gpu", "packet_switch", "nvswitch", "ocs", "nic")
 TECHS = ("copper", "pluggable", "cpo", "circuit")
 
 
+def _not_in(values: np.ndarray, allowed: tuple) -> Any:
+    """The first value not in ``allowed``, or None.
+
+    One elementwise comparison per allowed value: much faster than sorting a
+    million Python strings with ``np.unique``.
+    """
+    ok = np.zeros(len(values), dtype=bool)
+    for a in allowed:
+        ok |= values == a
+    if ok.all():
+        return None
+    return values[np.flatnonzero(~ok)[0]]
+
+
 class Fabric:
     """A GPU fabric.
 
@@ -79,9 +93,9 @@ class Fabric:
                  labels: Sequence | None = None, aggregate: bool = False):
         kind = np.asarray(kind, dtype=object if len(kind) == 0 else None)
         n = len(kind)
-        bad_kind = set(np.unique(kind).tolist()) - set(KINDS) if n else set()
-        if bad_kind:
-            raise FabricError(f"kind: {sorted(bad_kind)[0]!r} is not one of {', '.join(KINDS)}")
+        bad = _not_in(kind, KINDS)
+        if bad is not None:
+            raise FabricError(f"kind: {bad!r} is not one of {', '.join(KINDS)}")
         src = np.asarray(src, dtype=np.int64).ravel()
         dst = np.asarray(dst, dtype=np.int64).ravel()
         m = len(src)
@@ -107,9 +121,9 @@ class Fabric:
             if len(badlat):
                 e = int(badlat[0])
                 raise FabricError(f"latency_s of edge ({int(src[e])}, {int(dst[e])}): {lat[e]!r} is out of range, allowed [0, inf)")
-            bad_tech = set(np.unique(tech).tolist()) - set(TECHS)
-            if bad_tech:
-                raise FabricError(f"tech: {sorted(bad_tech)[0]!r} is not one of {', '.join(TECHS)}")
+            bad = _not_in(tech, TECHS)
+            if bad is not None:
+                raise FabricError(f"tech: {bad!r} is not one of {', '.join(TECHS)}")
         edge_attrs = {k: np.asarray(v) for k, v in (edge_attrs or {}).items()}
         for k, v in edge_attrs.items():
             if len(v) != m:

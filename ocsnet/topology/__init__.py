@@ -14,7 +14,7 @@ _EXPORTS = {
     "fat_tree": "packet", "leaf_spine": "packet", "clos": "packet",
     "rail_optimized": "packet", "dgx_cluster": "packet",
     # optical circuit switching
-    "ocs_fabric": "optical", "apply_circuits": "optical",
+    "ocs_fabric": "optical", "apply_circuits": "optical", "allowed_pairs": "optical", "pair_level": "optical",
     # co-packaged optics, direct fabrics
     "torus": "direct", "fully_connected": "direct", "fully_connected_groups": "direct",
     # hybrid
@@ -22,7 +22,8 @@ _EXPORTS = {
     # interchange
     "from_networkx": "io", "read": "io", "write": "io",
     "to_node_link": "io", "from_node_link": "io",
-    "from_astra_yaml": "astra", "to_astra_yaml": "astra",
+    "from_astra_yaml": "astra", "to_astra_yaml": "astra", "astra_send_delay": "astra",
+    "read_astra_config": "astra",
     # named specs
     "build": "spec", "load_spec": "spec", "list_specs": "spec",
     # metrics
