@@ -1,0 +1,378 @@
+"""Validation: hold ocsnet's models against numbers computed another way.
+
+The last stage of the pipeline, beside the evaluation: it imports every
+earlier stage and nothing imports it but the CLI.  :func:`run` computes a
+list of named :class:`Check` objects, each comparing one number ocsnet
+produces with an independent number (a closed form, an LP, a brute-force
+optimum, another simulator's formula or a published figure), and returns
+them as a :class:`ValidationReport`.  Every number is computed live; nothing
+here is a stored result.
+
+The checks come in groups (:data:`GROUPS`):
+
+``collectives``
+    Collectives timed by the max-min flow model on ring, torus and clique
+    fabrics against the alpha-beta closed forms (Thakur et al. 2005), and the
+    bytes each rank sends against the nccl-tests bus-bandwidth factors.
+``flow``
+    :func:`ocsnet.flow.max_min_fair` against the LP sequence of
+    :func:`ocsnet.flow.reference.max_min_fair_lp` on random instances.
+``schedule``
+    The exact CP-SAT scheduler against brute-force enumeration on tiny OCS
+    problems; the heuristic against the closed-form lower bound on ring traces
+    whose optimum reaches it.
+``flops``
+    Per-layer decode FLOPs against ``2 N`` per token (Kaplan et al. 2020) and
+    against the count with attention (Hoffmann et al. 2022, appendix F);
+    computed parameter counts against the published ones.
+``astra``
+    :func:`ocsnet.flow.transfer_time` on fabrics built from ASTRA-sim
+    configurations against ASTRA-sim's analytical send delay, every pair.
+``fat-tree``
+    Host, switch and link counts, diameter and bisection of the k-ary
+    fat-tree against Al-Fares et al. (2008).
+``literature``
+    Catalog figures against datasheets, and qualitative results the
+    literature reports (prefill compute-bound and decode memory-bound on an
+    H100; Lite-GPUs with boosted network bandwidth against the H100 in
+    decode, Canakci et al. 2025).
+
+A check that raises is reported as a disagreement carrying the error, so a
+broken component never hides behind a crash.
+
+Examples
+--------
+>>> from ocsnet.validation import run
+>>> report = run(quick=True, groups=["fat-tree"])
+>>> report.ok, report.summary().startswith("validation: ")
+(True, True)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import json
+import math
+import time
+from dataclasses import dataclass
+from typing import Callable, Iterable, Iterator, Sequence
+
+import numpy as np
+
+from . import units
+from .errors import SpecError, UnitError
+
+__all__ = ["Check", "ValidationReport", "run", "GROUPS", "RELATIONS", "worst_pair"]
+
+#: Check groups in the order they run, and the module that computes each.
+GROUPS: dict[str, str] = {
+    "collectives": "validation_network:collective_checks",
+    "flow": "validation_network:flow_checks",
+    "schedule": "validation_network:schedule_checks",
+    "flops": "validation_models:flops_checks",
+    "astra": "validation_network:astra_checks",
+    "fat-tree": "validation_network:fat_tree_checks",
+    "literature": "validation_models:literature_checks",
+}
+
+#: How ocsnet's number must relate to the reference: equal within the relative
+#: tolerance, or at least / at most the reference (with the tolerance as slack).
+RELATIONS = ("==", ">=", "<=")
+
+FORMAT = "ocsnet-validation"
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Check:
+    """One comparison of an ocsnet number with an independent one.
+
+    Attributes
+    ----------
+    name : str
+        Short label, unique in a report (e.g. ``"ring all-reduce on a ring"``).
+    group : str
+        One of :data:`GROUPS`.
+    what : str
+        What is compared, in a sentence (sizes, fabric, method).
+    quantity : str
+        Name of the compared quantity with its display unit as suffix
+        (``"time_us"``, ``"rate_GBps"``); a name without a known unit suffix
+        is dimensionless.  Values are stored in SI and converted only for
+        display (:mod:`ocsnet.units`).
+    ocsnet, reference : float
+        ocsnet's number and the independent number, SI units.
+    source : str
+        Where the reference comes from (closed form, LP, brute force, paper).
+    tolerance : float
+        Allowed relative difference (``==``) or relative slack (``>=``, ``<=``).
+    relation : {"==", ">=", "<="}
+        ``==``: ``|ocsnet - reference| <= tolerance * |reference|``;
+        ``>=``: ``ocsnet >= reference (1 - tolerance)``; ``<=``:
+        ``ocsnet <= reference (1 + tolerance)``.
+    note : str
+        How the instance was chosen, which case is shown when several were
+        compared (the worst), or why the check failed.
+    error : str
+        Set when computing the check raised; the check then fails.
+    time_s : float
+        Wall time spent computing the check (not part of the JSON by default).
+    """
+
+    name: str
+    group: str
+    what: str
+    quantity: str
+    ocsnet: float
+    reference: float
+    source: str
+    tolerance: float
+    relation: str = "=="
+    note: str = ""
+    error: str = ""
+    time_s: float = 0.0
+
+    def __post_init__(self):
+        if self.relation not in RELATIONS:
+            raise SpecError(f"relation: {self.relation!r} is not one of {', '.join(RELATIONS)}")
+        if not (isinstance(self.tolerance, (int, float)) and self.tolerance >= 0):
+            raise SpecError(f"tolerance: {self.tolerance!r} is out of range, allowed [0, inf)")
+        object.__setattr__(self, "ocsnet", float(self.ocsnet))
+        object.__setattr__(self, "reference", float(self.reference))
+
+    @property
+    def rel_diff(self) -> float:
+        """``(ocsnet - reference) / |reference|``; ``nan`` when either is not finite."""
+        o, r = self.ocsnet, self.reference
+        if not (math.isfinite(o) and math.isfinite(r)):
+            return math.nan
+        if r == 0:
+            return 0.0 if o == 0 else math.copysign(math.inf, o)
+        return (o - r) / abs(r)
+
+    @property
+    def passed(self) -> bool:
+        """True if the numbers agree under :attr:`relation` and nothing raised."""
+        if self.error:
+            return False
+        d = self.rel_diff
+        if math.isnan(d):
+            return False
+        if self.relation == "==":
+            return abs(d) <= self.tolerance
+        if self.relation == ">=":
+            return d >= -self.tolerance
+        return d <= self.tolerance
+
+    def criterion(self) -> str:
+        """The pass criterion as text, e.g. ``"|rel|<=1e-09"`` or ``">=ref-1%"``."""
+        if self.relation == "==":
+            return f"|rel|<={self.tolerance:.0e}"
+        sign = "-" if self.relation == ">=" else "+"
+        slack = f"{sign}{self.tolerance:.0%}" if self.tolerance else ""
+        return f"{self.relation}ref{slack}"
+
+    def display(self, value: float) -> float:
+        """A value of this check in the unit its :attr:`quantity` names."""
+        return _from_si(self.quantity, value)
+
+    def to_dict(self, *, timing: bool = False) -> dict:
+        """JSON-ready dict; numbers in the unit of ``quantity``, non-finite numbers as ``None``."""
+        out = {"name": self.name, "group": self.group, "what": self.what, "quantity": self.quantity,
+               "ocsnet": _finite(self.display(self.ocsnet)), "reference": _finite(self.display(self.reference)),
+               "rel_diff": _finite(self.rel_diff), "relation": self.relation, "tolerance": self.tolerance,
+               "passed": self.passed, "source": self.source, "note": self.note, "error": self.error}
+        if timing:
+            out["time_ms"] = units.from_si("time_ms", self.time_s)
+        return out
+
+
+def _from_si(quantity: str, value: float) -> float:
+    try:
+        return units.from_si(quantity, value)
+    except UnitError:
+        return float(value)          # dimensionless (a count, a factor, a ratio)
+
+
+def _finite(x: float):
+    return float(x) if math.isfinite(x) else None
+
+
+def worst_pair(ocsnet, reference) -> tuple[float, float, int]:
+    """The element where two arrays differ most relative to the reference.
+
+    Returns ``(ocsnet[i], reference[i], i)``.  A non-finite or mismatched
+    element counts as the worst (so it is what a check shows).
+
+    Examples
+    --------
+    >>> worst_pair([1.0, 2.2, 3.0], [1.0, 2.0, 3.0])
+    (2.2, 2.0, 1)
+    """
+    o = np.asarray(ocsnet, dtype=float).ravel()
+    r = np.asarray(reference, dtype=float).ravel()
+    if o.shape != r.shape or not len(o):
+        raise SpecError(f"worst_pair: ocsnet has {o.size} values, reference {r.size}; expected the same, at least 1")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        d = np.abs(o - r) / np.abs(r)
+    d = np.where(o == r, 0.0, d)
+    d = np.where(np.isfinite(d), d, np.inf)
+    i = int(np.argmax(d))
+    return float(o[i]), float(r[i]), i
+
+
+class ValidationReport:
+    """The checks of one validation run.
+
+    Attributes
+    ----------
+    checks : list of Check
+    quick : bool
+        Whether every check ran on its smallest instance.
+    """
+
+    HEADER = ("check", "quantity", "ocsnet", "reference", "rel_diff", "criterion", "result", "time_ms", "source")
+
+    def __init__(self, checks: Iterable[Check], *, quick: bool = False):
+        self.checks: list[Check] = list(checks)
+        self.quick = bool(quick)
+
+    def __len__(self) -> int:
+        return len(self.checks)
+
+    def __iter__(self) -> Iterator[Check]:
+        return iter(self.checks)
+
+    def __repr__(self) -> str:
+        return f"ValidationReport({self.summary()!r})"
+
+    @property
+    def ok(self) -> bool:
+        """True when every check agrees (and there is at least one)."""
+        return bool(self.checks) and all(c.passed for c in self.checks)
+
+    @property
+    def n_agree(self) -> int:
+        return sum(c.passed for c in self.checks)
+
+    @property
+    def n_disagree(self) -> int:
+        return len(self.checks) - self.n_agree
+
+    @property
+    def failed(self) -> list[Check]:
+        return [c for c in self.checks if not c.passed]
+
+    def summary(self) -> str:
+        """One line, e.g. ``"validation: 30 checks, 30 agree, 0 disagree"``."""
+        return (f"validation: {len(self.checks)} checks, {self.n_agree} agree, {self.n_disagree} disagree"
+                + (" (quick)" if self.quick else ""))
+
+    def rows(self) -> list[list[str]]:
+        """Table rows under :attr:`HEADER`, formatted."""
+        out = []
+        for c in self.checks:
+            d = c.rel_diff
+            out.append([f"{c.group}: {c.name}", c.quantity, _num(c.display(c.ocsnet)), _num(c.display(c.reference)),
+                        "nan" if math.isnan(d) else f"{d:+.1e}", c.criterion(),
+                        "agree" if c.passed else "DISAGREE", f"{units.from_si('time_ms', c.time_s):.0f}", c.source])
+        return out
+
+    def table(self, *, verbose: bool = False) -> str:
+        """The checks as aligned text; ``verbose`` adds what each compares and its note below it."""
+        rows = self.rows()
+        cols = list(zip(self.HEADER, *rows)) if rows else [(h,) for h in self.HEADER]
+        width = [max(len(str(x)) for x in col) for col in cols]
+        width[-1] = len(self.HEADER[-1])                    # the source column runs on, unpadded
+        right = {2, 3, 4, 7}
+
+        def line(cells):
+            parts = [str(x).rjust(w) if i in right else str(x).ljust(w)
+                     for i, (x, w) in enumerate(zip(cells, width))]
+            return "  ".join(parts).rstrip()
+
+        lines = [line(self.HEADER), line(["-" * w for w in width])]
+        for c, r in zip(self.checks, rows):
+            lines.append(line(r))
+            if verbose or not c.passed:
+                for label, text in (("what", c.what if verbose else ""), ("note", c.note), ("error", c.error)):
+                    if text:
+                        lines.append(f"    {label}: {text}")
+        return "\n".join(lines)
+
+    def to_dict(self, *, timing: bool = False) -> dict:
+        return {"format": FORMAT, "version": FORMAT_VERSION, "quick": self.quick, "ok": self.ok,
+                "n_checks": len(self.checks), "n_agree": self.n_agree, "n_disagree": self.n_disagree,
+                "checks": [c.to_dict(timing=timing) for c in self.checks]}
+
+    def to_json(self, *, timing: bool = False) -> str:
+        """The report as JSON: byte-identical for the same run unless ``timing`` adds wall times."""
+        return json.dumps(self.to_dict(timing=timing), indent=2, sort_keys=True, allow_nan=False) + "\n"
+
+
+def _num(x: float) -> str:
+    if not math.isfinite(x):
+        return str(x)
+    if x != 0 and (abs(x) >= 1e7 or abs(x) < 1e-3):
+        return f"{x:.6e}"
+    return f"{x:.7g}"
+
+
+def _group_function(group: str) -> Callable[..., Iterator[Check]]:
+    mod, fn = GROUPS[group].split(":")
+    return getattr(importlib.import_module(f"{__package__}.{mod}"), fn)
+
+
+def _error_check(group: str, name: str, exc: BaseException) -> Check:
+    return Check(name=name, group=group, what=f"the {group} checks", quantity="value", ocsnet=math.nan,
+                 reference=math.nan, source="-", tolerance=0.0,
+                 error=f"{type(exc).__name__}: {exc}".splitlines()[0])
+
+
+def run(quick: bool = False, *, groups: Sequence[str] | None = None, seed: int = 0) -> ValidationReport:
+    """Run the validation checks.
+
+    Parameters
+    ----------
+    quick : bool
+        Run every check on its smallest instance (a few seconds in all);
+        otherwise on several sizes (under about a minute).
+    groups : sequence of str, optional
+        Only these groups of :data:`GROUPS` (default all, in that order).
+    seed : int
+        Seed of the random instances (flow, schedule); the same seed gives
+        the same checks and the same JSON.
+
+    Returns
+    -------
+    ValidationReport
+
+    Raises
+    ------
+    SpecError
+        An unknown group name, or a negative seed.
+
+    References
+    ----------
+    See the group functions in :mod:`ocsnet.validation_network` and
+    :mod:`ocsnet.validation_models` for the source of every reference number.
+    """
+    names = list(GROUPS) if groups is None else list(groups)
+    for g in names:
+        if g not in GROUPS:
+            raise SpecError(f"groups: {g!r} is not a validation group, expected some of {', '.join(GROUPS)}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise SpecError(f"seed: {seed!r} is out of range, allowed integers [0, inf)")
+    checks: list[Check] = []
+    for g in names:
+        t0 = time.perf_counter()
+        try:
+            for c in _group_function(g)(quick=bool(quick), seed=int(seed)):
+                t1 = time.perf_counter()
+                checks.append(dataclasses.replace(c, group=g, time_s=t1 - t0))
+                t0 = t1
+        except Exception as e:  # noqa: BLE001 - a crash is reported as a failed check, not hidden
+            checks.append(dataclasses.replace(_error_check(g, f"{g} checks raised", e),
+                                              time_s=time.perf_counter() - t0))
+    return ValidationReport(checks, quick=quick)
