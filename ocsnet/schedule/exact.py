@@ -685,7 +685,7 @@ def solve_exact(problem, time_limit_s: float = 10.0, max_slots_per_phase: int = 
     # 4. read back and re-time
     E = float(un.q * v["err"].sum())
     meta = {"cp_sat_status": name, "q_s": un.q, "rounding_s": E, "slots_per_phase": S,
-            "general_lower_bound_s": general, "num_workers": workers, "build_time_s": t_build,
+            "general_lower_bound_s": general, "num_workers": workers,
             "hint_makespan_s": None if h_sched is None else h_sched.makespan_s,
             "n_pairs": int(len(data.keys)), "n_variables": len(model.Proto().variables),
             "n_constraints": len(model.Proto().constraints)}
