@@ -50,7 +50,10 @@ def test_all_stop_one_slot_by_hand():
     assert s.exposed_reconfig_s == pytest.approx(1.5e-3) and s.hidden_reconfig_s == pytest.approx(0.5e-3)
     # DESIGN bound: gaps 1.5 ms + 2 MB/1 GB/s + 3 MB/1 GB/s = 6.5 ms
     assert prob.lower_bound_s() == pytest.approx(6.5e-3)
-    assert s.gap == pytest.approx((8 - 6.5) / 8)
+    # from_configs reports the best proven bound: here the forced change makes it tight
+    assert s.lower_bound_s == pytest.approx(8e-3) and s.gap == pytest.approx(0.0, abs=1e-12)
+    s2 = Schedule.from_configs(prob, [[C0], [C1]], lower_bound_s=prob.lower_bound_s())
+    assert s2.gap == pytest.approx((8 - 6.5) / 8)
 
 
 def test_gap_longer_than_delta_hides_the_change():
