@@ -72,17 +72,18 @@ def transfer_bounds_s(problem) -> np.ndarray:
     -------
     ndarray (P,) of seconds.
     """
-    out = problem.phase_lower_bounds_s().copy()
     b, pb = problem.circuit_Bps, problem.packet_Bps
-    for p, D in enumerate(problem.demand):
+    mats, idx = problem.distinct()
+    pair = np.zeros(len(mats))
+    for k, D in enumerate(mats):
         if D.nnz == 0:
             continue
         r, c, v = _entries(D)
         R = np.asarray(problem.reserved[r, c]).ravel()
         cmax = np.where(problem.is_allowed(r, c), np.minimum(problem.free_out[r], problem.free_in[c]), 0)
         rate = np.maximum((R + cmax) * b, pb)
-        out[p] = max(out[p], float((v / rate).max()))
-    return out
+        pair[k] = float((v / rate).max())
+    return np.maximum(problem.phase_lower_bounds_s(), pair[idx])
 
 
 def slots_needed(problem) -> np.ndarray:
@@ -93,13 +94,14 @@ def slots_needed(problem) -> np.ndarray:
     :func:`_plain` problems, where every demanded pair needs a circuit).
     """
     d = problem.ports
-    out = np.ones(problem.P, dtype=np.int64)
-    for p, D in enumerate(problem.demand):
+    mats, idx = problem.distinct()
+    out = np.ones(len(mats), dtype=np.int64)
+    for k, D in enumerate(mats):
         if D.nnz:
             r, c, _ = _entries(D)
             deg = max(np.bincount(r, minlength=problem.N).max(), np.bincount(c, minlength=problem.N).max())
-            out[p] = max(1, -(-int(deg) // d))
-    return out
+            out[k] = max(1, -(-int(deg) // d))
+    return out[idx]
 
 
 def conflicts(problem) -> np.ndarray:
@@ -111,14 +113,20 @@ def conflicts(problem) -> np.ndarray:
     """
     out = np.zeros(problem.P, dtype=bool)
     d = problem.ports
+    mats, idx = problem.distinct()
+    seen: dict[tuple[int, int], bool] = {}
     for p in range(1, problem.P):
-        U = (problem.demand[p - 1] != 0).astype(np.int8) + (problem.demand[p] != 0).astype(np.int8)
-        U = sp.csr_matrix(U)
-        U.eliminate_zeros()
-        if U.nnz == 0:
-            continue
-        r, c, _ = _entries(U)
-        out[p] = max(np.bincount(r, minlength=problem.N).max(), np.bincount(c, minlength=problem.N).max()) > d
+        key = (int(idx[p - 1]), int(idx[p]))
+        if key not in seen:
+            U = (mats[key[0]] != 0).astype(np.int8) + (mats[key[1]] != 0).astype(np.int8)
+            U = sp.csr_matrix(U)
+            U.eliminate_zeros()
+            seen[key] = False
+            if U.nnz:
+                r, c, _ = _entries(U)
+                seen[key] = bool(max(np.bincount(r, minlength=problem.N).max(),
+                                     np.bincount(c, minlength=problem.N).max()) > d)
+        out[p] = seen[key]
     return out
 
 
@@ -226,8 +234,8 @@ def reconfiguration_bound_s(problem, max_slots_per_phase: int | None = None) -> 
     return float(g.sum()) + float(min(cost))
 
 
-def _best_row_split(Dm: np.ndarray, d: int, b: float) -> np.ndarray:
-    """For each GPU (row of ``Dm``: (G, P, m) bytes to its m partners), ``min over c of sum_p max_j D / (c_j b)``.
+def _best_row_split(Dm: np.ndarray, d: int, b: float, weight: np.ndarray) -> np.ndarray:
+    """For each GPU (row of ``Dm``: (G, P, m) bytes to its m partners), ``min over c of sum_p w_p max_j D / (c_j b)``.
 
     ``c`` ranges over integer vectors with ``c_j >= 1`` and ``sum c <= d``
     (every partner needs a circuit in a static configuration).  Enumerated:
@@ -236,7 +244,7 @@ def _best_row_split(Dm: np.ndarray, d: int, b: float) -> np.ndarray:
     G, P, m = Dm.shape
     comps = np.array([c for c in itertools.product(range(1, d - m + 2), repeat=m) if sum(c) <= d], dtype=float)
     t = Dm[:, None, :, :] / (comps[None, :, None, :] * b)        # (G, K, P, m)
-    return t.max(axis=3).sum(axis=2).min(axis=1)
+    return (t.max(axis=3) * weight[None, None, :]).sum(axis=2).min(axis=1)
 
 
 def static_or_change_bound_s(problem) -> float:
@@ -264,11 +272,13 @@ def static_or_change_bound_s(problem) -> float:
     delta = problem.reconfig_delay_s
     wmin = min([delta] + [max(0.0, delta - float(g[p])) for p in range(1, P)])
     change = max(reconfiguration_bound_s(problem), base + wmin)
-    # static
-    stacked = [sp.csr_matrix(D) for D in problem.demand]
+    # static (per distinct matrix, weighted by how many phases use it)
+    dmats, didx = problem.distinct()
+    weight = np.bincount(didx, minlength=len(dmats)).astype(float)
     static = base
+    P = len(dmats)
     for axis in (0, 1):
-        mats = stacked if axis == 0 else [D.T.tocsr() for D in stacked]
+        mats = dmats if axis == 0 else [D.T.tocsr() for D in dmats]
         U = sum((M != 0).astype(np.int32) for M in mats)
         U = sp.csr_matrix(U)
         U.eliminate_zeros()
@@ -285,7 +295,7 @@ def static_or_change_bound_s(problem) -> float:
             cols = U.indices[idx]                                   # (G, m) partners
             rr = np.repeat(rows, m)
             Dm = np.stack([np.asarray(M[rr, cols.ravel()]).reshape(len(rows), m) for M in mats], axis=1)  # (G, P, m)
-            static = max(static, float(g.sum()) + float(_best_row_split(Dm, d, b).max()))
+            static = max(static, float(g.sum()) + float(_best_row_split(Dm, d, b, weight).max()))
     return min(static, change)
 
 

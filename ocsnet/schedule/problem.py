@@ -204,12 +204,19 @@ class OCSProblem:
             raise ScheduleError("demand: needs at least one phase")
         n = None
         mats = []
+        canon: dict[int, sp.csr_matrix] = {}     # phases passing the same object share one matrix
         for p, m in enumerate(demand):
-            c = _as_csr(m, f"demand[{p}]", n)
-            n = c.shape[0]
-            _check_entries(c, f"demand[{p}]")
+            c = canon.get(id(m))
+            if c is None:
+                c = _as_csr(m, f"demand[{p}]", n)
+                n = c.shape[0]
+                _check_entries(c, f"demand[{p}]")
+                canon[id(m)] = c
             mats.append(c)
         self.demand: list[sp.csr_matrix] = mats
+        first: dict[int, int] = {}
+        self._distinct_idx = np.array([first.setdefault(id(c), len(first)) for c in mats], dtype=np.int64)
+        self._distinct = list({id(c): c for c in mats}.values())
         P = len(mats)
         gap = np.asarray(gap_s, dtype=np.float64).ravel()
         if gap.shape != (P,):
@@ -285,18 +292,28 @@ class OCSProblem:
         """Receive ports per GPU left for scheduled circuits: ``d - colsum(reserved)``."""
         return self.ports - self.reserved_in
 
+    def distinct(self) -> tuple[list[sp.csr_matrix], np.ndarray]:
+        """The distinct demand matrix objects and, per phase, the index of its matrix.
+
+        Phases built from the same object (a trace's compact repeats) share
+        one entry, so per-matrix work is done once.
+        """
+        return self._distinct, self._distinct_idx
+
     def row_sums(self) -> np.ndarray:
         """Bytes each GPU sends in each phase, shape (P, N)."""
-        return np.stack([np.asarray(D.sum(axis=1)).ravel() for D in self.demand])
+        u = np.stack([np.asarray(D.sum(axis=1)).ravel() for D in self._distinct])
+        return u[self._distinct_idx]
 
     def col_sums(self) -> np.ndarray:
         """Bytes each GPU receives in each phase, shape (P, N)."""
-        return np.stack([np.asarray(D.sum(axis=0)).ravel() for D in self.demand])
+        u = np.stack([np.asarray(D.sum(axis=0)).ravel() for D in self._distinct])
+        return u[self._distinct_idx]
 
     def support(self) -> tuple[np.ndarray, np.ndarray]:
         """Rows and columns of the pairs demanded in at least one phase (sorted)."""
         U = sp.csr_matrix((self.N, self.N), dtype=np.float64)
-        for D in self.demand:
+        for D in self._distinct:
             U = U + D
         U.eliminate_zeros()
         U = U.tocoo()
@@ -314,7 +331,9 @@ class OCSProblem:
     def _check_servable(self) -> None:
         if self.packet_Bps > 0:
             return
-        for p, D in enumerate(self.demand):
+        firsts = np.unique(self._distinct_idx, return_index=True)[1]
+        for p in firsts:
+            D = self.demand[p]
             if D.nnz == 0:
                 continue
             rows = np.repeat(np.arange(self.N), np.diff(D.indptr))
@@ -333,8 +352,9 @@ class OCSProblem:
     # ---- bounds ----------------------------------------------------------------------
     def phase_lower_bounds_s(self) -> np.ndarray:
         """Per-phase transfer time bound ``max(row, col sums) / (d b + packet_Bps)``, shape (P,)."""
-        peak = np.maximum(self.row_sums().max(axis=1), self.col_sums().max(axis=1))
-        return peak / (self.ports * self.circuit_Bps + self.packet_Bps)
+        peak = np.array([max(np.asarray(D.sum(axis=1)).max(initial=0.0), np.asarray(D.sum(axis=0)).max(initial=0.0))
+                         for D in self._distinct])
+        return peak[self._distinct_idx] / (self.ports * self.circuit_Bps + self.packet_Bps)
 
     def lower_bound_s(self) -> float:
         """The DESIGN.md lower bound: all gaps plus every phase's transfer bound.
