@@ -63,7 +63,7 @@ import numpy as np
 from . import units
 from .errors import SpecError, UnitError
 
-__all__ = ["Check", "ValidationReport", "run", "GROUPS", "RELATIONS", "worst_pair"]
+__all__ = ["Check", "ValidationReport", "run", "GROUPS", "RELATIONS", "worst_pair", "worst_check"]
 
 #: Check groups in the order they run, and the module that computes each.
 GROUPS: dict[str, str] = {
@@ -71,8 +71,8 @@ GROUPS: dict[str, str] = {
     "flow": "validation_network:flow_checks",
     "schedule": "validation_network:schedule_checks",
     "flops": "validation_models:flops_checks",
-    "astra": "validation_network:astra_checks",
-    "fat-tree": "validation_network:fat_tree_checks",
+    "astra": "validation_topology:astra_checks",
+    "fat-tree": "validation_topology:fat_tree_checks",
     "literature": "validation_models:literature_checks",
 }
 
@@ -115,7 +115,8 @@ class Check:
         How the instance was chosen, which case is shown when several were
         compared (the worst), or why the check failed.
     error : str
-        Set when computing the check raised; the check then fails.
+        Why the check fails whatever the numbers: computing it raised, or
+        ocsnet's own output contradicts itself (e.g. a roofline label).
     time_s : float
         Wall time spent computing the check (not part of the JSON by default).
     """
@@ -220,6 +221,27 @@ def worst_pair(ocsnet, reference) -> tuple[float, float, int]:
     d = np.where(np.isfinite(d), d, np.inf)
     i = int(np.argmax(d))
     return float(o[i]), float(r[i]), i
+
+
+def worst_check(cases, **fields) -> Check:
+    """One :class:`Check` from several ``(ocsnet, reference, label)`` cases, showing the worst.
+
+    ``fields`` are the other :class:`Check` fields; a ``note`` given there is
+    put before the label of the case shown.
+
+    Examples
+    --------
+    >>> c = worst_check([(1.0, 1.0, "small"), (2.1, 2.0, "large")], name="x", group="flow", what="w",
+    ...                 quantity="time_s", source="s", tolerance=0.01)
+    >>> c.ocsnet, c.note, c.passed
+    (2.1, 'worst of 2: large', False)
+    """
+    o, r, i = worst_pair([c[0] for c in cases], [c[1] for c in cases])
+    label = cases[i][2]
+    note = f"worst of {len(cases)}: {label}" if len(cases) > 1 else label
+    if fields.get("note"):
+        note = fields.pop("note") + "; " + note
+    return Check(ocsnet=o, reference=r, note=note, **fields)
 
 
 class ValidationReport:
@@ -355,8 +377,9 @@ def run(quick: bool = False, *, groups: Sequence[str] | None = None, seed: int =
 
     References
     ----------
-    See the group functions in :mod:`ocsnet.validation_network` and
-    :mod:`ocsnet.validation_models` for the source of every reference number.
+    See the group functions in :mod:`ocsnet.validation_network`,
+    :mod:`ocsnet.validation_topology` and :mod:`ocsnet.validation_models` for
+    the source of every reference number.
     """
     names = list(GROUPS) if groups is None else list(groups)
     for g in names:

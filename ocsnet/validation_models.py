@@ -27,7 +27,7 @@ from __future__ import annotations
 from typing import Iterator
 
 from . import hardware, workload
-from .validation import Check, worst_pair
+from .validation import Check, worst_check
 from .workload import layers
 
 __all__ = ["flops_checks", "literature_checks", "PUBLISHED", "LITE_STUDY"]
@@ -93,11 +93,8 @@ def flops_checks(quick: bool = False, seed: int = 0) -> Iterator[Check]:
             (incl, "decode FLOPs/token, attention included",
              f"decode FLOPs per token of every layer op including attention over a {context}-token KV cache, "
              "against 2N + 4 L C q_dim", src + "; attention per Hoffmann et al. 2022, app. F")):
-        o, r, i = worst_pair([c[0] for c in cases], [c[1] for c in cases])
-        yield Check(name=name, group="flops", what=what, quantity="per_token_GFLOPs", ocsnet=o, reference=r,
-                    source=source, tolerance=1e-2,
-                    note=(f"worst of {len(cases)}: " if len(cases) > 1 else "") + cases[i][2]
-                    + "; tolerance: published counts are rounded to 3-4 digits")
+        yield worst_check(cases, name=name, group="flops", what=what, quantity="per_token_GFLOPs", source=source,
+                          tolerance=1e-2, note="published counts are rounded to 3-4 digits")
     for name in names:
         m = workload.model(name)
         val, src = PUBLISHED[f"{name}_params"]

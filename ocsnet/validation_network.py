@@ -1,10 +1,10 @@
-"""Validation checks of the network stages: collectives, flow model, OCS scheduler, ASTRA-sim, fat-tree.
+"""Validation checks of the network stages: collectives, flow model, OCS scheduler.
 
 Part of :mod:`ocsnet.validation` (see there for the report).  Every function
 here is a generator of :class:`~ocsnet.validation.Check` taking ``quick``
 and ``seed``; the reference numbers are computed here from closed forms
 written out in this module, from an LP or a brute-force enumeration that
-share no code with the component under test, or from ASTRA-sim's formula.
+share no code with the component under test.
 Components are looked up through their modules at call time (``flow.trace_time``),
 so a test can replace one and watch the check that covers it fail.
 
@@ -15,9 +15,6 @@ operations in MPICH", IJHPCA 19(1), 2005 (alpha-beta costs of ring and
 recursive halving-doubling).
 NVIDIA nccl-tests, doc/PERFORMANCE.md (bus-bandwidth factors).
 D. Bertsekas, R. Gallager, *Data Networks*, 2nd ed., 1992, section 6.5.2 (max-min fairness).
-W. Won et al., "ASTRA-sim2.0", ISPASS 2023 (analytical network backend).
-M. Al-Fares, A. Loukissas, A. Vahdat, "A scalable, commodity data center network
-architecture", SIGCOMM 2008 (k-ary fat-tree).
 """
 
 from __future__ import annotations
@@ -30,10 +27,9 @@ import scipy.sparse as sp
 
 from . import collectives, flow, schedule, topology
 from .errors import ScheduleError, SpecError
-from .validation import Check, worst_pair
+from .validation import Check, worst_check, worst_pair
 
-__all__ = ["collective_checks", "flow_checks", "schedule_checks", "astra_checks", "fat_tree_checks",
-           "ASTRA_CONFIGS"]
+__all__ = ["collective_checks", "flow_checks", "schedule_checks"]
 
 _THAKUR = "closed form, Thakur et al. 2005"
 
@@ -58,16 +54,6 @@ def _snake(dims: tuple[int, int]) -> list[int]:
     """A Hamiltonian ring of a 2-D torus with an even second dimension (boustrophedon rows)."""
     kx, ky = dims
     return [x + kx * y for y in range(ky) for x in (range(kx) if y % 2 == 0 else range(kx - 1, -1, -1))]
-
-
-def _worst_check(cases, **kw) -> Check:
-    """One check from several (ocsnet, reference, label) cases: the worst one is shown."""
-    o, r, i = worst_pair([c[0] for c in cases], [c[1] for c in cases])
-    labels = [c[2] for c in cases]
-    note = f"worst of {len(cases)}: {labels[i]}" if len(cases) > 1 else labels[0]
-    if kw.get("note"):
-        note = kw.pop("note") + "; " + note
-    return Check(ocsnet=o, reference=r, note=note, **kw)
 
 
 # ---- 1. collectives ------------------------------------------------------------------
@@ -98,7 +84,7 @@ def collective_checks(quick: bool = False, seed: int = 0) -> Iterator[Check]:
                 cases[kind].append((_flow_time(f, kind, order, n, "ring"), want, f"{where}, {n:.0f} B"))
     for kind, factor in kinds:
         form = "2(p-1)" if factor == 2 else "(p-1)"
-        yield _worst_check(cases[kind], name=f"ring {kind} on a ring", group="collectives",
+        yield worst_check(cases[kind], name=f"ring {kind} on a ring", group="collectives",
                            what=f"ring {kind} placed on a ring of GPUs (torus links), each step timed by the "
                                 f"max-min fluid model, against {form}(alpha + n/(p B))",
                            quantity="time_us", source=_THAKUR, tolerance=1e-9)
@@ -111,11 +97,11 @@ def collective_checks(quick: bool = False, seed: int = 0) -> Iterator[Check]:
             rhd.append((_flow_time(f, "all-reduce", range(p), n, "rhd"), want, f"{f.name}, {n:.0f} B"))
             want = (p - 1) * (a + n / (p * B))
             a2a.append((_flow_time(f, "all-to-all", range(p), n, "pairwise"), want, f"{f.name}, {n:.0f} B"))
-    yield _worst_check(rhd, name="rhd all-reduce on a clique", group="collectives",
+    yield worst_check(rhd, name="rhd all-reduce on a clique", group="collectives",
                        what="recursive halving-doubling all-reduce on a fully connected fabric (p a power of "
                             "two), max-min fluid model, against 2 log2(p) alpha + 2 (p-1)/p n/B",
                        quantity="time_us", source=_THAKUR, tolerance=1e-9)
-    yield _worst_check(a2a, name="pairwise all-to-all on a clique", group="collectives",
+    yield worst_check(a2a, name="pairwise all-to-all on a clique", group="collectives",
                        what="pairwise-exchange all-to-all on a fully connected fabric, max-min fluid model, "
                             "against (p-1)(alpha + n/(p B))",
                        quantity="time_us", source=_THAKUR, tolerance=1e-9)
@@ -144,7 +130,7 @@ def _bus_factor_check(quick: bool) -> Check:
             cases += [(sent.max() / n, want, label + " (most sent)"), (sent.min() / n, want, label + " (least sent)"),
                       (recv.max() / n, want, label + " (most received)"),
                       (collectives.bus_bandwidth_factor(kind, p), want, f"bus_bandwidth_factor({kind}, {p})")]
-    return _worst_check(cases, name="bus-bandwidth factors", group="collectives",
+    return worst_check(cases, name="bus-bandwidth factors", group="collectives",
                         what="bytes each rank sends and receives over the expanded steps of the bandwidth-optimal "
                              "algorithms, per buffer byte, against the nccl-tests bus-bandwidth factor "
                              "(all-reduce 2(p-1)/p, others (p-1)/p)",
@@ -284,120 +270,8 @@ def schedule_checks(quick: bool = False, seed: int = 0) -> Iterator[Check]:
         prob, bound = _ring_trace_problem(n, layers, d, 8e6)
         s = schedule.solve(prob, "heuristic")
         cases.append((s.makespan_s, bound, f"{n} GPUs, {layers} layer(s), {d} ports, {prob.P} phases"))
-    yield _worst_check(cases, name="heuristic vs lower bound, ring trace", group="schedule",
+    yield worst_check(cases, name="heuristic vs lower bound, ring trace", group="schedule",
                        what="heuristic makespan of ring reduce-scatter then reverse-ring all-gather per layer "
                             "(gaps longer than the reconfiguration delay, so the bound is reachable) against the "
                             "closed-form lower bound: gaps + sum over phases of max row/column sum / (d b)",
                        quantity="makespan_us", source="closed-form lower bound (DESIGN.md)", tolerance=1e-9)
-
-
-# ---- 5. ASTRA-sim --------------------------------------------------------------------
-
-#: ASTRA-sim analytical network configurations (its GB/s are 2^30 bytes/s, latency ns), after the
-#: examples in astra-sim/astra-sim ``examples/network/analytical/`` and astra-network-analytical ``input/``.
-ASTRA_CONFIGS: dict[str, dict] = {
-    "Ring_8npus": {"topology": ["Ring"], "npus_count": [8], "bandwidth": [50.0], "latency": [500.0]},
-    "HGX-H100-validated": {"topology": ["Switch"], "npus_count": [8], "bandwidth": [400.0], "latency": [936.25]},
-    "FullyConnected": {"topology": ["FullyConnected"], "npus_count": [16], "bandwidth": [50.0], "latency": [500.0]},
-    "Switch": {"topology": ["Switch"], "npus_count": [16], "bandwidth": [50.0], "latency": [500.0]},
-    "Ring_Ring": {"topology": ["Ring", "Ring"], "npus_count": [4, 4], "bandwidth": [50.0, 50.0],
-                  "latency": [500.0, 500.0]},
-    "Ring_FullyConnected_Switch": {"topology": ["Ring", "FullyConnected", "Switch"], "npus_count": [2, 8, 4],
-                                   "bandwidth": [200.0, 100.0, 50.0], "latency": [50.0, 500.0, 2000.0]},
-}
-_ASTRA_QUICK = ("Ring_8npus", "HGX-H100-validated", "Ring_Ring")
-
-
-def astra_checks(quick: bool = False, seed: int = 0) -> Iterator[Check]:
-    """:func:`ocsnet.flow.transfer_time` on ASTRA-sim fabrics against ASTRA-sim's send delay, every pair.
-
-    ASTRA-sim's congestion-unaware backend charges a send between NPUs that
-    differ in several dimensions as if it crossed only the first of them;
-    ocsnet routes it through every dimension.  So pairs that differ in one
-    dimension are compared with ASTRA-sim's rule, and all pairs with the
-    rule of its congestion-aware route (latencies add, the slowest
-    dimension serializes); the note counts the pairs where the two rules part.
-    """
-    from .topology.astra import astra_send_delay
-
-    names = _ASTRA_QUICK if quick else tuple(ASTRA_CONFIGS)
-    nbytes = float(2 ** 20)
-    one_dim, multi = [], []
-    parted = 0
-    for name in names:
-        cfg = ASTRA_CONFIGS[name]
-        f = topology.from_astra_yaml(cfg, name=name)
-        n = f.n_gpus
-        s, d = np.divmod(np.flatnonzero(~np.eye(n, dtype=bool)), n)          # every ordered pair
-        k = np.asarray(cfg["npus_count"])
-        stride = np.concatenate([[1], np.cumprod(k[:-1])])
-        n_diff = ((s[:, None] // stride) % k != (d[:, None] // stride) % k).sum(axis=1)
-        multi_dim = len(k) > 1
-        t = flow.transfer_time(f, s, d, nbytes, routing="shortest", gpu_forwarding=True)   # NPUs relay, as in ASTRA-sim
-        first = astra_send_delay(cfg, s, d, nbytes, multi_dim="first")
-        sel = n_diff == 1
-        one_dim += [(t[sel], first[sel], name)]
-        if multi_dim:
-            multi += [(t, astra_send_delay(cfg, s, d, nbytes, multi_dim="all"), name)]
-            parted += int((~np.isclose(first, astra_send_delay(cfg, s, d, nbytes, multi_dim="all"),
-                                       rtol=1e-9)).sum())
-
-    def flat(cases):
-        o = np.concatenate([c[0] for c in cases])
-        r = np.concatenate([c[1] for c in cases])
-        lab = np.concatenate([[c[2]] * len(c[0]) for c in cases])
-        go, gr, i = worst_pair(o, r)
-        return go, gr, f"worst of {len(o)} pairs: {lab[i]}"
-
-    o, r, note = flat(one_dim)
-    yield Check(name="transfer time vs ASTRA-sim send", group="astra",
-                what=f"alpha-beta transfer time of 1 MiB between every pair of NPUs that differ in one dimension, "
-                     f"on the fabric built from each ASTRA-sim config ({', '.join(names)}), against ASTRA-sim's "
-                     "congestion-unaware send delay hops x latency + bytes / bandwidth",
-                quantity="time_ns", ocsnet=o, reference=r, tolerance=1e-9,
-                source="ASTRA-sim analytical backend, BasicTopology::send", note=note)
-    if multi:
-        o, r, note = flat(multi)
-        yield Check(name="transfer time vs ASTRA-sim route, all pairs", group="astra",
-                    what="alpha-beta transfer time of 1 MiB between every pair of the multi-dimensional configs "
-                         "against ASTRA-sim's congestion-aware dimension-order route: per-dimension hop latencies "
-                         "add, the slowest dimension's bandwidth serializes",
-                    quantity="time_ns", ocsnet=o, reference=r, tolerance=1e-9,
-                    source="ASTRA-sim analytical backend, MultiDimTopology::route",
-                    note=note + f"; ASTRA-sim's congestion-unaware send charges only the first differing "
-                                f"dimension and so differs from this on {parted} pairs (not compared)")
-
-
-# ---- 6. fat-tree ---------------------------------------------------------------------
-
-def fat_tree_checks(quick: bool = False, seed: int = 0) -> Iterator[Check]:
-    """Counts, diameter and bisection of ``topology.fat_tree(k)`` against Al-Fares et al. (2008)."""
-    from .topology import metrics
-    from .topology.metrics_bisection import bisection
-
-    ks = (4,) if quick else (4, 8, 16)
-    rows: dict[str, list] = {q: [] for q in ("hosts", "switches", "links", "diameter", "bisection", "maxflow")}
-    for k in ks:
-        f = topology.fat_tree(k)
-        s = metrics.summary(f)
-        link = float(f.capacity_Bps.min())
-        lab = f"k={k}"
-        rows["hosts"].append((s["n_gpus"], k ** 3 / 4, lab))
-        rows["switches"].append((s["n_packet_switches"], 5 * k ** 2 / 4, lab))
-        rows["links"].append((s["n_links"], 3 * k ** 3 / 4, lab))
-        rows["diameter"].append((s["diameter_hops"], 6, lab))
-        rows["bisection"].append((s["bisection_TBps"] * 1e12, k ** 3 / 8 * link, lab))
-        rows["maxflow"].append((bisection(f, "rank-split")["bisection_Bps"], k ** 3 / 8 * link, lab))
-    src = "closed form, Al-Fares et al. 2008"
-    ktxt = ", ".join(map(str, ks))
-    spec = [("hosts", "hosts k^3/4", "GPU count of metrics.summary", "n_hosts"),
-            ("switches", "switches 5k^2/4", "packet-switch count of metrics.summary", "n_switches"),
-            ("links", "links 3k^3/4", "bidirectional link count of metrics.summary", "n_links"),
-            ("diameter", "diameter 6 hops", "GPU-to-GPU diameter of metrics.summary", "diameter_hops"),
-            ("bisection", "bisection k^3/8 x link", "bisection of metrics.summary", "bisection_TBps"),
-            ("maxflow", "min cut of a pod split", "max flow between GPU ranks [0, N/2) and the rest (OR-Tools)",
-             "bisection_TBps")]
-    for key, name, what, q in spec:
-        yield _worst_check(rows[key], name=name, group="fat-tree",
-                           what=f"{what} for the k-ary fat-tree, k = {ktxt}", quantity=q, source=src,
-                           tolerance=1e-12)

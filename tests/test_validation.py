@@ -14,6 +14,7 @@ import ocsnet.topology.metrics
 import ocsnet.validation as validation
 import ocsnet.validation_models as vmodels
 import ocsnet.validation_network as vnet
+import ocsnet.validation_topology as vtopo
 from ocsnet.errors import SpecError
 from ocsnet.validation import GROUPS, Check, ValidationReport, run, worst_pair
 from ocsnet.workload import layers, models
@@ -89,7 +90,7 @@ def test_run_rejects_bad_arguments():
 
 
 def test_docstring_examples():
-    for mod in (validation, vnet, vmodels):
+    for mod in (validation, vnet, vtopo, vmodels):
         res = doctest.testmod(mod, optionflags=doctest.ELLIPSIS)
         assert res.failed == 0
 
@@ -321,7 +322,7 @@ def test_astra_configs_match_the_test_data():
     from pathlib import Path
     from ocsnet.topology.astra import read_astra_config
     data = Path(__file__).parent / "data" / "astra"
-    for name, cfg in vnet.ASTRA_CONFIGS.items():
+    for name, cfg in vtopo.ASTRA_CONFIGS.items():
         assert read_astra_config(cfg) == read_astra_config(data / f"{name}.yml")
 
 
