@@ -40,7 +40,7 @@ from scipy.sparse.csgraph import maximum_bipartite_matching
 from ..errors import ScheduleError
 
 __all__ = [
-    "canonical", "pair_keys", "values_at", "one_slot_time", "best_config",
+    "canonical", "pair_keys", "values_at", "mask_at", "one_slot_time", "best_config",
     "stuff", "bvn", "solstice_slices", "group_slots", "retime", "decompose",
 ]
 
@@ -84,6 +84,29 @@ def values_at(M: sp.csr_matrix | None, keys: np.ndarray) -> np.ndarray:
 def _entries(D: sp.csr_matrix):
     rows = np.repeat(np.arange(D.shape[0], dtype=np.int64), np.diff(D.indptr))
     return rows, D.indices.astype(np.int64), D.data.astype(float)
+
+
+def mask_at(mask, keys: np.ndarray) -> np.ndarray:
+    """A boolean pair mask (dense array or sparse matrix) at pair keys ``i * N + j``.
+
+    A dense mask is indexed directly: converting a 4,096 x 4,096 dense mask to
+    sparse on every call would cost more than the whole solve.
+    """
+    if mask is None:
+        return np.ones(len(keys), bool)
+    if sp.issparse(mask):
+        return values_at(canonical(mask, dtype=float), keys) > 0
+    a = np.asarray(mask)
+    n = a.shape[1]
+    return a[keys // n, keys % n].astype(bool)
+
+
+def _keep_pairs(D: sp.csr_matrix, keep: np.ndarray) -> sp.csr_matrix:
+    """``D`` with only the stored entries where ``keep`` is true (canonical CSR)."""
+    out = D.copy()
+    out.data = np.where(keep, out.data, 0.0)
+    out.eliminate_zeros()
+    return out
 
 
 def one_slot_time(demand, config, circuit_Bps: float, *, base=None) -> float:
@@ -187,7 +210,7 @@ def best_config(demand, ports, circuit_Bps: float = 1.0, *, col_ports=None, base
     rows, cols, w = _entries(D)
     keys = rows * n + cols
     r = values_at(canonical(base), keys) if base is not None else np.zeros(len(w))
-    ok = (values_at(canonical(allowed, dtype=float), keys) > 0) if allowed is not None else np.ones(len(w), bool)
+    ok = mask_at(allowed, keys)
     b = float(circuit_Bps)
     # Pairs that may not get new circuits must live on their reserved ones.
     if (~ok & (r <= 0)).any():
@@ -496,11 +519,12 @@ def decompose(demand, ports, circuit_Bps: float = 1.0, *, col_ports=None, base=N
     bsub = canonical(base, n) if base is not None else None
     Dt = D                               # what the slots' timing must serve
     if allowed is not None:
-        ok = canonical(allowed, n, dtype=float) > 0
-        D = canonical(D.multiply(ok).tocsr())
+        keys = pair_keys(D)
+        ok = mask_at(allowed, keys)
         if bsub is not None:             # reserved circuits serve pairs outside the mask
-            Dt = canonical(Dt.multiply((ok.astype(float) + (bsub > 0).astype(float)) > 0).tocsr())
-        else:
+            Dt = _keep_pairs(D, ok | (values_at(bsub, keys) > 0))
+        D = _keep_pairs(D, ok)
+        if bsub is None:
             Dt = D
     if D.nnz == 0:
         return [], np.zeros(0)
