@@ -16,7 +16,8 @@ from .fluid import (FIDELITIES, PhaseResult, TraceResult, completion_times, flow
 from .latency import alpha_beta_time, bottleneck_Bps, transfer_time
 from .maxmin import max_min_fair
 from .patterns import PATTERNS, pattern_demand, pattern_flows
-from .routing import METHODS, Routes, gpus_forward, route, route_paths
+from .paths import route_paths
+from .routing import METHODS, Routes, gpus_forward, route
 
 __all__ = [
     "route", "route_paths", "Routes", "gpus_forward", "METHODS",

@@ -25,7 +25,7 @@ import scipy.sparse as sp
 from ..errors import FlowError
 from ..fabric import Fabric
 from .latency import alpha_beta_time, bottleneck_Bps
-from .maxmin import as_incidence, check_capacity, max_min_fair
+from .maxmin import as_incidence, check_capacity, fill, max_min_fair
 from .routing import METHODS, Routes, route
 
 __all__ = ["completion_times", "phase_time", "trace_time", "flows_from_demand",
@@ -114,7 +114,7 @@ def completion_times(incidence, capacity, size_B, start_s=None, *, rtol: float =
             t = float(start[order[nxt]])
             continue
         events += 1
-        rates = max_min_fair(a[:, active], c)
+        rates = fill(a[:, active], c)[0]
         stuck = rates <= 0
         if stuck.any():                           # held at 0 on a zero-capacity link: never finishes
             finish[active[stuck]] = np.inf

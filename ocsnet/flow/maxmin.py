@@ -168,21 +168,37 @@ def max_min_fair(incidence, capacity, demand=None, *, return_info: bool = False)
     a = as_incidence(incidence, n_links)
     n_flows = a.shape[1]
     cap = _check_demand(demand, n_flows)
+    rates, info = fill(a, c, cap)
+    return (rates, info) if return_info else rates
 
+
+def fill(a: sp.csc_matrix, c: np.ndarray, cap: np.ndarray | None = None):
+    """The filling rounds of :func:`max_min_fair` on inputs already validated by it
+    (``a`` from :func:`as_incidence`, ``c`` from :func:`check_capacity`); returns
+    ``(rates, info)``.  For callers that solve many sub-problems of one checked
+    instance, such as the fluid simulation."""
+    n_flows = a.shape[1]
     rates = np.full(n_flows, np.inf) if cap is None else cap.copy()
     info = {"rounds": 0, "frozen_per_round": []}
-    # Entries on infinite links never constrain: drop them.
-    fin = np.isfinite(c)
-    if not fin.all():
-        a = sp.diags(fin.astype(np.float64)) @ a
-        a = sp.csc_matrix(a)
+    # Work on the finite links that carry flows only (entries on infinite links
+    # never constrain), numbered 0..n_links-1, so that per-link arrays cost the
+    # links in use, not the fabric's.
+    used = np.zeros(a.shape[0] + 1, dtype=bool)
+    used[a.indices] = True
+    used[:-1] &= np.isfinite(c)
+    if not used[a.indices].all():
+        a = sp.csc_matrix(sp.diags(used[:-1].astype(np.float64)) @ a)
         a.eliminate_zeros()
+    link = np.flatnonzero(used[:-1])
+    n_links = len(link)
+    number = np.cumsum(used[:-1]) - 1
+    a = sp.csc_matrix((a.data, np.take(number, a.indices), a.indptr), shape=(n_links, n_flows))
     buckets = _buckets(a, n_links, cap)
     if not buckets:
-        return (rates, info) if return_info else rates
+        return rates, info
 
     row_all = a.indices.astype(np.intp, copy=False)
-    resid = np.append(np.where(fin, c, 0.0), 0.0)                      # slot n_links: padding
+    resid = np.append(c[link], 0.0)                                    # slot n_links: padding
     n_w = np.bincount(row_all, weights=a.data, minlength=n_links + 1)  # unfrozen weight per link
     n_e = np.bincount(row_all, minlength=n_links + 1)                  # unfrozen entries per link
     s = np.full(n_links + 1, np.inf)
@@ -216,9 +232,16 @@ def max_min_fair(incidence, capacity, demand=None, *, return_info: bool = False)
         n_e[-1] = 0
         n_w[n_e == 0] = 0.0                    # no rounding residue on emptied links
         buckets = [b for b in buckets if b.compact()]
-    if return_info:
-        return rates, info
-    return rates
+        live = np.flatnonzero(n_e[:-1] > 0)
+        if 4 * len(live) < n_links:            # renumber once most links have emptied
+            remap = np.full(n_links + 1, len(live), dtype=np.intp)
+            remap[live] = np.arange(len(live))
+            for b in buckets:
+                b.relabel(remap)
+            n_links = len(live)
+            resid, n_w, n_e = (np.append(x[live], 0) for x in (resid, n_w, n_e))
+            s = np.full(n_links + 1, np.inf)
+    return rates, info
 
 
 # Column widths allowed when flows cross many different numbers of links: a
@@ -275,6 +298,11 @@ class _Bucket:
             return r.ravel(), v.ravel(), (v * mm).ravel()
         v = self.val[:, idx]
         return r.ravel(), v.ravel(), (v * mm).ravel()
+
+    def relabel(self, remap):
+        """Renumber the links (``remap`` maps old ids, padding included, to new ones)."""
+        self.row = np.take(remap, self.row)
+        self.n_links = int(remap[-1])
 
     def compact(self) -> bool:
         """Drop frozen columns once they are a quarter of the bucket; false when empty."""

@@ -65,6 +65,10 @@ def max_min_fair_lp(incidence, capacity, demand=None, *, rtol: float = 1e-9) -> 
     a, c, cap = _prepare(incidence, capacity, demand)
     n_links, n = a.shape
     fin = np.isfinite(c)
+    # solve in units of the largest finite capacity or cap, so HiGHS's absolute tolerances fit
+    finite = np.concatenate([c[fin], cap[np.isfinite(cap)]])
+    unit = float(finite.max()) if len(finite) and finite.max() > 0 else 1.0
+    c, cap = c / unit, cap / unit
     A = a[fin].tocsr()
     b = c[fin]
     rates = np.full(n, np.nan)
@@ -93,7 +97,7 @@ def max_min_fair_lp(incidence, capacity, demand=None, *, rtol: float = 1e-9) -> 
         t = res.x[n]
         # which unfrozen flows can exceed t?
         can_grow = np.zeros(len(unfrozen), dtype=bool)
-        bounds_t = bounds + [(t, t)]
+        bounds_t = bounds + [(t * (1 - 1e-10), t * (1 - 1e-10))]   # a hair below t*: stays feasible
         for k, f in enumerate(unfrozen):
             o = np.zeros(n + 1)
             o[f] = -1.0
@@ -107,7 +111,7 @@ def max_min_fair_lp(incidence, capacity, demand=None, *, rtol: float = 1e-9) -> 
         for f in unfrozen[~can_grow]:
             rates[f] = t
         unfrozen = unfrozen[can_grow]
-    return rates
+    return rates * unit
 
 
 def max_min_fair_loops(incidence, capacity, demand=None, *, rtol: float = 1e-12) -> np.ndarray:
