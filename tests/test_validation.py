@@ -53,7 +53,7 @@ def test_quick_run_covers_the_brief(quick_report):
                  "decode FLOPs/token, attention excluded", "transfer time vs ASTRA-sim send",
                  "hosts k^3/4", "switches 5k^2/4", "bisection k^3/8 x link", "H100 dense BF16 peak",
                  "Llama3-70B prefill GEMMs compute-bound", "Llama3-70B decode GEMMs memory-bound",
-                 "Lite-GPU (netboost) vs H100, decode"):
+                 "Lite-GPU (netboost) vs H100, decode batch 8"):
         assert must in names
 
 
@@ -256,8 +256,7 @@ def test_literature_checks_flag_wrong_hardware_and_bounds(monkeypatch):
 
     monkeypatch.setattr(layers, "roofline", always_compute)
     monkeypatch.setitem(vmodels.PUBLISHED, "h100_bf16_sparse_flops", (2 * 1000e12, "a wrong datasheet"))
-    monkeypatch.setitem(vmodels.LITE_STUDY, "context", 1024)
-    monkeypatch.setattr(vmodels, "_lite_check", lambda quick: _check(1.0, 1.0, relation=">="))
+    monkeypatch.setattr(vmodels, "_lite_checks", lambda quick: iter([_check(1.0, 1.0, relation=">=")]))
     r = run(quick=True, groups=["literature"])
     bad = _failing(r)
     assert "H100 dense BF16 peak" in bad
@@ -282,8 +281,15 @@ def test_lite_check_reports_a_disagreement(monkeypatch):
             return t
 
     monkeypatch.setattr(ev_mod, "evaluate", lambda *a, **k: Slower(real(*a, **k)))
-    c = vmodels._lite_check(quick=True)
-    assert not c.passed and c.ocsnet < 1.0 and c.relation == ">="
+    [c] = vmodels._lite_checks(quick=True)
+    assert not c.passed and c.ocsnet < 1.0 - vmodels.LITE_STUDY["tolerance"] and c.relation == ">="
+    assert "DISAGREE" in ValidationReport([c]).table()
+
+
+def test_lite_study_tries_the_same_kind_of_plans_on_both_clusters():
+    assert vmodels._plans(8, 8) == [(8, 1), (4, 2), (2, 4), (1, 8)]
+    assert vmodels._plans(32, 8) == [(32, 1), (16, 2), (8, 4), (4, 8)]
+    assert vmodels._plans(32, 32)[-1] == (1, 32)
 
 
 def test_a_crashing_component_is_a_disagreement_not_a_crash(monkeypatch):
