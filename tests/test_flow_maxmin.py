@@ -177,3 +177,19 @@ def test_bad_input_named():
         max_min_fair(np.array([[np.nan]]), [1.0])
     with pytest.raises(FlowError, match="2-D"):
         max_min_fair(np.ones(3), [1.0])
+
+
+def test_links_renumbered_as_they_empty():
+    """Most links settle in the first round (disjoint one-flow links), a chain goes on for
+    many rounds on a few links; infinite links and fabric-sized link spaces in between."""
+    n_free, n = 2000, 30
+    rows = np.concatenate([np.arange(n_free), n_free + np.arange(n), n_free + 1 + np.arange(n),
+                           [n_free + n + 5] * 3])
+    cols = np.concatenate([np.arange(n_free), n_free + np.arange(n), n_free + np.arange(n),
+                           n_free + np.arange(3)])
+    L = n_free + n + 10                             # a few links carry nothing
+    A = sp.csc_matrix((np.ones(len(rows)), (rows, cols)), shape=(L, n_free + n))
+    c = np.concatenate([np.linspace(1, 2, n_free), 5.0 * 1.2 ** np.arange(n + 1), np.full(9, np.inf)])
+    r, info = max_min_fair(A, c, return_info=True)
+    assert_rates_close(r, max_min_fair_loops(A, c), rtol=1e-12)
+    assert info["rounds"] >= 3 and info["frozen_per_round"][0] >= n_free

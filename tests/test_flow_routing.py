@@ -201,3 +201,14 @@ def test_explicit_paths_rejected():
     o = Fabric(["gpu", "gpu", "ocs"], [0, 2], [2, 1], 1e9, 0.0, "circuit")
     with pytest.raises(FlowError, match="crosses an OCS node"):
         route_paths(o, [[0, 2, 1]])
+
+
+def test_fabric_meta_declares_gpu_forwarding():
+    kind = ["gpu"] * 3 + ["packet_switch"]
+    u, v = [0, 1, 2], [1, 3, 3]                 # GPU 0 reaches the switch only through GPU 1
+    plain = Fabric(kind, u + v, v + u, 1e9, 1e-6, "copper")
+    with pytest.raises(FlowError, match="GPUs do not forward on this fabric"):
+        route(plain, [0], [2])
+    declared = Fabric(kind, u + v, v + u, 1e9, 1e-6, "copper", meta={"gpu_forwarding": True})
+    assert gpus_forward(declared) and route(declared, [0], [2]).hops.tolist() == [3]
+    assert not gpus_forward(declared, False)
