@@ -17,6 +17,9 @@ __all__ = ["PATTERNS", "pattern_demand", "pattern_flows"]
 #: Pattern names: every ordered pair, a random cyclic permutation, i -> i+1,
 #: everyone -> rank 0, and every rank to one uniformly random other rank.
 PATTERNS = ("all-to-all", "permutation", "ring", "incast", "random")
+#: Largest number of flows a pattern may have (all-to-all grows as N^2; routing
+#: and the kernel hold a few tens of bytes per flow and hop).
+MAX_FLOWS = 20_000_000
 
 
 def pattern_flows(name: str, n_gpus: int, *, seed: int = 0):
@@ -38,7 +41,7 @@ def pattern_flows(name: str, n_gpus: int, *, seed: int = 0):
     Raises
     ------
     FlowError
-        Unknown pattern or negative ``n_gpus``.
+        Unknown pattern, negative ``n_gpus``, or more than :data:`MAX_FLOWS` flows.
 
     Examples
     --------
@@ -56,6 +59,9 @@ def pattern_flows(name: str, n_gpus: int, *, seed: int = 0):
     r = np.arange(n, dtype=np.int64)
     rng = np.random.default_rng(seed)
     if name == "all-to-all":
+        if n * (n - 1) > MAX_FLOWS:
+            raise FlowError(f"pattern: all-to-all over {n} GPUs has {n * (n - 1):,} flows, more than the "
+                            f"{MAX_FLOWS:,} allowed; use fewer GPUs or a trace of the groups that talk")
         s = np.repeat(r, n - 1)
         d = (s + np.tile(np.arange(1, n), n)) % n
         o = np.lexsort((d, s))
