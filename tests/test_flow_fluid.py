@@ -227,3 +227,13 @@ def test_trace_with_real_trace_class():
     tr = Trace([ring_d, ring_d], [1e-4, 1e-4])
     res = trace_time(f, tr, fidelity="alpha-beta")
     assert res.makespan_s == pytest.approx(2 * (1e-4 + 1e6 / 1e9 + 1e-6), rel=1e-12)
+
+
+def test_trace_errors_name_the_phase():
+    f = ring(4)
+    bad = np.zeros((4, 4))
+    bad[1, 2] = -3.0
+    with pytest.raises(FlowError, match=r"phase 1: demand\[1, 2\]"):
+        trace_time(f, _Trace([pattern_demand("ring", 4, 1.0), bad], [0.0, 0.0]))
+    with pytest.raises(FlowError, match=r"gap_s\[0\] \(phase 0\)"):
+        trace_time(f, _Trace([bad * 0], [-1.0]))

@@ -342,7 +342,8 @@ def trace_time(fabric: Fabric, trace, *, routing: str = "ecmp", fidelity: str = 
             uniq.append(m)
         idx[p] = i
     flows = []
-    for p_first, m in zip([int(np.flatnonzero(idx == i)[0]) for i in range(len(uniq))], uniq):
+    first = np.unique(idx, return_index=True)[1] if P else np.zeros(0, np.int64)
+    for p_first, m in zip(first.tolist(), uniq):
         try:
             flows.append(flows_from_demand(m, fabric.n_gpus))
         except FlowError as e:
