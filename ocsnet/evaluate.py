@@ -61,6 +61,8 @@ MODES = ("prefill", "decode")
 CONGESTION_FACTOR = 1.25
 # Flag exposed reconfiguration above this fraction of the layer time.
 RECONFIG_FRACTION = 0.05
+# Layers of the circuit sub-problem solved on an OCS fabric; the last one is the steady state.
+STEADY_LAYERS = 3
 
 
 @dataclass(frozen=True)
@@ -320,7 +322,7 @@ def _pp_send(fabric: Fabric, ranks: np.ndarray, c: Collective | None) -> float:
 # OCS fabrics: the circuit schedule of one replica's layers
 
 def _ocs_times(fabric: Fabric, prof: StepProfile, plan: ParallelPlan, schedule_method: str,
-               reconfig_delay_s: float | None, time_limit_s: float | None):
+               reconfig_delay_s: float | None, time_limit_s: float | None, bound: str = "best"):
     """Collective and exposed-reconfiguration time per layer from a solved circuit schedule.
 
     The sub-problem holds one replica's TP group (times its EP peers): ``ep x tp``
@@ -357,7 +359,10 @@ def _ocs_times(fabric: Fabric, prof: StepProfile, plan: ParallelPlan, schedule_m
     data = np.zeros(n_coll)
     if not demand:
         return data, reconf, None, 0
-    layers = int(prof.stage_layers.max())
+    # Identical layers reach a steady state after the first (whose first configuration is free):
+    # solve a few layers and take the last one's times as every layer's.
+    layers = int(min(prof.stage_layers.max(), STEADY_LAYERS))
+    P1 = len(demand)
     # Layer r > 1 waits for the compute after the previous layer's last collective too.
     gap = np.array(gaps + ([pending_gap + gaps[0]] + gaps[1:]) * (layers - 1), dtype=float)
     trace = Trace(demand * layers, gap, meta={"sub-problem": f"{n} GPUs of one replica"})
@@ -366,15 +371,15 @@ def _ocs_times(fabric: Fabric, prof: StepProfile, plan: ParallelPlan, schedule_m
                                  circuit_Bps=ocs["circuit_Bps"],
                                  reconfig_delay_s=ocs["reconfig_delay_s"] if reconfig_delay_s is None else reconfig_delay_s,
                                  name="layer circuits")
-    sched = solve(prob, method=schedule_method, time_limit_s=time_limit_s)
+    sched = solve(prob, method=schedule_method, time_limit_s=time_limit_s, bound=bound)
     lat = float(ocs.get("circuit_latency_s", 0.0))
-    owner_all = np.array(owner * layers)
-    for p, ph in enumerate(sched.phases):
+    for p in range(P1 * (layers - 1), P1 * layers):          # the last (steady-state) layer
+        ph = sched.phases[p]
         # a slot's duration includes the exposed part of the reconfiguration before it
         exposed = float(sum(s.exposed_s for s in ph.slots if s.reconfig))
-        data[owner_all[p]] += (ph.end_s - ph.start_s) - exposed + lat
-        reconf[owner_all[p]] += exposed
-    return data / layers, reconf / layers, sched, layers
+        data[owner[p % P1]] += (ph.end_s - ph.start_s) - exposed + lat
+        reconf[owner[p % P1]] += exposed
+    return data, reconf, sched, layers
 
 
 def _ocs_alpha_beta(fabric: Fabric, c: Collective, ports: int) -> float:
@@ -401,7 +406,7 @@ def evaluate(model, plan: ParallelPlan, fabric: Fabric, mode: str, *, batch: int
              overlap: bool = False, fill: bool = True, placement: str = "topology-aware",
              schedule_method: str = "heuristic", reconfig_delay_s: float | None = None,
              schedule_time_limit_s: float | None = 20.0, latency_budget_s: float | None = None,
-             schedule: bool = True,
+             schedule: bool = True, schedule_bound: str = "best",
              dtype_bytes: float = 2.0) -> Evaluation:
     """Evaluate one model step, layer by layer, on a fabric.
 
@@ -433,6 +438,9 @@ def evaluate(model, plan: ParallelPlan, fabric: Fabric, mode: str, *, batch: int
         On an OCS fabric, solve the circuit schedule (else only the ideal
         circuit alpha-beta time is computed and no reconfiguration is counted:
         the fast screen of a plan search).
+    schedule_bound : {"best", "design"}
+        Lower bound the schedule reports (see :func:`ocsnet.schedule.solve`);
+        ``"design"`` is cheaper on long traces.
     reconfig_delay_s : float, optional
         Override the OCS reconfiguration delay of the fabric.
     latency_budget_s : float, optional
@@ -486,7 +494,7 @@ def evaluate(model, plan: ParallelPlan, fabric: Fabric, mode: str, *, batch: int
     if is_ocs:
         ports = int(fabric.meta["ocs"]["ports_per_gpu"]) - (1 if plan.pp > 1 else 0)
         data, reconf, sched, sched_layers = (_ocs_times(fabric, prof, plan, schedule_method, reconfig_delay_s,
-                                                        schedule_time_limit_s) if schedule else
+                                                        schedule_time_limit_s, schedule_bound) if schedule else
                                              (np.zeros(0), np.zeros(0), None, 0))
         for i, c in enumerate(lp.collectives):
             ab = _ocs_alpha_beta(fabric, c, ports)

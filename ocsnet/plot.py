@@ -230,17 +230,17 @@ def reconfig_sweep(sweep: list[dict]):
     """Layer time against OCS reconfiguration delay, one line per all-reduce algorithm and case."""
     import matplotlib.pyplot as plt
 
-    cases = list(dict.fromkeys((r["model"], r["mode"]) for r in sweep))
+    cases = list(dict.fromkeys((r["model"], r["mode"], r["plan"]) for r in sweep))
     fig, axes = plt.subplots(1, len(cases), figsize=(4.2 * len(cases), 3.6), squeeze=False)
-    for ax, (m, mode) in zip(axes[0], cases):
-        rs = [r for r in sweep if r["model"] == m and r["mode"] == mode]
+    for ax, (m, mode, plan) in zip(axes[0], cases):
+        rs = [r for r in sweep if r["model"] == m and r["mode"] == mode and r["plan"] == plan]
         for alg in dict.fromkeys(r["algorithm"] for r in rs):
             pts = sorted((r["reconfig_delay_us"], r["layer_us"]) for r in rs if r["algorithm"] == alg)
             ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=alg)
         ax.set_xscale("log")
         ax.set_xlabel("OCS reconfiguration delay (us)")
         ax.set_ylabel("time per layer (us)")
-        ax.set_title(f"{m} {mode}\n{rs[0]['system']}, {rs[0]['plan']}", fontsize=9)
+        ax.set_title(f"{m} {mode}\n{rs[0]['system']}, {plan}", fontsize=9)
         ax.legend(fontsize=7)
     fig.tight_layout()
     return fig

@@ -68,8 +68,11 @@ DEFAULT_STUDY: dict[str, Any] = {
     "top_k": 2,
     "objective": "tokens_per_s_per_h100e",
     "reconfig_delay_us": None,
-    "sweep_reconfig_delay_us": [0.01, 0.1, 1, 10, 100, 1000, 10000],
+    "sweep_reconfig_delay_us": [0.01, 0.1, 1, 10, 1000],
     "sweep_variant": "lite-netboost",
+    "sweep_tp": [32],
+    "sweep_models": ["llama3-405b"],
+    "sweep_algorithms": ["ring", "rhd"],
     "schedule_time_limit_s": 10.0,
 }
 
@@ -91,6 +94,8 @@ def study_config(overrides: dict | None = None) -> dict:
             raise SpecError(f"study.modes: {mode!r} is not one of prefill, decode")
     for v in cfg["variants"]:
         hardware.gpu(v)
+    if cfg["objective"] not in OBJECTIVES:
+        raise SpecError(f"study.objective: {cfg['objective']!r} is not one of {', '.join(OBJECTIVES)}")
     if int(cfg["top_k"]) < 1:
         raise SpecError(f"study.top_k: {cfg['top_k']!r} is out of range, allowed [1, inf)")
     return cfg
@@ -169,10 +174,19 @@ def _progress(msg: str, enabled: bool) -> None:
         print(msg, file=sys.stderr, flush=True)
 
 
+def sizes_for(cfg: dict, model, mode: str) -> dict:
+    """The mode's sizes, with lengths clamped to the model's maximum context (GPT-3: 2,048)."""
+    sizes = dict(cfg[mode])
+    for key in ("seq_len", "context"):
+        if key in sizes:
+            sizes[key] = min(int(sizes[key]), model.max_context_tokens)
+    return sizes
+
+
 def _plans(cfg: dict, model, mode: str, gpu) -> tuple[list[ParallelPlan], list[str]]:
     """Plans that the model admits and that fit in memory; the others with the reason."""
     ok, skipped = [], []
-    sizes = cfg[mode]
+    sizes = sizes_for(cfg, model, mode)
     for tp, pp in itertools.product(cfg["tp"], cfg["pp"]):
         if tp * pp > cfg["max_gpus_per_replica"]:
             continue
@@ -190,14 +204,20 @@ def _plans(cfg: dict, model, mode: str, gpu) -> tuple[list[ParallelPlan], list[s
     return ok, skipped
 
 
+#: What a plan search can maximize (latency is minimized).
+OBJECTIVES = ("tokens_per_s_per_h100e", "tokens_per_s_per_kW", "tokens_per_s_per_cost", "latency_ms")
+
+
 def _objective(ev: Evaluation, key: str) -> float:
-    return ev.totals()[key]
+    """Larger is better."""
+    v = ev.totals()[key]
+    return -v if key == "latency_ms" else v
 
 
 def _choose(cfg: dict, system: System, fabric, model, mode: str, reconfig_delay_s) -> Choice:
     gpu = hardware.gpu(system.gpu)
     plans, skipped = _plans(cfg, model, mode, gpu)
-    sizes = cfg[mode]
+    sizes = sizes_for(cfg, model, mode)
     screened = []
     for plan, alg in itertools.product(plans, cfg["algorithms"]):
         if plan.tp * plan.pp > fabric.n_gpus:
@@ -215,7 +235,7 @@ def _choose(cfg: dict, system: System, fabric, model, mode: str, reconfig_delay_
     for score, plan, alg in screened[: int(cfg["top_k"])]:
         ev = evaluate(model, plan, fabric, mode, gpu=gpu, algorithms={"all-reduce": alg},
                       reconfig_delay_s=reconfig_delay_s,
-                      schedule_time_limit_s=cfg["schedule_time_limit_s"], **sizes)
+                      schedule_time_limit_s=cfg["schedule_time_limit_s"], schedule_bound="design", **sizes)
         val = _objective(ev, cfg["objective"])
         cands.append({"plan": str(plan), "algorithm": alg, "screen": score, "full": val})
         if best is None or val > _objective(best, cfg["objective"]):
@@ -273,22 +293,44 @@ def _bandwidth_overrides(s: System) -> dict:
     return {}
 
 
+def _sweep_plan(cfg, model, mode, gpu, tp, pp, n_gpus) -> ParallelPlan | None:
+    """A wide tensor-parallel plan for the sweep, if the model admits it and it fits."""
+    for p in sorted({pp, *cfg["pp"]}):
+        plan = ParallelPlan(tp=tp, pp=p)
+        if tp * p > n_gpus:
+            return None
+        try:
+            plan.validate(model)
+            if memory_fit(model, plan, mode, gpu=gpu, micro_batches=p, **sizes_for(cfg, get_model(model), mode)).fits:
+                return plan
+        except WorkloadError:
+            return None
+    return None
+
+
 def _sweep(cfg, choices, fabrics, progress, t0) -> list[dict]:
     """Layer time of the OCS system's best plan per all-reduce algorithm and reconfiguration delay."""
     rows = []
     variant = cfg["sweep_variant"]
     for (m, mode), row in choices.items():
+        if m not in cfg["sweep_models"]:
+            continue
         c = next((c for c in row if c.system.kind == "OCS" and c.system.gpu == variant and c.best), None)
         if c is None:
             continue
         f = fabrics[(c.system.fabric, c.system.gpu, json.dumps(c.system.overrides, sort_keys=True))]
-        plan = dataclasses.replace(c.best.plan, dp=1)
-        _progress(f"sweep {m} {mode}: {len(cfg['sweep_reconfig_delay_us'])} delays x "
-                  f"{len(cfg['algorithms'])} algorithms ({time.perf_counter() - t0:.1f} s)", progress)
-        for us, alg in itertools.product(cfg["sweep_reconfig_delay_us"], cfg["algorithms"]):
+        plans = [dataclasses.replace(c.best.plan, dp=1)]
+        for tp in cfg["sweep_tp"]:
+            extra = _sweep_plan(cfg, m, mode, c.system.gpu, tp, c.best.plan.pp, f.n_gpus)
+            if extra is not None and extra not in plans:
+                plans.append(extra)
+        _progress(f"sweep {m} {mode}: {len(plans)} plans x {len(cfg['sweep_reconfig_delay_us'])} delays x "
+                  f"{len(cfg['sweep_algorithms'])} algorithms ({time.perf_counter() - t0:.1f} s)", progress)
+        for plan, us, alg in itertools.product(plans, cfg["sweep_reconfig_delay_us"], cfg["sweep_algorithms"]):
             ev = evaluate(m, plan, f, mode, gpu=c.system.gpu, algorithms={"all-reduce": alg},
                           reconfig_delay_s=units.to_si("x_us", us),
-                          schedule_time_limit_s=cfg["schedule_time_limit_s"], **cfg[mode])
+                          schedule_time_limit_s=cfg["schedule_time_limit_s"], schedule_bound="design",
+                          **sizes_for(cfg, get_model(m), mode))
             t = ev.totals()
             rows.append({"model": m, "mode": mode, "system": c.system.label, "plan": str(plan),
                          "algorithm": alg, "reconfig_delay_us": us, "layer_us": t["layer_us"],
@@ -454,7 +496,8 @@ def _markdown(result: StudyResult, rows: list[dict], figs: dict) -> str:
            f"Prefill: batch {cfg['prefill']['batch']}, prompt {cfg['prefill']['seq_len']} tokens. "
            f"Decode: batch {cfg['decode']['batch']} per micro-batch, context {cfg['decode']['context']} tokens. "
            f"Best plan per system from tp in {cfg['tp']}, pp in {cfg['pp']} and the all-reduce algorithm in "
-           f"{cfg['algorithms']}, by {cfg['objective']}. Run time {result.elapsed_s:.1f} s.", ""]
+           f"{cfg['algorithms']}, by {cfg['objective']}. Lengths are capped at each model's maximum "
+           f"context (GPT-3: 2,048 tokens). Run time {result.elapsed_s:.1f} s.", ""]
     md += ["Throughput is tokens/s per H100-equivalent of silicon (a Lite-GPU is a quarter), in pipeline "
            "steady state; latency is TTFT (prefill) or TPOT (decode). Both are normalized to the H100 DGX "
            "baseline of the same model and mode (Canakci et al., HotOS 2025, compare the same way). "

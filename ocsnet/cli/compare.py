@@ -53,6 +53,9 @@ def register(sub) -> None:
     p.add_argument("--prefill-batch", type=_pos_int("--prefill-batch"), help="prefill batch (default 1)")
     p.add_argument("--prompt", type=_pos_int("--prompt"), help="prefill prompt length, tokens (default 4096)")
     p.add_argument("--context", type=_pos_int("--context"), help="decode context length, tokens (default 4096)")
+    p.add_argument("--objective", choices=("tokens_per_s_per_h100e", "tokens_per_s_per_kW", "tokens_per_s_per_cost",
+                                           "latency_ms"),
+                   help="what the plan search optimizes (default tokens_per_s_per_h100e; latency_ms is minimized)")
     p.add_argument("--reconfig-delay", help="OCS reconfiguration delay for every OCS system, e.g. 10us "
                                             "(default: the OCS catalog's)")
     p.add_argument("--baseline-fabric", help="topology spec of the H100 baseline (default h100-dgx, 32 nodes)")
@@ -79,7 +82,8 @@ def run(args) -> int:
         if not isinstance(cfg, dict):
             raise SpecError("--config: the file must hold a JSON object of study overrides")
     for key, val in (("models", args.models), ("modes", args.modes), ("variants", args.variants),
-                     ("algorithms", args.algorithms), ("tp", args.tp), ("pp", args.pp)):
+                     ("algorithms", args.algorithms), ("tp", args.tp), ("pp", args.pp),
+                     ("objective", args.objective)):
         if val:
             cfg[key] = val
     if args.batch or args.context:
