@@ -85,9 +85,9 @@ def collective_checks(quick: bool = False, seed: int = 0) -> Iterator[Check]:
     for kind, factor in kinds:
         form = "2(p-1)" if factor == 2 else "(p-1)"
         yield worst_check(cases[kind], name=f"ring {kind} on a ring", group="collectives",
-                           what=f"ring {kind} placed on a ring of GPUs (torus links), each step timed by the "
+                          what=f"ring {kind} placed on a ring of GPUs (torus links), each step timed by the "
                                 f"max-min fluid model, against {form}(alpha + n/(p B))",
-                           quantity="time_us", source=_THAKUR, tolerance=1e-9)
+                          quantity="time_us", source=_THAKUR, tolerance=1e-9)
     rhd, a2a = [], []
     for p in cliques:
         f = topology.fully_connected(p)
@@ -98,13 +98,13 @@ def collective_checks(quick: bool = False, seed: int = 0) -> Iterator[Check]:
             want = (p - 1) * (a + n / (p * B))
             a2a.append((_flow_time(f, "all-to-all", range(p), n, "pairwise"), want, f"{f.name}, {n:.0f} B"))
     yield worst_check(rhd, name="rhd all-reduce on a clique", group="collectives",
-                       what="recursive halving-doubling all-reduce on a fully connected fabric (p a power of "
+                      what="recursive halving-doubling all-reduce on a fully connected fabric (p a power of "
                             "two), max-min fluid model, against 2 log2(p) alpha + 2 (p-1)/p n/B",
-                       quantity="time_us", source=_THAKUR, tolerance=1e-9)
+                      quantity="time_us", source=_THAKUR, tolerance=1e-9)
     yield worst_check(a2a, name="pairwise all-to-all on a clique", group="collectives",
-                       what="pairwise-exchange all-to-all on a fully connected fabric, max-min fluid model, "
+                      what="pairwise-exchange all-to-all on a fully connected fabric, max-min fluid model, "
                             "against (p-1)(alpha + n/(p B))",
-                       quantity="time_us", source=_THAKUR, tolerance=1e-9)
+                      quantity="time_us", source=_THAKUR, tolerance=1e-9)
     yield _bus_factor_check(quick)
 
 
@@ -131,10 +131,10 @@ def _bus_factor_check(quick: bool) -> Check:
                       (recv.max() / n, want, label + " (most received)"),
                       (collectives.bus_bandwidth_factor(kind, p), want, f"bus_bandwidth_factor({kind}, {p})")]
     return worst_check(cases, name="bus-bandwidth factors", group="collectives",
-                        what="bytes each rank sends and receives over the expanded steps of the bandwidth-optimal "
+                       what="bytes each rank sends and receives over the expanded steps of the bandwidth-optimal "
                              "algorithms, per buffer byte, against the nccl-tests bus-bandwidth factor "
                              "(all-reduce 2(p-1)/p, others (p-1)/p)",
-                        quantity="bytes_per_buffer_byte", source="nccl-tests doc/PERFORMANCE.md", tolerance=1e-12)
+                       quantity="bytes_per_buffer_byte", source="nccl-tests doc/PERFORMANCE.md", tolerance=1e-12)
 
 
 # ---- 2. flow model against the LP ----------------------------------------------------
@@ -271,7 +271,7 @@ def schedule_checks(quick: bool = False, seed: int = 0) -> Iterator[Check]:
         s = schedule.solve(prob, "heuristic")
         cases.append((s.makespan_s, bound, f"{n} GPUs, {layers} layer(s), {d} ports, {prob.P} phases"))
     yield worst_check(cases, name="heuristic vs lower bound, ring trace", group="schedule",
-                       what="heuristic makespan of ring reduce-scatter then reverse-ring all-gather per layer "
+                      what="heuristic makespan of ring reduce-scatter then reverse-ring all-gather per layer "
                             "(gaps longer than the reconfiguration delay, so the bound is reachable) against the "
                             "closed-form lower bound: gaps + sum over phases of max row/column sum / (d b)",
-                       quantity="makespan_us", source="closed-form lower bound (DESIGN.md)", tolerance=1e-9)
+                      quantity="makespan_us", source="closed-form lower bound (DESIGN.md)", tolerance=1e-9)

@@ -133,5 +133,5 @@ def fat_tree_checks(quick: bool = False, seed: int = 0) -> Iterator[Check]:
              "bisection_TBps")]
     for key, name, what, q in spec:
         yield worst_check(rows[key], name=name, group="fat-tree",
-                           what=f"{what} for the k-ary fat-tree, k = {ktxt}", quantity=q, source=src,
-                           tolerance=1e-12)
+                          what=f"{what} for the k-ary fat-tree, k = {ktxt}", quantity=q, source=src,
+                          tolerance=1e-12)
