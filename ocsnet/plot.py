@@ -218,7 +218,8 @@ def layer_breakdown(rows: list[dict]):
             v = np.array([r.get(key) or 0.0 for r in rs])
             ax.bar(np.arange(len(rs)), v, bottom=bottom, color=color, label=label)
             bottom += v
-        ax.set_xticks(np.arange(len(rs)), [r["system"] for r in rs], rotation=75, fontsize=7)
+        ax.set_xticks(np.arange(len(rs)), [f"{r['system']} ({r['plan'].split(' dp=')[0]})" for r in rs],
+                      rotation=75, fontsize=7)
         ax.set_title(f"{m} {mode}", fontsize=9)
         ax.set_ylabel("time per layer (us)")
     axes[0][0].legend(fontsize=7)

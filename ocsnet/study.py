@@ -139,6 +139,7 @@ class StudyResult:
     sweep: list[dict]        # reconfiguration sweep rows
     elapsed_s: float
     fabrics: dict            # system label -> fabric summary
+    sweep_schedule: tuple | None = None   # (title, Schedule, layers) of a sweep point that reconfigures
 
     def summary_rows(self) -> list[dict]:
         """One row per (model, mode, system), normalized to the H100 baseline."""
@@ -282,8 +283,8 @@ def run_study(config: dict | None = None, *, progress: bool = True,
             _progress(f"[{i}/{steps}] {m} {mode} on {s.label} ({time.perf_counter() - t0:.1f} s)", progress)
             row.append(_choose(cfg, s, f, model, mode, delay))
         choices[(m, mode)] = row
-    sweep = _sweep(cfg, choices, fabrics, progress, t0)
-    return StudyResult(cfg, choices, sweep, time.perf_counter() - t0, summaries)
+    sweep, shown = _sweep(cfg, choices, fabrics, progress, t0)
+    return StudyResult(cfg, choices, sweep, time.perf_counter() - t0, summaries, shown)
 
 
 def _bandwidth_overrides(s: System) -> dict:
@@ -308,9 +309,10 @@ def _sweep_plan(cfg, model, mode, gpu, tp, pp, n_gpus) -> ParallelPlan | None:
     return None
 
 
-def _sweep(cfg, choices, fabrics, progress, t0) -> list[dict]:
+def _sweep(cfg, choices, fabrics, progress, t0) -> tuple[list[dict], tuple | None]:
     """Layer time of the OCS system's best plan per all-reduce algorithm and reconfiguration delay."""
     rows = []
+    shown = None
     variant = cfg["sweep_variant"]
     for (m, mode), row in choices.items():
         if m not in cfg["sweep_models"]:
@@ -332,12 +334,16 @@ def _sweep(cfg, choices, fabrics, progress, t0) -> list[dict]:
                           schedule_time_limit_s=cfg["schedule_time_limit_s"], schedule_bound="design",
                           **sizes_for(cfg, get_model(m), mode))
             t = ev.totals()
+            if ev.schedule is not None and ev.schedule.n_reconfigurations and ev.reconfig_s > 0 and (
+                    shown is None or (mode == "decode" and plan.tp > shown[3])):
+                shown = (f"{c.system.label}, {m} {mode}, {plan}, {alg} all-reduce, reconfiguration "
+                         f"{units.fmt_time(units.to_si('x_us', us))}", ev.schedule, ev.schedule_layers, plan.tp)
             rows.append({"model": m, "mode": mode, "system": c.system.label, "plan": str(plan),
                          "algorithm": alg, "reconfig_delay_us": us, "layer_us": t["layer_us"],
                          "comm_us": t["comm_max_min_us"], "reconfig_us": t["reconfig_us"],
                          "compute_us": t["compute_us"], "latency_ms": t["latency_ms"],
                          "reconfigurations": ev.schedule.n_reconfigurations if ev.schedule else 0})
-    return rows
+    return rows, (shown[:3] if shown else None)
 
 
 # ---------------------------------------------------------------------------------------
@@ -458,18 +464,20 @@ def _figures(result: StudyResult, out: Path) -> dict:
         fig.savefig(out / "reconfig_sweep.png", dpi=110, bbox_inches="tight")
         plt.close(fig)
         figs["sweep"] = "reconfig_sweep.png"
-    ocs = _first(result, lambda c: c.best is not None and c.best.schedule is not None
-                 and c.best.schedule.n_reconfigurations > 0) or \
-        _first(result, lambda c: c.best is not None and c.best.schedule is not None)
-    if ocs is not None:
-        sched = ocs.best.schedule
-        n = min(len(sched.phases), 3 * max(1, len(sched.phases) // max(ocs.best.schedule_layers, 1)))
+    shown = result.sweep_schedule
+    if shown is None:
+        c = _first(result, lambda c: c.best is not None and c.best.schedule is not None)
+        if c is not None:
+            shown = (f"{c.system.label}, {c.best.model} {c.best.mode}, {c.best.plan}", c.best.schedule,
+                     c.best.schedule_layers)
+    if shown is not None:
+        title, sched, layers = shown
+        n = min(len(sched.phases), 2 * max(1, len(sched.phases) // max(layers, 1)))
         fig, ax = plt.subplots(figsize=(11, 3.2))
         head = copy.copy(sched)
         head.phases = sched.phases[:n]
         plot.schedule_gantt(head, ax=ax)
-        ax.set_title(f"OCS circuit schedule, first layers: {ocs.system.label}, {ocs.best.model} "
-                     f"{ocs.best.mode}, {ocs.best.plan}")
+        ax.set_title(f"OCS circuit schedule, first two layers: {title}", fontsize=9)
         fig.savefig(out / "ocs_schedule.png", dpi=110, bbox_inches="tight")
         plt.close(fig)
         figs["schedule"] = "ocs_schedule.png"
