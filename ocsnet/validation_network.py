@@ -61,15 +61,16 @@ def _snake(dims: tuple[int, int]) -> list[int]:
 def collective_checks(quick: bool = False, seed: int = 0) -> Iterator[Check]:
     """Collectives timed by the max-min flow model against alpha-beta closed forms.
 
-    Ring fabrics are ``topology.torus(p)`` (and, in the full run, a 4 x 4
-    torus walked along a Hamiltonian ring), cliques ``fully_connected(p)``;
+    Ring fabrics are ``topology.torus(p)`` (and, in the full run, 4 x 4 and
+    8 x 8 tori walked along a Hamiltonian ring), cliques ``fully_connected(p)``;
     ``alpha`` is the link latency and ``B`` the link bandwidth, read off the
     fabric.  Every flow of a step has a link of its own, so the flow model
     must reproduce the closed form exactly.
     """
     sizes = (4e3, 16e6) if quick else (4e3, 1e6, 64e6)
-    rings = [("ring", 4)] if quick else [("ring", 4), ("ring", 8), ("torus", (4, 4))]
-    cliques = (4,) if quick else (4, 8, 16)
+    rings = [("ring", 4)] if quick else [("ring", 4), ("ring", 8), ("ring", 16), ("torus", (4, 4)),
+                                          ("torus", (8, 8))]
+    cliques = (4,) if quick else (4, 8, 16, 32)
     kinds = (("all-reduce", 2), ("reduce-scatter", 1), ("all-gather", 1))
     cases: dict[str, list] = {k: [] for k, _ in kinds}
     for shape, dims in rings:
@@ -249,7 +250,7 @@ def _ring_trace_problem(n_gpus: int, layers: int, ports: int, nbytes: float):
 def schedule_checks(quick: bool = False, seed: int = 0) -> Iterator[Check]:
     """Exact CP-SAT against brute force on tiny problems; heuristic against the bound on ring traces."""
     rng = np.random.default_rng(seed + 1)
-    count, P = (2, 2) if quick else (8, 3)
+    count, P = (2, 2) if quick else (12, 3)
     got, want = [], []
     statuses = []
     for prob, best in _tiny_problems(rng, count, 3, P):
@@ -264,7 +265,7 @@ def schedule_checks(quick: bool = False, seed: int = 0) -> Iterator[Check]:
                 quantity="makespan_us", ocsnet=o, reference=r, tolerance=1e-6,
                 source="brute-force enumeration + DP (ocsnet.schedule.brute)",
                 note=f"worst of {count} (status {statuses[i]}); seed {seed}")
-    sizes = [(8, 1, 2)] if quick else [(8, 1, 2), (64, 4, 4)]
+    sizes = [(8, 1, 2)] if quick else [(8, 1, 2), (64, 4, 4), (256, 2, 8)]
     cases = []
     for n, layers, d in sizes:
         prob, bound = _ring_trace_problem(n, layers, d, 8e6)

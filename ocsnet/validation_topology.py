@@ -109,7 +109,7 @@ def fat_tree_checks(quick: bool = False, seed: int = 0) -> Iterator[Check]:
     from .topology import metrics
     from .topology.metrics_bisection import bisection
 
-    ks = (4,) if quick else (4, 8, 16)
+    ks = (4,) if quick else (4, 8, 16, 24)
     rows: dict[str, list] = {q: [] for q in ("hosts", "switches", "links", "diameter", "bisection", "maxflow")}
     for k in ks:
         f = topology.fat_tree(k)
