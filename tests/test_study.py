@@ -1,0 +1,109 @@
+"""The Lite-GPU versus H100 study and `ocsnet compare` on a small configuration."""
+
+import json
+
+import pytest
+
+from ocsnet.cli import main
+from ocsnet.errors import SpecError
+from ocsnet.study import DEFAULT_STUDY, run_study, study_config, summary_table, write_report
+
+SMALL = {
+    "models": ["llama3-70b"],
+    "modes": ["decode"],
+    "variants": ["lite-base", "lite-netboost"],
+    "tp": [2, 4, 8],
+    "pp": [1, 2, 4],
+    "algorithms": ["ring", "rhd"],
+    "baseline": {"label": "H100 DGX", "fabric": "h100-dgx", "gpu": "h100-sxm", "overrides": {"n_nodes": 8}},
+    "lite_fabrics": {
+        "packet": {"fabric": "lite-fat-tree", "overrides": {"n_gpus": 256}},
+        "OCS": {"fabric": "lite-ocs", "overrides": {"n_gpus": 256}},
+        "CPO torus": {"fabric": "lite-cpo-torus", "overrides": {"dims": [8, 8, 4]}},
+    },
+    "sweep_reconfig_delay_us": [0.01, 1000],
+    "sweep_tp": [8],
+    "sweep_models": ["llama3-70b"],
+}
+
+
+@pytest.fixture(scope="module")
+def result():
+    return run_study(SMALL, progress=False)
+
+
+def test_every_system_has_a_choice(result):
+    rows = result.summary_rows()
+    assert len(rows) == 1 + 2 * 3
+    assert all(r["plan"] != "none fits" for r in rows)
+    base = rows[0]
+    assert base["system"] == "H100 DGX"
+    assert base["throughput_vs_h100"] == pytest.approx(1.0) and base["latency_vs_h100"] == pytest.approx(1.0)
+
+
+def test_the_choice_is_the_best_candidate(result):
+    for c in result.choices[("llama3-70b", "decode")]:
+        best = max(x["full"] for x in c.candidates)
+        assert c.best.totals()["tokens_per_s_per_h100e"] == pytest.approx(best)
+
+
+def test_network_boost_helps_lite_gpus(result):
+    """Twice the bandwidth-to-compute ratio: at least as good on every fabric (Canakci et al.)."""
+    rows = {r["system"]: r for r in result.summary_rows()}
+    for kind in ("packet", "OCS", "CPO torus"):
+        assert rows[f"Lite netboost / {kind}"]["tokens_per_s_per_h100e"] >= \
+            rows[f"Lite base / {kind}"]["tokens_per_s_per_h100e"] * (1 - 1e-9)
+
+
+def test_sweep_ring_is_flat_and_rhd_pays_reconfiguration(result):
+    rows = [r for r in result.sweep if r["plan"].startswith("tp=8")]
+    ring = {r["reconfig_delay_us"]: r for r in rows if r["algorithm"] == "ring"}
+    rhd = {r["reconfig_delay_us"]: r for r in rows if r["algorithm"] == "rhd"}
+    assert ring[0.01]["layer_us"] == pytest.approx(ring[1000]["layer_us"])
+    assert rhd[0.01]["layer_us"] <= rhd[1000]["layer_us"]
+
+
+def test_report_folder(result, tmp_path):
+    md = write_report(result, tmp_path)
+    text = md.read_text()
+    assert "## Summary" in text and "H100 DGX" in text
+    for name in ("summary.csv", "summary.json", "layers.csv", "config.json", "reconfig_sweep.csv",
+                 "normalized.png", "layers.png", "reconfig_sweep.png", "ocs_schedule.png"):
+        assert (tmp_path / name).exists(), name
+    cfg = json.loads((tmp_path / "config.json").read_text())
+    assert cfg["models"] == ["llama3-70b"] and set(cfg) == set(DEFAULT_STUDY)
+    assert "H100 DGX" in summary_table(result)
+
+
+def test_config_refuses_unknown_keys():
+    with pytest.raises(SpecError, match="study.bogus"):
+        study_config({"bogus": 1})
+    with pytest.raises(SpecError, match="objective"):
+        study_config({"objective": "speed"})
+
+
+@pytest.mark.parametrize("argv,match", [
+    (["compare", "--tp", "0"], "--tp"),
+    (["compare", "--models", "gpt5"], "gpt5"),
+    (["compare", "--reconfig-delay", "fast"], "--reconfig-delay"),
+    (["compare", "--modes", "train"], "modes"),
+])
+def test_cli_bad_input_one_line_exit_2(argv, match, capsys):
+    with pytest.raises(SystemExit) as e:
+        rc = main(argv)
+        raise SystemExit(rc)
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and match in err[0]
+
+
+def test_cli_compare_small(tmp_path, capsys):
+    cfg = dict(SMALL, variants=["lite-netboost"], lite_fabrics={"OCS": SMALL["lite_fabrics"]["OCS"]},
+               sweep_reconfig_delay_us=[0.01])
+    path = tmp_path / "study.json"
+    path.write_text(json.dumps(cfg))
+    rc = main(["compare", "--config", str(path), "-o", str(tmp_path / "out"), "--no-figures", "--quiet"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert "Lite netboost / OCS" in out and "report:" in out
+    assert (tmp_path / "out" / "report.md").exists()
