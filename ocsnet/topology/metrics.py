@@ -185,7 +185,7 @@ def _gpu_stats(fabric: Fabric, ranks: np.ndarray):
     sources, which = np.unique(srcnode, return_inverse=True)
     total = cnt = 0.0
     dmax = 0.0
-    chunk = max(1, int(2e7 // max(fabric.n_nodes, 1)))
+    chunk = max(1, int(2e6 // max(fabric.n_nodes, 1)))      # rows of BFS distances held at once (16 MB)
     for lo in range(0, len(sources), chunk):
         D = csgraph.shortest_path(A, unweighted=True, indices=sources[lo:lo + chunk])[:, gpus]
         fin = np.isfinite(D)

@@ -199,9 +199,10 @@ def _build(*, name, generator, params, gs, ss, ls, leaf_of, n_leaves, d, u, p, t
             "gpus_per_leaf": d, "uplinks_per_leaf": u, "n_leaves": L}
     if tiers == 3:
         meta.update(leaves_per_pod=p, n_pods=pods)
+    if rail_of_leaf is not None:
+        meta["gpus_per_node"] = gpus_per_node
     if nv is not None:
-        meta.update(nvswitch=nv[0].name, nvlink=nv[1].name, nvswitch_chips=int(nv[2]),
-                    gpus_per_node=gpus_per_node)
+        meta.update(nvswitch=nv[0].name, nvlink=nv[1].name, nvswitch_chips=int(nv[2]))
     meta.update(_closed_forms(leaf_of, L, p, tiers, d, u, host_Bps, c,
                               node_of if nv is not None else None, gpus_per_node))
     if meta_hw:
