@@ -307,3 +307,12 @@ def test_summary_of_a_half_million_gpu_fat_tree_uses_closed_forms():
     assert s["n_gpus"] == 524288 and s["n_packet_switches"] == 5 * 128 ** 2 // 4
     assert s["diameter_method"] == s["bisection_method"] == "closed-form"
     assert s["unpriced_nodes"] == 0
+
+
+def test_docstring_examples_run():
+    import doctest
+
+    from ocsnet.topology import metrics, metrics_bisection, packet
+    for mod in (packet, metrics, metrics_bisection):
+        r = doctest.testmod(mod)
+        assert r.attempted > 0 and r.failed == 0, mod.__name__

@@ -470,7 +470,10 @@ def _rail(generator, n_nodes, gpus_per_node, nodes_per_leaf, tiers, oversubscrip
     o = _oversub(oversubscription)
     r = ss.ports
     dmax = _max_down(r, h, ss.port_Bps, o)
-    d = min(dmax, n_nodes) if nodes_per_leaf is None else _int("nodes_per_leaf", nodes_per_leaf, 1, dmax)
+    if nodes_per_leaf is None:      # scalable units of 2**m servers, as in DGX SuperPOD, halve evenly
+        d = min(1 << (dmax.bit_length() - 1), n_nodes)
+    else:
+        d = _int("nodes_per_leaf", nodes_per_leaf, 1, dmax)
     u = _uplinks(d, h, ss.port_Bps, o)
     n_su = -(-n_nodes // d)                      # scalable units: d servers share g rail leaves
     L = n_su * g
@@ -511,8 +514,9 @@ def rail_optimized(n_nodes, *, gpus_per_node=8, nodes_per_leaf=None, tiers=None,
     gpus_per_node : int
         GPUs per server (= rails), >= 1.
     nodes_per_leaf : int, optional
-        Servers per scalable unit (GPU ports per leaf); default the most the
-        radix allows beside the uplinks, or ``n_nodes`` if fewer.
+        Servers per scalable unit (GPU ports per leaf), at most what the radix
+        allows beside the uplinks; default the largest power of two within
+        that (32 for a 64-port switch, as in DGX SuperPOD), or ``n_nodes`` if fewer.
     tiers : int, optional
         2 or 3; default 2 if the leaves fit one spine layer, else 3.
     oversubscription, gpu, switch, link, host_Bps, name
