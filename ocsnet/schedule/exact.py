@@ -87,6 +87,9 @@ _RESOLUTION = {"one": 1e8, "multi": 1e6}
 # presolve (probing, symmetry detection) costs seconds on it and gains nothing
 # on the traces measured in benchmarks/bench_schedule_exact.py.
 _PLAIN_PARAMS = {"cp_model_presolve": False}
+# The several-slot model's products need CP-SAT's full linearization; with the
+# default level a single worker can stall on instances of a few variables.
+_MULTI_PARAMS = {"linearization_level": 2}
 
 
 # ---- data preparation ------------------------------------------------------------------------
@@ -275,7 +278,7 @@ def _build_one_slot(problem, data: _Data, un: _Units, horizon: int):
             err[p] = max(err[p], 1 + len(var))
         err[p] = max(err[p], 1)
     m.Minimize(sum(T))
-    return m, {"e": e, "z": z, "T": T, "err": err}
+    return m, {"e": e, "z": z, "T": T, "err": err, "objective": sum(T)}
 
 
 def _build_thresholds(problem, data: _Data, un: _Units, horizon: int):
@@ -333,7 +336,7 @@ def _build_thresholds(problem, data: _Data, un: _Units, horizon: int):
         theta.append(th)
         order.append(a)
     m.Minimize(sum(obj))
-    return m, {"c": c, "z": z, "a": order, "theta": theta, "err": np.full(P, 2.0)}
+    return m, {"c": c, "z": z, "a": order, "theta": theta, "err": np.full(P, 2.0), "objective": sum(obj)}
 
 
 def _hint_thresholds(m, v, data: _Data, hint: Schedule, problem):
@@ -471,7 +474,8 @@ def _build_multi_slot(problem, data: _Data, un: _Units, horizon: int, S: int):
             err[p] = max(err[p], 1 + len(var))
         err[p] = max(err[p], 3 * S)
     m.Minimize(sum(T))
-    return m, {"c": c, "z": z, "tau": tau, "h": h, "T": T, "err": err, "prod": prods, "w": wvars}
+    return m, {"c": c, "z": z, "tau": tau, "h": h, "T": T, "err": err, "prod": prods, "w": wvars,
+               "objective": sum(T)}
 
 
 def _hint_multi_slot(m, v, data: _Data, hint: Schedule, un: _Units, problem):
@@ -479,6 +483,7 @@ def _hint_multi_slot(m, v, data: _Data, hint: Schedule, un: _Units, problem):
     S = len(v["c"][0])
     b, pb = problem.circuit_Bps, problem.packet_Bps
     delta = problem.reconfig_delay_s
+    margin = 2 if problem.reserved.nnz else 1
     for p, ph in enumerate(hint.phases):
         slots = ph.slots
         vals_s, taus = [], []
@@ -495,7 +500,9 @@ def _hint_multi_slot(m, v, data: _Data, hint: Schedule, un: _Units, problem):
                 zval = int(used)
             x = float(data.X[p]) if s == 0 else delta
             xq = un.up(x) * zval
-            hold = un.up(max(0.0, sl.duration_s - sl.exposed_s)) + 2 if used else 0
+            # one unit more covers the rounded-up demand; reserved circuits lose up to one more
+            # unit in the rounded-down exposure
+            hold = un.up(max(0.0, sl.duration_s - sl.exposed_s)) + margin if used else 0
             for u, val in enumerate(vals):
                 m.AddHint(v["c"][p][s][u], int(val))
             if zz is not None:
@@ -664,6 +671,9 @@ def solve_exact(problem, time_limit_s: float = 10.0, max_slots_per_phase: int = 
         model, v = _build_multi_slot(problem, data, un, horizon, S)
         if h_sched is not None:
             _hint_multi_slot(model, v, data, h_sched, un, problem)
+    # a proven bound helps CP-SAT stop as soon as it reaches it (the model never undercuts a true time)
+    if math.isfinite(bound_s) and bound_s - gsum > 0:
+        model.Add(v["objective"] >= un.down(bound_s - gsum))
     t_build = time.perf_counter() - t0
 
     # 3. solve
@@ -672,7 +682,10 @@ def solve_exact(problem, time_limit_s: float = 10.0, max_slots_per_phase: int = 
     solver.parameters.num_workers = workers
     solver.parameters.random_seed = int(seed)
     solver.parameters.log_search_progress = bool(log)
-    params = dict(_PLAIN_PARAMS) if (S == 1 and plain) else {}
+    params = dict(_PLAIN_PARAMS) if (S == 1 and plain) else dict(_MULTI_PARAMS) if S > 1 else {}
+    if S > 1:
+        # the several-slot model is only accurate to its rounding slack: stop within it
+        params["absolute_gap_limit"] = 2.0 * float(v["err"].sum())
     params.update(parameters or {})
     for key, val in params.items():
         try:
