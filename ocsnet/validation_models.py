@@ -183,7 +183,8 @@ def _lite_checks(quick: bool) -> Iterator[Check]:
         lite = [r for r in rows if r is not base and "throughput_vs_h100" in r]
         best = max(lite, key=lambda r: r["throughput_vs_h100"], default=None)
         each = "; ".join(f"{r['system']} {r['throughput_vs_h100']:.3f} ({r['plan']}, {r['algorithm']})" for r in lite)
-        yield Check(name=f"Lite-GPU (netboost) vs H100, {model} decode", group="literature",
+        yield Check(name=f"Lite-GPU ({s['variant'].removeprefix('lite-')}) vs H100, {model} {s['mode']}",
+                    group="literature",
                     what=f"{model} {s['mode']} ({', '.join(f'{k} {v}' for k, v in sizes.items())}): tokens/s per "
                          f"H100-equivalent of silicon of the best {s['variant']} system of ocsnet's Lite-GPU study "
                          "(packet, OCS and CPO-torus fabrics, best plan and all-reduce algorithm each) over the "
