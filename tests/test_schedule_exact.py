@@ -110,6 +110,19 @@ def test_exact_equals_brute_force_with_two_slots(prob):
     assert s.lower_bound_s <= b2 * (1 + 1e-9)
 
 
+@settings(max_examples=25, **SETTINGS)
+@given(tiny(extension=st.sampled_from(["packet", "reserved", "allowed"]), max_n=3))
+def test_several_slots_with_extensions_never_lose_to_one_slot(prob):
+    # no enumeration of several-slot schedules with these extensions exists here; the one-slot
+    # optimum (brute force) is an upper bound and the proven bounds a lower one
+    s = solve_exact(prob, time_limit_s=20, max_slots_per_phase=2)
+    assert validate(prob, s).ok
+    b = one_slot_optimum(prob)
+    if b is not None:
+        assert s.makespan_s <= b.makespan_s * (1 + 1e-6)
+    assert bounds.lower_bound_s(prob) * (1 - 1e-9) <= s.lower_bound_s <= s.makespan_s
+
+
 @settings(max_examples=60, **SETTINGS)
 @given(tiny())
 def test_every_bound_is_below_the_optimum(prob):

@@ -520,7 +520,8 @@ def _hint_multi_slot(m, v, data: _Data, hint: Schedule, un: _Units, problem):
             for u, w in v["w"][p].items():
                 m.AddHint(w, int(not anyc[u]))
             r, cc, dem, uu, Rv = data.phase[p]
-            pk = (Rv == 0) & ((uu < 0) | ~anyc[np.maximum(uu, 0)])
+            held = anyc[np.maximum(uu, 0)] if len(anyc) else np.zeros(len(uu), dtype=bool)
+            pk = (Rv == 0) & ((uu < 0) | ~held)
             if pk.any():
                 load = max(np.bincount(r[pk], dem[pk], minlength=problem.N).max(),
                            np.bincount(cc[pk], dem[pk], minlength=problem.N).max())
