@@ -53,7 +53,7 @@ DEFAULT_STUDY: dict[str, Any] = {
     "models": ["llama3-405b", "gpt3-175b", "llama3-70b"],
     "modes": ["prefill", "decode"],
     "prefill": {"batch": 1, "seq_len": 4096},
-    "decode": {"batch": 32, "context": 4096},
+    "decode": {"batch": [8, 16, 32], "context": 4096},
     "baseline": {"label": "H100 DGX", "fabric": "h100-dgx", "gpu": "h100-sxm", "overrides": {"n_nodes": 32}},
     "variants": ["lite-base", "lite-netboost", "lite-overclock"],
     "lite_fabrics": {
@@ -67,6 +67,7 @@ DEFAULT_STUDY: dict[str, Any] = {
     "algorithms": ["ring", "rhd", "double-binary-tree"],
     "top_k": 2,
     "objective": "tokens_per_s_per_h100e",
+    "latency_vs_baseline": 1.25,
     "reconfig_delay_us": None,
     "sweep_reconfig_delay_us": [0.01, 0.1, 1, 10, 1000],
     "sweep_variant": "lite-netboost",
@@ -154,7 +155,7 @@ class StudyResult:
                     rows.append(r)
                     continue
                 t = c.best.totals()
-                r.update({"plan": t["plan"], "algorithm": c.best.algorithms.get("all-reduce", ""),
+                r.update({"plan": t["plan"], "batch": t["batch"], "algorithm": c.best.algorithms.get("all-reduce", ""),
                           "latency_ms": t["latency_ms"], "layer_us": t["layer_us"],
                           "compute_us": t["compute_us"], "comm_us": t["comm_max_min_us"],
                           "reconfig_us": t["reconfig_us"],
@@ -175,20 +176,21 @@ def _progress(msg: str, enabled: bool) -> None:
         print(msg, file=sys.stderr, flush=True)
 
 
-def sizes_for(cfg: dict, model, mode: str) -> dict:
-    """The mode's sizes, with lengths clamped to the model's maximum context (GPT-3: 2,048)."""
-    sizes = dict(cfg[mode])
+def sizes_for(cfg: dict, model, mode: str) -> list[dict]:
+    """The mode's sizes, one dict per batch searched, lengths capped at the model's maximum context."""
+    base = dict(cfg[mode])
     for key in ("seq_len", "context"):
-        if key in sizes:
-            sizes[key] = min(int(sizes[key]), model.max_context_tokens)
-    return sizes
+        if key in base:
+            base[key] = min(int(base[key]), model.max_context_tokens)
+    batches = base.pop("batch")
+    batches = batches if isinstance(batches, (list, tuple)) else [batches]
+    return [dict(base, batch=int(b)) for b in batches]
 
 
-def _plans(cfg: dict, model, mode: str, gpu) -> tuple[list[ParallelPlan], list[str]]:
-    """Plans that the model admits and that fit in memory; the others with the reason."""
+def _plans(cfg: dict, model, mode: str, gpu) -> tuple[list[tuple[ParallelPlan, dict]], list[str]]:
+    """(plan, sizes) pairs that the model admits and that fit in memory; the others with the reason."""
     ok, skipped = [], []
-    sizes = sizes_for(cfg, model, mode)
-    for tp, pp in itertools.product(cfg["tp"], cfg["pp"]):
+    for (tp, pp), sizes in itertools.product(itertools.product(cfg["tp"], cfg["pp"]), sizes_for(cfg, model, mode)):
         if tp * pp > cfg["max_gpus_per_replica"]:
             continue
         plan = ParallelPlan(tp=tp, pp=pp)
@@ -196,12 +198,12 @@ def _plans(cfg: dict, model, mode: str, gpu) -> tuple[list[ParallelPlan], list[s
             plan.validate(model)
             fit = memory_fit(model, plan, mode, gpu=gpu, micro_batches=pp, **sizes)
         except WorkloadError as e:
-            skipped.append(f"tp={tp} pp={pp}: {e}")
+            skipped.append(f"tp={tp} pp={pp} batch={sizes['batch']}: {e}")
             continue
         if not fit.fits:
-            skipped.append(f"tp={tp} pp={pp}: does not fit, {fit.message()}")
+            skipped.append(f"tp={tp} pp={pp} batch={sizes['batch']}: does not fit, {fit.message()}")
             continue
-        ok.append(plan)
+        ok.append((plan, sizes))
     return ok, skipped
 
 
@@ -215,12 +217,14 @@ def _objective(ev: Evaluation, key: str) -> float:
     return -v if key == "latency_ms" else v
 
 
-def _choose(cfg: dict, system: System, fabric, model, mode: str, reconfig_delay_s) -> Choice:
+def _choose(cfg: dict, system: System, fabric, model, mode: str, reconfig_delay_s,
+            latency_limit_s: float | None = None) -> Choice:
+    """Best plan of one system; with ``latency_limit_s``, among the plans whose screened latency
+    meets it (or, if none does, the plans of least latency)."""
     gpu = hardware.gpu(system.gpu)
     plans, skipped = _plans(cfg, model, mode, gpu)
-    sizes = sizes_for(cfg, model, mode)
     screened = []
-    for plan, alg in itertools.product(plans, cfg["algorithms"]):
+    for (plan, sizes), alg in itertools.product(plans, cfg["algorithms"]):
         if plan.tp * plan.pp > fabric.n_gpus:
             continue
         try:
@@ -230,18 +234,28 @@ def _choose(cfg: dict, system: System, fabric, model, mode: str, reconfig_delay_
         except OcsnetError as e:
             skipped.append(f"{plan} {alg}: {e}")
             continue
-        screened.append((_objective(ev, cfg["objective"]), plan, alg))
-    screened.sort(key=lambda x: (-x[0], x[1].tp * x[1].pp, x[1].tp, x[2]))
+        screened.append((_objective(ev, cfg["objective"]), plan, sizes, alg, ev.latency_s))
+    n_screened = len(screened)
+    if latency_limit_s is not None and screened:
+        within = [x for x in screened if x[4] <= latency_limit_s]
+        if within:
+            screened = within
+        else:
+            skipped.append(f"no plan meets the latency limit {units.fmt_time(latency_limit_s)}; "
+                           "the plans of least latency were kept")
+            screened.sort(key=lambda x: x[4])
+            screened = screened[: int(cfg["top_k"])]
+    screened.sort(key=lambda x: (-x[0], x[1].tp * x[1].pp, x[1].tp, x[2]["batch"], x[3]))
     best, cands = None, []
-    for score, plan, alg in screened[: int(cfg["top_k"])]:
+    for score, plan, sizes, alg, _ in screened[: int(cfg["top_k"])]:
         ev = evaluate(model, plan, fabric, mode, gpu=gpu, algorithms={"all-reduce": alg},
                       reconfig_delay_s=reconfig_delay_s,
                       schedule_time_limit_s=cfg["schedule_time_limit_s"], schedule_bound="design", **sizes)
         val = _objective(ev, cfg["objective"])
-        cands.append({"plan": str(plan), "algorithm": alg, "screen": score, "full": val})
+        cands.append({"plan": str(plan), "batch": sizes["batch"], "algorithm": alg, "screen": score, "full": val})
         if best is None or val > _objective(best, cfg["objective"]):
             best = ev
-    return Choice(system, best, len(screened), skipped, cands)
+    return Choice(system, best, n_screened, skipped, cands)
 
 
 def run_study(config: dict | None = None, *, progress: bool = True,
@@ -277,11 +291,14 @@ def run_study(config: dict | None = None, *, progress: bool = True,
     for m, mode in itertools.product(cfg["models"], cfg["modes"]):
         model = get_model(m)
         row = []
+        limit = None
         for s in syss:
             i += 1
             f = fabrics[(s.fabric, s.gpu, json.dumps(s.overrides, sort_keys=True))]
             _progress(f"[{i}/{steps}] {m} {mode} on {s.label} ({time.perf_counter() - t0:.1f} s)", progress)
-            row.append(_choose(cfg, s, f, model, mode, delay))
+            row.append(_choose(cfg, s, f, model, mode, delay, None if s.kind == "baseline" else limit))
+            if s.kind == "baseline" and row[-1].best is not None and cfg["latency_vs_baseline"]:
+                limit = float(cfg["latency_vs_baseline"]) * row[-1].best.latency_s
         choices[(m, mode)] = row
     sweep, shown = _sweep(cfg, choices, fabrics, progress, t0)
     return StudyResult(cfg, choices, sweep, time.perf_counter() - t0, summaries, shown)
@@ -294,7 +311,7 @@ def _bandwidth_overrides(s: System) -> dict:
     return {}
 
 
-def _sweep_plan(cfg, model, mode, gpu, tp, pp, n_gpus) -> ParallelPlan | None:
+def _sweep_plan(cfg, model, mode, gpu, tp, pp, n_gpus, sizes) -> ParallelPlan | None:
     """A wide tensor-parallel plan for the sweep, if the model admits it and it fits."""
     for p in sorted({pp, *cfg["pp"]}):
         plan = ParallelPlan(tp=tp, pp=p)
@@ -302,7 +319,7 @@ def _sweep_plan(cfg, model, mode, gpu, tp, pp, n_gpus) -> ParallelPlan | None:
             return None
         try:
             plan.validate(model)
-            if memory_fit(model, plan, mode, gpu=gpu, micro_batches=p, **sizes_for(cfg, get_model(model), mode)).fits:
+            if memory_fit(model, plan, mode, gpu=gpu, micro_batches=p, **sizes).fits:
                 return plan
         except WorkloadError:
             return None
@@ -322,8 +339,10 @@ def _sweep(cfg, choices, fabrics, progress, t0) -> tuple[list[dict], tuple | Non
             continue
         f = fabrics[(c.system.fabric, c.system.gpu, json.dumps(c.system.overrides, sort_keys=True))]
         plans = [dataclasses.replace(c.best.plan, dp=1)]
+        sizes = {k: v for k, v in (("batch", c.best.batch), ("seq_len", c.best.seq_len),
+                                   ("context", c.best.context)) if v is not None}
         for tp in cfg["sweep_tp"]:
-            extra = _sweep_plan(cfg, m, mode, c.system.gpu, tp, c.best.plan.pp, f.n_gpus)
+            extra = _sweep_plan(cfg, m, mode, c.system.gpu, tp, c.best.plan.pp, f.n_gpus, sizes)
             if extra is not None and extra not in plans:
                 plans.append(extra)
         _progress(f"sweep {m} {mode}: {len(plans)} plans x {len(cfg['sweep_reconfig_delay_us'])} delays x "
@@ -332,7 +351,7 @@ def _sweep(cfg, choices, fabrics, progress, t0) -> tuple[list[dict], tuple | Non
             ev = evaluate(m, plan, f, mode, gpu=c.system.gpu, algorithms={"all-reduce": alg},
                           reconfig_delay_s=units.to_si("x_us", us),
                           schedule_time_limit_s=cfg["schedule_time_limit_s"], schedule_bound="design",
-                          **sizes_for(cfg, get_model(m), mode))
+                          **sizes)
             t = ev.totals()
             if ev.schedule is not None and ev.schedule.n_reconfigurations and ev.reconfig_s > 0 and (
                     shown is None or (mode == "decode" and plan.tp > shown[3])):
@@ -350,7 +369,8 @@ def _sweep(cfg, choices, fabrics, progress, t0) -> tuple[list[dict], tuple | Non
 # report
 
 SUMMARY_COLUMNS = [
-    ("model", "model"), ("mode", "mode"), ("system", "system"), ("plan", "plan"), ("algorithm", "all-reduce"),
+    ("model", "model"), ("mode", "mode"), ("system", "system"), ("plan", "plan"), ("batch", "batch"),
+    ("algorithm", "all-reduce"),
     ("latency_ms", "latency_ms"), ("latency_vs_h100", "latency_vs_H100"),
     ("tokens_per_s_per_h100e", "tok/s/H100e"), ("throughput_vs_h100", "thru_vs_H100"),
     ("tokens_per_s_per_kW", "tok/s/kW"), ("tokens_per_s_per_cost", "tok/s/cost"),
@@ -502,9 +522,11 @@ def _markdown(result: StudyResult, rows: list[dict], figs: dict) -> str:
     md = ["# Lite-GPU versus H100: ocsnet study report", ""]
     md += [f"Models: {', '.join(cfg['models'])}; modes: {', '.join(cfg['modes'])}. "
            f"Prefill: batch {cfg['prefill']['batch']}, prompt {cfg['prefill']['seq_len']} tokens. "
-           f"Decode: batch {cfg['decode']['batch']} per micro-batch, context {cfg['decode']['context']} tokens. "
+           f"Decode: batch {cfg['decode']['batch']} per micro-batch (searched), context {cfg['decode']['context']} tokens. "
            f"Best plan per system from tp in {cfg['tp']}, pp in {cfg['pp']} and the all-reduce algorithm in "
-           f"{cfg['algorithms']}, by {cfg['objective']}. Lengths are capped at each model's maximum "
+           f"{cfg['algorithms']}, by {cfg['objective']}"
+           + (f", among the plans whose latency is at most {cfg['latency_vs_baseline']}x the H100 baseline's"
+              if cfg["latency_vs_baseline"] else "") + ". Lengths are capped at each model's maximum "
            f"context (GPT-3: 2,048 tokens). Run time {result.elapsed_s:.1f} s.", ""]
     md += ["Throughput is tokens/s per H100-equivalent of silicon (a Lite-GPU is a quarter), in pipeline "
            "steady state; latency is TTFT (prefill) or TPOT (decode). Both are normalized to the H100 DGX "

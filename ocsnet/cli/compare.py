@@ -49,8 +49,9 @@ def register(sub) -> None:
     p.add_argument("--algorithms", type=_list, help="all-reduce algorithms searched (default ring,rhd,double-binary-tree)")
     p.add_argument("--tp", type=_ints("--tp"), help="tensor-parallel sizes searched, e.g. 4,8,16")
     p.add_argument("--pp", type=_ints("--pp"), help="pipeline sizes searched, e.g. 1,2,4")
-    p.add_argument("--batch", type=_pos_int("--batch"), help="decode batch per micro-batch (default 32)")
-    p.add_argument("--prefill-batch", type=_pos_int("--prefill-batch"), help="prefill batch (default 1)")
+    p.add_argument("--batch", type=_ints("--batch"), help="decode batch per micro-batch, comma-separated values "
+                                                          "are searched (default 8,16,32)")
+    p.add_argument("--prefill-batch", type=_ints("--prefill-batch"), help="prefill batch, searched (default 1)")
     p.add_argument("--prompt", type=_pos_int("--prompt"), help="prefill prompt length, tokens (default 4096)")
     p.add_argument("--context", type=_pos_int("--context"), help="decode context length, tokens (default 4096)")
     p.add_argument("--objective", choices=("tokens_per_s_per_h100e", "tokens_per_s_per_kW", "tokens_per_s_per_cost",
