@@ -81,7 +81,7 @@ def reference_fluid(A, c, size, start):
     return fin
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(seed=st.integers(0, 2**31), staggered=st.booleans())
 def test_matches_an_independent_event_simulation(seed, staggered):
     rng = np.random.default_rng(seed)
@@ -94,7 +94,7 @@ def test_matches_an_independent_event_simulation(seed, staggered):
     np.testing.assert_allclose(completion_times(A, c, size, start), reference_fluid(A, c, size, start), rtol=1e-6)
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(seed=st.integers(0, 2**31), grow=st.floats(1.01, 3.0), scale=st.floats(0.1, 10.0))
 def test_bounds_monotonicity_and_scaling(seed, grow, scale):
     rng = np.random.default_rng(seed)

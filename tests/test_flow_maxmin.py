@@ -59,7 +59,7 @@ def assert_rates_close(got, want, rtol=1e-6):
     np.testing.assert_allclose(got[fin], want[fin], rtol=rtol, atol=1e-12)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(instances())
 def test_agrees_with_lp_sequence(inst):
     A, c, cap = inst
@@ -69,7 +69,7 @@ def test_agrees_with_lp_sequence(inst):
     assert bottleneck_ok(A, c, cap, r)
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(seed=st.integers(0, 2**31), L=st.integers(5, 60), F=st.integers(5, 200), ecmp=st.booleans())
 def test_agrees_with_loops_on_larger_instances(seed, L, F, ecmp):
     """Random sparse routes with mixed capacities (log-uniform over four decades), some caps,

@@ -87,7 +87,7 @@ def test_ecmp_fat_tree_closed_form():
     assert r.hops.tolist() == [6]
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(seed=st.integers(0, 10_000), method=st.sampled_from(["shortest", "ecmp"]), direct=st.booleans())
 def test_random_fabrics_against_networkx(seed, method, direct):
     fabric = random_direct(seed) if direct else random_fabric(seed)
@@ -107,7 +107,7 @@ def test_random_fabrics_against_networkx(seed, method, direct):
             assert all(got[k] == pytest.approx(want[k], rel=1e-12) for k in want)
 
 
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(seed=st.integers(0, 10_000), method=st.sampled_from(["shortest", "ecmp"]))
 def test_routes_are_destination_based_and_deterministic(seed, method):
     """A flow's route depends only on its own endpoints, not on the other flows routed with it."""
