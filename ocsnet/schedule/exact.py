@@ -619,7 +619,11 @@ def solve_exact(problem, time_limit_s: float = 10.0, max_slots_per_phase: int = 
     from .validate import validate
 
     t0 = time.perf_counter()
-    if not (isinstance(time_limit_s, (int, float)) and time_limit_s > 0 and math.isfinite(time_limit_s)):
+    try:
+        time_limit_s = float(time_limit_s)
+    except (TypeError, ValueError):
+        raise ScheduleError(f"time_limit_s: expected a number, got {time_limit_s!r}") from None
+    if not (time_limit_s > 0 and math.isfinite(time_limit_s)):
         raise ScheduleError(f"time_limit_s: {time_limit_s!r} is out of range, allowed (0, inf)")
     if isinstance(max_slots_per_phase, bool) or int(max_slots_per_phase) != max_slots_per_phase \
             or max_slots_per_phase < 1:
