@@ -193,3 +193,24 @@ def test_links_renumbered_as_they_empty():
     r, info = max_min_fair(A, c, return_info=True)
     assert_rates_close(r, max_min_fair_loops(A, c), rtol=1e-12)
     assert info["rounds"] >= 3 and info["frozen_per_round"][0] >= n_free
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(1, 40_000), min_size=1, max_size=7), st.integers(0, 1000))
+def test_bucket_widths_are_an_optimal_partition(n_cols, seed):
+    """The dynamic program against every partition of the distinct widths into runs."""
+    import itertools
+    from ocsnet.flow.maxmin import _BUCKET_COST_ENTRIES, _widths
+    rng = np.random.default_rng(seed)
+    widths = np.sort(rng.choice(np.arange(1, 200), size=len(n_cols), replace=False))
+    n_cols = np.array(n_cols)
+
+    def cost(tops):
+        cls = np.searchsorted(tops, widths)
+        return len(tops) * _BUCKET_COST_ENTRIES + int((tops[cls] * n_cols).sum())
+
+    k = len(widths)
+    best = min(cost(widths[list(c) + [k - 1]]) for r in range(k) for c in itertools.combinations(range(k - 1), r))
+    got = _widths(widths, n_cols)
+    assert got[-1] == widths[-1] and set(got) <= set(widths)
+    assert cost(got) == best

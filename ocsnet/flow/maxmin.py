@@ -244,10 +244,35 @@ def fill(a: sp.csc_matrix, c: np.ndarray, cap: np.ndarray | None = None):
     return rates, info
 
 
-# Column widths allowed when flows cross many different numbers of links: a
-# geometric ladder (ratio about 1.25) bounds the padding to about 25%.
-_LADDER = np.unique(np.round(1.25 ** np.arange(80)).astype(np.int64))
-_EXACT_WIDTHS = 16
+# Cost model of a round, used to choose the buckets: every bucket costs a fixed
+# number of numpy calls (about this many entries' worth of work), every stored
+# entry (padding included) a few passes over memory.
+_BUCKET_COST_ENTRIES = 12_000
+
+
+def _widths(widths: np.ndarray, n_cols: np.ndarray) -> np.ndarray:
+    """The bucket widths minimizing ``buckets * _BUCKET_COST_ENTRIES + stored entries``.
+
+    ``widths`` are the distinct column lengths (ascending) and ``n_cols`` how
+    many columns have each.  A bucket holds a run of consecutive widths padded
+    to the largest, so this is an optimal 1-D partition: dynamic programming
+    over the k distinct widths, O(k^2) (hand-written: a few lines, and no
+    library partitions a sequence under this cost).
+    """
+    k = len(widths)
+    csum = np.concatenate([[0], np.cumsum(n_cols)])
+    best = np.zeros(k + 1)
+    cut = np.zeros(k + 1, dtype=np.int64)
+    for j in range(1, k + 1):                  # best[j]: widths[:j] bucketed, last bucket ends at j-1
+        i = np.arange(j)
+        cost = best[i] + _BUCKET_COST_ENTRIES + widths[j - 1] * (csum[j] - csum[i])
+        cut[j] = int(np.argmin(cost))
+        best[j] = cost[cut[j]]
+    out, j = [], k
+    while j > 0:
+        out.append(widths[j - 1])
+        j = cut[j]
+    return np.array(out[::-1], dtype=np.int64)
 
 
 class _Bucket:
@@ -328,10 +353,7 @@ def _buckets(a: sp.csc_matrix, n_links: int, cap) -> list:
     widths = np.unique(counts[counts > 0])
     if len(widths) == 0:
         return []
-    if len(widths) <= _EXACT_WIDTHS:
-        ladder = widths
-    else:
-        ladder = np.unique(np.concatenate([_LADDER[_LADDER < widths[-1]], widths[-1:]]))
+    ladder = _widths(widths, np.bincount(counts, minlength=widths[-1] + 1)[widths])
     cls = np.searchsorted(ladder, counts)               # width class of every column
     unit = bool(np.all(a.data == 1.0))
     out = []
