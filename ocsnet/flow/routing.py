@@ -265,8 +265,8 @@ def route(fabric: Fabric, src, dst, *, method: str = "shortest",
         except FlowError as err:
             if fwd:
                 raise
-            raise FlowError(f"{err} (GPUs do not forward on this fabric; pass gpu_forwarding=True "
-                            "if they should)") from None
+            raise FlowError(f"{err} (GPUs do not forward on this fabric; allow it with "
+                            "gpu_forwarding=True, or --gpu-forwarding yes)") from None
         parts_e.append(e)
         parts_f.append(f)
         parts_x.append(x)
