@@ -18,11 +18,8 @@ bound and gap; time ratio to the per-phase baseline run on the same instance
 in the same run; every baseline's makespan relative to the heuristic at
 delta = 10 ns, 10 us and 10 ms; the heuristic's gap to the exact optimum.
 
-Bounds: the decode solves report the DESIGN.md bound per distinct demand
-(``bound="design"``); the tightest bound of ``ocsnet.schedule.bounds`` walks
-every one of the 7,563 phases and costs more than the solve, so it is
-measured on its own (``best_bound_*``) up to 64 GPUs.  The all-to-all and
-tiny instances report the tightest bound.
+Every solve reports the tightest bound of ``ocsnet.schedule.bounds`` (its
+time is included in the solve time).
 """
 
 from __future__ import annotations
@@ -108,12 +105,6 @@ def _solve_valid(prob, method: str, **kw) -> dict:
     return out
 
 
-def _best_bound(prob) -> float:
-    from ocsnet.schedule.bounds import lower_bound_s
-
-    return lower_bound_s(prob)
-
-
 def _ms(x):
     return None if x is None else x * 1e3
 
@@ -129,30 +120,23 @@ def main(quick: bool = False) -> None:
     layers = 4 if quick else 126
     deltas = DELTAS[1:2] if quick else DELTAS
 
-    # 1. heuristic scaling on the decode step, time ratio to per-phase (same run).  The solve
-    #    reports the DESIGN.md bound; the tightest bound of ocsnet.schedule.bounds is measured
-    #    on its own where it finishes quickly (it walks all 7,563 phases).
+    # 1. heuristic scaling on the decode step, time ratio to per-phase (same run)
     rows = []
     problems = {}
     for n in sizes:
         prob = decode_problem(n, 1e-5, layers=layers) if n < 64 or not quick else _synthetic_decode(n, layers, 1e-5)
         problems[n] = prob
-        h = measure(_solve_valid, prob, "heuristic", bound="design")
-        b = measure(_run, prob, "per-phase", bound="design")
+        h = measure(_solve_valid, prob, "heuristic")
+        b = measure(_run, prob, "per-phase")
         r = h["result"] or {}
         ratio = h["time_s"] / b["time_s"] if h["time_s"] and b["time_s"] else None
-        best = measure(_best_bound, prob) if n <= 64 else {"result": None, "time_s": None}
-        gap_best = None
-        if best["result"] is not None and r:
-            gap_best = 100 * (r["makespan_s"] - best["result"]) / r["makespan_s"]
         rows.append([n, prob.P, r.get("distinct"), h["time_s"], mib(h["peak_rss_B"]), mib(h["peak_delta_B"]),
                      _ms(r.get("makespan_s")), _ms(r.get("lower_bound_s")),
-                     None if r.get("gap") is None else 100 * r["gap"], _ms(best["result"]), best["time_s"],
-                     gap_best, r.get("reconfigs"), r.get("valid"), b["time_s"], ratio])
+                     None if r.get("gap") is None else 100 * r["gap"], r.get("reconfigs"), r.get("valid"),
+                     b["time_s"], ratio])
     print_table("heuristic on a Llama3-405B decode step (delta = 10 us)",
-                ["N", "phases", "distinct", "time_s", "peak_MiB", "delta_MiB", "makespan_ms", "design_bound_ms",
-                 "gap_pct", "best_bound_ms", "best_bound_time_s", "gap_best_pct", "reconfigs", "valid",
-                 "per_phase_time_s", "time_ratio"], rows)
+                ["N", "phases", "distinct", "time_s", "peak_MiB", "delta_MiB", "makespan_ms", "bound_ms",
+                 "gap_pct", "reconfigs", "valid", "per_phase_time_s", "time_ratio"], rows)
 
     # 2. every baseline relative to the heuristic, decode and all-to-all, three delays
     rows = []
@@ -160,13 +144,12 @@ def main(quick: bool = False) -> None:
         for n in sizes:
             for label, delta in deltas:
                 prob = problems[n].replace(reconfig_delay_s=delta) if kind == "decode" else a2a_problem(n, delta)
-                bound = "design" if kind == "decode" else "best"
-                h = measure(_solve_valid, prob, "heuristic", bound=bound)
+                h = measure(_solve_valid, prob, "heuristic")
                 hr = h["result"] or {}
                 row = [kind, n, label, h["time_s"], _ms(hr.get("makespan_s")),
                        None if hr.get("gap") is None else 100 * hr["gap"], hr.get("reconfigs")]
                 for m in BASELINES:
-                    res = measure(_solve_valid, prob, m, bound=bound)
+                    res = measure(_solve_valid, prob, m)
                     r = res["result"]
                     if r is None or not hr:
                         row.append(None)         # no schedule (static on an all-to-all wider than the ports)

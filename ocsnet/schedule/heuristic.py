@@ -53,6 +53,8 @@ _WINDOWS = (2, 4, 8, 16, 32, 64, 128, 256)
 _MAX_TERMS = 4096
 # Decompositions with at most this many slots are also offered in every rotation of their order.
 _MAX_ROTATIONS = 16
+# Most window starts (changes of demand) searched for maximal windows.
+_MAX_STARTS = 64
 
 
 def _digest(M: sp.csr_matrix) -> bytes:
@@ -301,6 +303,189 @@ def _last_hold(problem, D: sp.csr_matrix, cfgs: list, hold: np.ndarray) -> np.nd
     return out
 
 
+class _Slots:
+    """Fewest slots a window of phases needs so that every circuit-only pair gets a circuit.
+
+    That is ``ceil(max degree / free ports)`` over the union of the window's
+    circuit-only pairs (allowed, not reserved): by Konig's edge-colouring
+    theorem the union splits into that many configurations, and no fewer
+    exist.  Grows monotonically with the window, so maximal windows are
+    found by doubling and bisection.
+    """
+
+    def __init__(self, problem, demands):
+        self.n = problem.N
+        self.free_out, self.free_in = problem.free_out, problem.free_in
+        self.keys = []
+        for D in demands:
+            k = matching.pair_keys(D)
+            ok = matching.mask_at(problem.allowed, k)
+            if problem.reserved.nnz:
+                ok &= matching.values_at(problem.reserved, k) <= 0
+            ok &= (k // self.n) != (k % self.n)
+            self.keys.append(k[ok])
+
+    def need(self, uids) -> float:
+        k = np.unique(np.concatenate([self.keys[u] for u in uids])) if len(uids) else np.zeros(0, np.int64)
+        if len(k) == 0:
+            return 0.0
+        out = 0.0
+        for deg, free in ((np.bincount(k // self.n, minlength=self.n), self.free_out),
+                          (np.bincount(k % self.n, minlength=self.n), self.free_in)):
+            with np.errstate(divide="ignore", invalid="ignore"):
+                q = np.where(deg > 0, np.ceil(deg / np.maximum(free, 1e-300)), 0.0)
+            out = max(out, float(q.max()))
+        return out
+
+
+def _maximal_windows(uid: np.ndarray, rep: np.ndarray, slots: _Slots, max_starts: int):
+    """Maximal windows (from each change of demand in ``rep``) that fit the slots their first phase needs, or one more.
+
+    Returns ``[(counts per distinct demand, slots)]`` for windows of at least two phases.
+    """
+    out = []
+    starts = [i for i in range(len(rep)) if i == 0 or uid[rep[i]] != uid[rep[i - 1]]][:max_starts]
+    cache: dict[tuple, float] = {}
+
+    def need(i, w):
+        key = tuple(np.unique(uid[rep[i:i + w]]))
+        if key not in cache:
+            cache[key] = slots.need(list(key))
+        return cache[key]
+
+    for i in starts:
+        first = need(i, 1)
+        if not 0 < first < np.inf:
+            continue
+        top = len(rep) - i
+        # The slots of the first phase, and one more (phases then share slots
+        # and hand their last configuration on to the next phase).
+        for target in (first, first + 1):
+            w = 1
+            while 2 * w <= top and need(i, 2 * w) <= target:
+                w *= 2
+            lo, hi = w, min(2 * w, top + 1)         # need(lo) fits; need(hi) does not (or past the end)
+            while hi - lo > 1:
+                mid = (lo + hi) // 2
+                if mid <= top and need(i, mid) <= target:
+                    lo = mid
+                else:
+                    hi = mid
+            if lo >= 2:
+                out.append((np.bincount(uid[rep[i:i + lo]], minlength=len(slots.keys)), int(target)))
+    return out
+
+
+def _options_for(problem, D: sp.csr_matrix, ids: list[int], cfgs: list, method: str) -> list[Option]:
+    """Several-slot options serving ``D`` with the given slot configurations, in every rotation.
+
+    Hold times by :func:`~ocsnet.schedule.matching.retime` (the linear program)
+    over the pairs circuits serve; slots it leaves empty are dropped.
+    """
+    keys = matching.pair_keys(D)
+    circ = matching.mask_at(problem.allowed, keys)
+    if problem.reserved.nnz:
+        circ |= matching.values_at(problem.reserved, keys) > 0
+    Dc = D.copy()
+    Dc.data = np.where(circ, Dc.data, 0.0)
+    Dc.eliminate_zeros()
+    if Dc.nnz == 0:
+        return []
+    try:
+        hold = matching.retime(Dc, cfgs, problem.circuit_Bps,
+                               base=problem.reserved if problem.reserved.nnz else None)
+    except ScheduleError:
+        return []
+    keep = hold > 0
+    ids = [c for c, k in zip(ids, keep) if k]
+    cfgs = [C for C, k in zip(cfgs, keep) if k]
+    hold = hold[keep]
+    K = len(cfgs)
+    if K < 2:
+        return []
+    pk = _uncovered_packet_s(problem, D, sum(cfgs[1:], cfgs[0]))
+    out = []
+    # Every rotation of the slot order serves the phase equally; offering them
+    # lets a phase start with the configuration the previous phase ended with
+    # (a repeated all-to-all then changes once less per phase).
+    for r in range(K if K <= _MAX_ROTATIONS else 1):
+        order = [(k + r) % K for k in range(K)]
+        h = _last_hold(problem, D, [cfgs[k] for k in order], hold[order])
+        out.append(Option(configs=[ids[k] for k in order], hold_s=h,
+                          circuit_s=float(h.sum() + (K - 1) * problem.reconfig_delay_s), packet_s=pk,
+                          method=method))
+    return out
+
+
+def _fill(L: sp.csr_matrix, nxt_keys: np.ndarray, n: int, free_out, free_in) -> sp.csr_matrix:
+    """``L`` plus a matching of the next phase's pairs on the ports ``L`` leaves free.
+
+    A maximum bipartite matching (``scipy.sparse.csgraph.maximum_bipartite_matching``)
+    over the pairs whose sender and receiver both have a free port.
+    """
+    from scipy.sparse.csgraph import maximum_bipartite_matching
+
+    ro = free_out - np.asarray(L.sum(axis=1)).ravel()
+    ci = free_in - np.asarray(L.sum(axis=0)).ravel()
+    i, j = nxt_keys // n, nxt_keys % n
+    ok = (ro[i] > 0) & (ci[j] > 0) & (matching.values_at(L, nxt_keys) <= 0)
+    if not ok.any():
+        return L
+    G = sp.csr_matrix((np.ones(ok.sum()), (i[ok], j[ok])), shape=(n, n))
+    m = maximum_bipartite_matching(G, perm_type="column")
+    r = np.flatnonzero(m >= 0)
+    M = sp.csr_matrix((np.ones(len(r), np.int64), (r, m[r])), shape=(n, n))
+    return matching.canonical(L + M, dtype=np.int64)
+
+
+def _chain_options(problem, demands, uid, rep, slots: _Slots, cs: ConfigSet, kw, max_phases: int):
+    """Several-slot options that hand a configuration from one phase to the next.
+
+    Along the representative phase sequence: a phase first serves what the
+    configuration handed to it covers, splits the rest into the fewest slots,
+    and fills the free ports of its last slot with a matching of the next
+    phase's pairs, handing that slot on.  Consecutive phases that each need
+    several slots then change configuration once less per phase, which is
+    what a slow OCS wants.  Returns ``{distinct demand: [Option]}``.
+    """
+    n, b = problem.N, problem.circuit_Bps
+    out: dict[int, list[Option]] = {}
+    prev_ids, prev_cfg = None, None
+    seq = rep[:max_phases]
+    for t, p in enumerate(seq):
+        u = int(uid[p])
+        D = demands[u]
+        q = slots.keys[u]
+        if len(q) == 0:
+            prev_ids = prev_cfg = None
+            continue
+        first = []
+        rest = D
+        if prev_cfg is not None:
+            covered = matching.values_at(prev_cfg, matching.pair_keys(D)) > 0
+            rest = D.copy()
+            rest.data = np.where(covered, 0.0, rest.data)
+            rest.eliminate_zeros()
+            first = [(prev_ids, prev_cfg)]
+        cfgs = []
+        if rest.nnz:
+            cfgs, _ = matching.decompose(rest, problem.free_out, b, method="min-slots", max_terms=_MAX_TERMS, **kw)
+        if not cfgs:
+            if not first:
+                prev_ids = prev_cfg = None
+                continue
+            cfgs = []
+        nxt = slots.keys[int(uid[seq[t + 1]])] if t + 1 < len(seq) else np.zeros(0, np.int64)
+        if cfgs:
+            cfgs[-1] = _fill(cfgs[-1], nxt, n, problem.free_out, problem.free_in) if len(nxt) else cfgs[-1]
+        ids = [c for c, _ in first] + [cs.add(C) for C in cfgs]
+        allc = [C for _, C in first] + cfgs
+        if len(allc) >= 2:
+            out.setdefault(u, []).extend(_options_for(problem, D, ids, allc, "chain")[:1])
+        prev_ids, prev_cfg = ids[-1], allc[-1]
+    return out
+
+
 def build_candidates(problem, *, time_limit_s: float | None = None, max_slots_per_phase: int | None = None,
                      windows=_WINDOWS, max_windows: int = 96,
                      decompositions=("min-slots", "bvn"), t0: float | None = None) -> Candidates:
@@ -373,6 +558,17 @@ def build_candidates(problem, *, time_limit_s: float | None = None, max_slots_pe
     whole = np.bincount(uid, minlength=U)
     if (whole > 0).sum() >= 2 and whole.tobytes() not in seen:
         sigs.insert(0, whole)                       # the static configuration first
+    # Maximal windows that one configuration (or the slots of their first phase)
+    # can serve: what a slow OCS wants, to change as rarely as possible.
+    slots = _Slots(problem, demands)
+    multi = []
+    for cnt, k in _maximal_windows(uid, rep, slots, max_starts=_MAX_STARTS):
+        key = cnt.tobytes()
+        if k == 1 and key not in seen and (cnt > 0).sum() >= 2:
+            seen.add(key)
+            sigs.insert(1, cnt)
+        elif k >= 2:
+            multi.append(cnt)
     for i, cnt in enumerate(sigs):
         if i >= max_windows or late():
             truncated = truncated or late()
@@ -413,19 +609,37 @@ def build_candidates(problem, *, time_limit_s: float | None = None, max_slots_pe
                     cs.add(C)
                 continue
             ids = [cs.add(C) for C in cfgs]
-            cover = sum(cfgs[1:], cfgs[0])
-            pk = _uncovered_packet_s(problem, D, cover)
-            hold = np.asarray(hold, float)
-            # Every rotation of the slot order serves the phase equally; offering
-            # them lets a phase start with the configuration the previous phase
-            # ended with (a repeated all-to-all then changes once less per phase).
-            K = len(cfgs)
-            for r in range(K if K <= _MAX_ROTATIONS else 1):
-                order = [(k + r) % K for k in range(K)]
-                h = _last_hold(problem, D, [cfgs[k] for k in order], hold[order])
-                options[u].append(Option(configs=[ids[k] for k in order], hold_s=h,
-                                         circuit_s=float(h.sum() + (K - 1) * delta), packet_s=pk,
-                                         method=method))
+            options[u] += _options_for(problem, D, ids, cfgs, method)
+    # Chains handing the last slot of a several-slot phase on to the next phase.
+    if any(slots.need([u]) >= 2 for u in range(U)) and not late():
+        for u, ops in _chain_options(problem, demands, uid, rep, slots, cs, kw, max_phases=4 * _MAX_STARTS).items():
+            if max_slots_per_phase is not None:
+                ops = [o for o in ops if len(o.configs) <= max_slots_per_phase]
+            options[u] += ops
+    # Window decompositions: the fewest slots for the merged demand of a maximal
+    # window, shared by all its phases (each uses the slots that cover its pairs),
+    # so consecutive several-slot phases can hand their last configuration on.
+    done: set[bytes] = set()
+    for cnt in multi[:_MAX_STARTS]:
+        if late():
+            truncated = True
+            break
+        if (cnt > 0).sum() < 2 or cnt.tobytes() in done:
+            continue
+        done.add(cnt.tobytes())
+        merged = sum(demands[u] * float(c) for u, c in enumerate(cnt) if c)
+        cfgs, _ = matching.decompose(merged, ports, b, method="min-slots", max_terms=_MAX_TERMS, **kw)
+        if len(cfgs) < 2:
+            continue
+        ids = [cs.add(C) for C in cfgs]
+        keys = [matching.pair_keys(C) for C in cfgs]
+        for u in np.flatnonzero(cnt):
+            q = slots.keys[u]
+            use = [k for k in range(len(cfgs)) if np.isin(q, keys[k]).any()]
+            if max_slots_per_phase is not None and len(use) > max_slots_per_phase:
+                continue
+            options[u] += _options_for(problem, demands[u], [ids[k] for k in use], [cfgs[k] for k in use],
+                                       "window")
     times = PhaseTimes(problem, demands, cs.configs)
     stats = {"distinct_demands": U, "configs": len(cs), "single": n_single, "windows": n_window,
              "options": sum(len(o) for o in options)}
