@@ -4,12 +4,19 @@ Stage 4 of the pipeline (``ocsnet.schedule``).  Two steps:
 
 1. **Candidates.**  Equal phases share one demand matrix (a Llama decode step
    of 7,560 phases holds a handful of distinct ones), so candidates are built
-   per distinct demand: its best one-slot configuration
-   (:func:`~ocsnet.schedule.matching.best_config`), configurations for the
-   merged demand of windows of consecutive phases (so one configuration can be
-   held across a collective or a layer), and, for a demand no single
-   configuration serves at its bound (all-to-all), multi-slot decompositions
-   (:func:`~ocsnet.schedule.matching.decompose`).
+   per distinct demand, on a representative stretch of phases (prefix, two
+   periods, suffix):
+
+   * its best one-slot configuration (:func:`~ocsnet.schedule.matching.best_config`);
+   * one configuration for the merged demand of windows of consecutive phases
+     (lengths 2, 4, ..., 256, and the maximal windows one configuration can
+     serve at all), in two weightings, so one configuration can be held
+     across a collective, a layer or a pipeline stage;
+   * for a demand no single configuration serves at its bound (all-to-all):
+     several-slot decompositions (:func:`~ocsnet.schedule.matching.decompose`:
+     fewest slots, Birkhoff-von Neumann), slots shared by a maximal window of
+     such phases, and chains that hand a phase's last slot on to the next
+     phase; each in every rotation of its slot order.
 2. **Exact choice over the candidates.**  Dynamic programming over phases;
    the state is the configuration held; holding costs nothing, switching at
    the start of phase ``p`` costs the exposed ``max(0, delta - g_p)``; a
