@@ -225,8 +225,10 @@ def route(fabric: Fabric, src, dst, *, method: str = "shortest",
         key = tuple(srcs_into[bounds[k]:ends[k]])
         if not key:
             f = int(np.flatnonzero(tnode == dests[k])[0])
+            hint = ("; its links lead to an OCS, which traffic crosses only as circuits "
+                    "(apply circuits first)") if (fabric.kind == "ocs").any() else ""
             raise FlowError(f"flow {f} (GPU rank {int(s[f])} -> {int(d[f])}): no path; "
-                            f"the destination has no routable link into it")
+                            f"the destination has no routable link into it{hint}")
         g = key_to_group.setdefault(key, len(key_to_group))
         if g == len(group_members):
             group_members.append(key)
