@@ -241,6 +241,49 @@ def _groups(ranks: np.ndarray, group: str, plan: ParallelPlan) -> np.ndarray:
 
 
 _PRICED: dict = {}
+_ROUTES: dict = {}
+_PLACED: dict = {}
+
+
+def _routes(fabric: Fabric, src, dst, method: str):
+    """Routes of the (src, dst) GPU pairs, computed once per fabric and method and reused.
+
+    A study evaluates many plans and algorithms on the same fabric; their
+    groups share pairs, and routing dominates the cost of a screen.
+    """
+    from .flow import route
+    from .flow.routing import Routes
+
+    key = (id(fabric), method)
+    hit = _ROUTES.get(key)
+    if hit is None or hit[0] is not fabric:
+        hit = _ROUTES[key] = [fabric, np.zeros(0, np.int64), None]
+    n = fabric.n_gpus
+    want = np.asarray(src, np.int64) * n + np.asarray(dst, np.int64)
+    have = hit[1]
+    new = np.setdiff1d(want, have)
+    if len(new):
+        r = route(fabric, new // n, new % n, method=method)
+        if hit[2] is None:
+            keys, routes = new, r
+        else:
+            old = hit[2]
+            keys = np.concatenate([have, new])
+            import scipy.sparse as sp
+            routes = Routes(sp.hstack([old.incidence, r.incidence]).tocsc(), np.concatenate([old.src, r.src]),
+                            np.concatenate([old.dst, r.dst]), np.concatenate([old.hops, r.hops]),
+                            np.concatenate([old.latency_s, r.latency_s]), method)
+        order = np.argsort(keys, kind="stable")
+        hit[1], hit[2] = keys[order], routes.subset(order)
+    return hit[2].subset(np.searchsorted(hit[1], want))
+
+
+def _place(plan: ParallelPlan, fabric: Fabric, strategy: str) -> np.ndarray:
+    key = (id(fabric), plan.tp, plan.pp, plan.dp, plan.ep, strategy)
+    hit = _PLACED.get(key)
+    if hit is None or hit[0] is not fabric:
+        hit = _PLACED[key] = (fabric, place(plan, fabric, strategy))
+    return hit[1]
 
 
 def _power_cost(fabric: Fabric) -> tuple[dict, dict]:
@@ -263,14 +306,12 @@ def _check_choice(name, value, allowed):
 
 def _alpha_beta(fabric: Fabric, group: np.ndarray, c: Collective) -> float:
     """Congestion-free time of one group's collective along its routes on the fabric."""
-    from .flow import route
-
     steps = expand(c.kind, c.group_size, c.nbytes, c.algorithm, as_arrays=True)
     if not steps:
         return 0.0
     p = len(group)
     keys = np.unique(np.concatenate([s[0].astype(np.int64) * p + s[1] for s in steps]))
-    r = route(fabric, group[keys // p], group[keys % p], method="shortest")
+    r = _routes(fabric, group[keys // p], group[keys % p], "shortest")
     bott = _bottleneck(r, fabric.capacity_Bps)
     total = 0.0
     cache: dict[int, float] = {}
@@ -296,26 +337,34 @@ def _bottleneck(routes, capacity) -> np.ndarray:
 
 def _max_min(fabric: Fabric, groups: np.ndarray, c: Collective) -> float:
     """Congestion-aware time: every group runs the collective at once, max-min rates per step."""
-    from .flow import trace_time
+    from .flow import flows_from_demand, phase_time
     from .traffic import Trace
 
     if c.kind == "send-recv" or len(groups) == 0:
         return 0.0
     tr = Trace.from_collective(c.kind, groups, c.nbytes, c.algorithm, n_gpus=fabric.n_gpus)
-    if len(tr) == 0:
-        return 0.0
-    return float(trace_time(fabric, tr, routing="ecmp", fidelity="max-min").makespan_s)
+    times: dict[int, float] = {}
+    total = 0.0
+    for m in tr.demand:                     # equal steps share one matrix object: timed once
+        t = times.get(id(m))
+        if t is None:
+            src, dst, _ = flows_from_demand(m, fabric.n_gpus)
+            r = _routes(fabric, src, dst, "ecmp")
+            t = times[id(m)] = float(phase_time(fabric, m, routes=r, fidelity="max-min").time_s)
+        total += t
+    return total
 
 
 def _pp_send(fabric: Fabric, ranks: np.ndarray, c: Collective | None) -> float:
     """Congestion-free time of one pipeline send (the slowest stage boundary of replica 0)."""
     if c is None or ranks.shape[1] < 2:
         return 0.0
-    from .flow import transfer_time
+    from .flow.latency import alpha_beta_time
 
     src = ranks[0, :-1, :].ravel()
     dst = ranks[0, 1:, :].ravel()
-    return float(np.max(transfer_time(fabric, src, dst, c.nbytes)))
+    r = _routes(fabric, src, dst, "shortest")
+    return float(np.max(alpha_beta_time(r, fabric.capacity_Bps, np.full(len(src), c.nbytes))))
 
 
 # ---------------------------------------------------------------------------------------
@@ -483,7 +532,7 @@ def evaluate(model, plan: ParallelPlan, fabric: Fabric, mode: str, *, batch: int
                         dtype_bytes=dtype_bytes, algorithms=algorithms, micro_batches=plan.pp,
                         require_fit=False)
     lp = prof.layer
-    ranks = place(plan, fabric, placement)
+    ranks = _place(plan, fabric, placement)
     is_ocs = bool(fabric.meta.get("ocs")) and not fabric.meta.get("packet_ports_per_gpu") and \
         fabric.meta.get("generator") == "ocs_fabric"
     failures: list[str] = []

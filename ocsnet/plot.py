@@ -208,22 +208,32 @@ def layer_breakdown(rows: list[dict]):
     import matplotlib.pyplot as plt
 
     keys, systems = _study_keys(rows)
-    fig, axes = plt.subplots(1, len(keys), figsize=(max(4.0, 3.2 * len(keys)), 4.2), squeeze=False, sharey=False)
+    n_sys = max((sum(1 for r in rows if r["model"] == m and r["mode"] == mode) for m, mode in keys), default=1)
+    cols = min(len(keys), 3)
+    nrow = -(-len(keys) // cols)
+    fig, axes = plt.subplots(nrow, cols, figsize=(max(4.5, 0.55 * n_sys + 1.5) * cols, 4.6 * nrow),
+                             squeeze=False, sharey=False)
     parts = (("compute_us", "compute", "#4c72b0"), ("comm_us", "communication", "#dd8452"),
              ("reconfig_us", "exposed reconfiguration", "#c44e52"))
-    for ax, (m, mode) in zip(axes[0], keys):
+    flat = [ax for row in axes for ax in row]
+    for ax in flat[len(keys):]:
+        ax.axis("off")
+    for ax, (m, mode) in zip(flat, keys):
         rs = [r for r in rows if r["model"] == m and r["mode"] == mode and r.get("compute_us") is not None]
         bottom = np.zeros(len(rs))
         for key, label, color in parts:
             v = np.array([r.get(key) or 0.0 for r in rs])
-            ax.bar(np.arange(len(rs)), v, bottom=bottom, color=color, label=label)
+            ax.bar(np.arange(len(rs)), v, bottom=bottom.copy(), color=color, label=label)
             bottom += v
+        if len(rs):
+            ax.set_ylim(0, 1.05 * float(bottom.max()))
         ax.set_xticks(np.arange(len(rs)), [f"{r['system']} ({r['plan'].split(' dp=')[0]})" for r in rs],
                       rotation=75, fontsize=7)
         ax.set_title(f"{m} {mode}", fontsize=9)
         ax.set_ylabel("time per layer (us)")
-    axes[0][0].legend(fontsize=7)
-    fig.tight_layout()
+    handles, labels = flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper center", ncol=3, fontsize=8, bbox_to_anchor=(0.5, 1.0))
+    fig.tight_layout(rect=(0, 0, 1, 0.96))
     return fig
 
 

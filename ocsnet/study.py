@@ -43,12 +43,15 @@ from .workload import ParallelPlan
 from .workload.models import model as get_model
 from .workload.step import memory_fit
 
-__all__ = ["DEFAULT_STUDY", "StudyResult", "run_study", "write_report", "study_config"]
+__all__ = ["DEFAULT_STUDY", "OBJECTIVES", "StudyResult", "Choice", "System", "run_study", "write_report",
+           "study_config", "summary_table", "format_table", "systems", "sizes_for"]
 
 #: The built-in default study.  Sizes are per micro-batch; fabric overrides
 #: keep the default run small (256 H100s against 1,024 Lite-GPUs: the same
 #: silicon); the per-replica figures do not depend on the cluster size as long
-#: as a replica's tensor groups stay inside one domain.
+#: as a replica's tensor groups stay inside one domain.  At 1,024 GPUs the
+#: packet fabric is a 2-tier Clos (a 3-tier one would keep every core switch
+#: of the 4,096-GPU spec and inflate its power).
 DEFAULT_STUDY: dict[str, Any] = {
     "models": ["llama3-405b", "gpt3-175b", "llama3-70b"],
     "modes": ["prefill", "decode"],
@@ -57,7 +60,7 @@ DEFAULT_STUDY: dict[str, Any] = {
     "baseline": {"label": "H100 DGX", "fabric": "h100-dgx", "gpu": "h100-sxm", "overrides": {"n_nodes": 32}},
     "variants": ["lite-base", "lite-netboost", "lite-overclock"],
     "lite_fabrics": {
-        "packet": {"fabric": "lite-fat-tree", "overrides": {"n_gpus": 1024}},
+        "packet": {"fabric": "lite-fat-tree", "overrides": {"n_gpus": 1024, "tiers": 2}},
         "OCS": {"fabric": "lite-ocs", "overrides": {"n_gpus": 1024}},
         "CPO torus": {"fabric": "lite-cpo-torus", "overrides": {"dims": [16, 8, 8]}},
     },
