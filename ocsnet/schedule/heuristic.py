@@ -62,6 +62,8 @@ _MAX_TERMS = 4096
 _MAX_ROTATIONS = 16
 # Most window starts (changes of demand) searched for maximal windows.
 _MAX_STARTS = 64
+# Held configurations (most pairs in common first) a several-slot phase may start or end with.
+_MAX_HELD = 8
 
 
 def _digest(M: sp.csr_matrix) -> bytes:
@@ -493,6 +495,76 @@ def _chain_options(problem, demands, uid, rep, slots: _Slots, cs: ConfigSet, kw,
     return out
 
 
+def _cover(n: int, required: np.ndarray, extra: np.ndarray, free_out, free_in, rounds: int):
+    """A configuration with one circuit on every ``required`` pair plus as many ``extra`` pairs as fit.
+
+    The extra pairs are added by up to ``rounds`` maximum bipartite matchings
+    on the ports left free.  None if the required pairs alone exceed the ports.
+    """
+    from scipy.sparse.csgraph import maximum_bipartite_matching
+
+    ro = free_out - np.bincount(required // n, minlength=n)
+    ci = free_in - np.bincount(required % n, minlength=n)
+    if (ro < 0).any() or (ci < 0).any():
+        return None
+    chosen = [required]
+    extra = np.setdiff1d(extra, required)
+    for _ in range(rounds):
+        i, j = extra // n, extra % n
+        ok = (ro[i] > 0) & (ci[j] > 0)
+        if not ok.any():
+            break
+        m = maximum_bipartite_matching(sp.csr_matrix((np.ones(ok.sum()), (i[ok], j[ok])), shape=(n, n)),
+                                       perm_type="column")
+        r = np.flatnonzero(m >= 0)
+        if len(r) == 0:
+            break
+        k = r * n + m[r]
+        chosen.append(k)
+        ro[r] -= 1
+        ci[m[r]] -= 1
+        extra = np.setdiff1d(extra, k)
+    k = np.concatenate(chosen)
+    return sp.csr_matrix((np.ones(len(k), np.int64), (k // n, k % n)), shape=(n, n))
+
+
+def _carry_chain(problem, demands, uid, rep, slots: _Slots, cs: ConfigSet, max_phases: int):
+    """Two-slot options that carry a phase's unserved pairs into the next phase's first slot.
+
+    Phase ``p`` holds ``X_p`` (handed to it) and then ``X_{p+1}``, which must
+    carry every pair of ``p`` that ``X_p`` lacks and fills its free ports with
+    pairs of phase ``p+1``: one change per phase and none between phases.
+    Returns ``{distinct demand: [Option]}``.
+    """
+    n, rounds = problem.N, problem.ports
+    fo, fi = problem.free_out, problem.free_in
+    out: dict[int, list[Option]] = {}
+    seq = rep[:max_phases]
+    X = None
+    for t, p in enumerate(seq):
+        u = int(uid[p])
+        q = slots.keys[u]
+        if len(q) == 0:
+            X = None
+            continue
+        if X is None:
+            X = _cover(n, np.zeros(0, np.int64), q, fo, fi, rounds)
+        carry = q[matching.values_at(X, q) <= 0]
+        nxt = slots.keys[int(uid[seq[t + 1]])] if t + 1 < len(seq) else np.zeros(0, np.int64)
+        if len(carry) == 0:
+            continue                                  # X alone serves p; hand it on unchanged
+        Y = _cover(n, carry, nxt, fo, fi, rounds)
+        if Y is None:
+            X = None
+            continue
+        ids = [cs.add(X), cs.add(Y)]
+        ops = _options_for(problem, demands[u], ids, [cs.configs[ids[0]], cs.configs[ids[1]]], "carry")
+        if ops:
+            out.setdefault(u, []).append(ops[0])     # this order: X first, Y handed on
+        X = Y
+    return out
+
+
 def build_candidates(problem, *, time_limit_s: float | None = None, max_slots_per_phase: int | None = None,
                      windows=_WINDOWS, max_windows: int = 96,
                      decompositions=("min-slots", "bvn"), t0: float | None = None) -> Candidates:
@@ -617,12 +689,37 @@ def build_candidates(problem, *, time_limit_s: float | None = None, max_slots_pe
                 continue
             ids = [cs.add(C) for C in cfgs]
             options[u] += _options_for(problem, D, ids, cfgs, method)
+    # Several-slot phases that start or end with a configuration a neighbouring
+    # window holds: serve what it covers there, split the rest into the fewest
+    # slots (the rotations put the held configuration first or last).
+    multi_u = [u for u in range(U) if slots.need([u]) >= 2]
+    if multi_u and n_window and not late():
+        held = list(range(n_single, n_single + n_window)) + list(range(n_single))
+        for u in multi_u:
+            D = demands[u]
+            dk = matching.pair_keys(D)
+            cov = [(int((matching.values_at(cs.configs[k], dk) > 0).sum()), k) for k in held]
+            for c, k in sorted(cov, reverse=True)[:_MAX_HELD]:
+                if c == 0 or late():
+                    break
+                W = cs.configs[k]
+                rest = D.copy()
+                rest.data = np.where(matching.values_at(W, dk) > 0, 0.0, rest.data)
+                rest.eliminate_zeros()
+                cfgs, _ = matching.decompose(rest, ports, b, method="min-slots", max_terms=_MAX_TERMS, **kw)
+                if max_slots_per_phase is not None and len(cfgs) + 1 > max_slots_per_phase:
+                    continue
+                options[u] += _options_for(problem, D, [k] + [cs.add(C) for C in cfgs], [W] + cfgs, "held")
     # Chains handing the last slot of a several-slot phase on to the next phase.
     if any(slots.need([u]) >= 2 for u in range(U)) and not late():
-        for u, ops in _chain_options(problem, demands, uid, rep, slots, cs, kw, max_phases=4 * _MAX_STARTS).items():
-            if max_slots_per_phase is not None:
-                ops = [o for o in ops if len(o.configs) <= max_slots_per_phase]
-            options[u] += ops
+        chains = [_chain_options(problem, demands, uid, rep, slots, cs, kw, max_phases=4 * _MAX_STARTS)]
+        if max_slots_per_phase is None or max_slots_per_phase >= 2:
+            chains.append(_carry_chain(problem, demands, uid, rep, slots, cs, max_phases=4 * _MAX_STARTS))
+        for ch in chains:
+            for u, ops in ch.items():
+                if max_slots_per_phase is not None:
+                    ops = [o for o in ops if len(o.configs) <= max_slots_per_phase]
+                options[u] += ops
     # Window decompositions: the fewest slots for the merged demand of a maximal
     # window, shared by all its phases (each uses the slots that cover its pairs),
     # so consecutive several-slot phases can hand their last configuration on.
