@@ -45,6 +45,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .errors import WorkloadError
+from .sparse import as_sparse_2d
 
 __all__ = ["Trace", "place_steps", "build_trace", "FORMAT_VERSION"]
 
@@ -71,13 +72,7 @@ def _jsonable(obj: Any) -> Any:
 
 def _canonical(m, where: str, n: int | None) -> sp.csr_matrix:
     """Validate one demand matrix and return it as canonical float64 CSR."""
-    if sp.issparse(m):
-        c = sp.csr_matrix(m, dtype=np.float64, copy=True)
-    else:
-        a = np.asarray(m, dtype=np.float64)
-        if a.ndim != 2:
-            raise WorkloadError(f"{where}: expected a 2-D matrix, got {a.ndim} dimensions")
-        c = sp.csr_matrix(a)
+    c = as_sparse_2d(m, where, WorkloadError)
     r, k = c.shape
     if r != k:
         raise WorkloadError(f"{where}: matrix is {r} x {k}, must be square")

@@ -43,6 +43,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..errors import FlowError
+from ..sparse import as_sparse_2d
 
 __all__ = ["max_min_fair", "as_incidence", "check_capacity"]
 
@@ -56,13 +57,7 @@ def as_incidence(incidence, n_links: int | None = None) -> sp.csc_matrix:
         The matrix is not two-dimensional, has a negative or non-finite entry
         (the message names the link and flow), or has ``n_links`` mismatched.
     """
-    if sp.issparse(incidence):
-        a = sp.csc_matrix(incidence, dtype=np.float64, copy=True)
-    else:
-        arr = np.asarray(incidence, dtype=np.float64)
-        if arr.ndim != 2:
-            raise FlowError(f"incidence: expected a 2-D link-by-flow matrix, got {arr.ndim} dimension(s)")
-        a = sp.csc_matrix(arr)
+    a = as_sparse_2d(incidence, "incidence", FlowError, "csc", "link-by-flow matrix")
     if a.ndim != 2:
         raise FlowError("incidence: expected a 2-D link-by-flow matrix")
     if n_links is not None and a.shape[0] != n_links:

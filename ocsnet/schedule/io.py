@@ -26,6 +26,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..errors import ScheduleError
+from ..sparse import as_sparse_2d
 
 __all__ = ["Slot", "PhaseSchedule", "Schedule", "FORMAT", "FORMAT_VERSION", "canonical_config", "config_key"]
 
@@ -75,13 +76,7 @@ def canonical_config(C, n: int | None = None) -> sp.csr_matrix:
     Raises ``ScheduleError`` for a wrong shape or non-integer entries; the
     range checks (ports, diagonal, allowed pairs) are :func:`.validate.validate`'s.
     """
-    if sp.issparse(C):
-        M = sp.csr_matrix(C, dtype=np.float64, copy=True)
-    else:
-        a = np.asarray(C, dtype=np.float64)
-        if a.ndim != 2:
-            raise ScheduleError(f"config: expected an N x N matrix, got shape {a.shape}")
-        M = sp.csr_matrix(a)
+    M = as_sparse_2d(C, "config", ScheduleError, what="N x N matrix")
     if n is not None and M.shape != (n, n):
         raise ScheduleError(f"config: shape {M.shape} does not match (N, N) = {(n, n)}")
     M.sum_duplicates()

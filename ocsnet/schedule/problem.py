@@ -88,6 +88,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..errors import ScheduleError
+from ..sparse import as_sparse_2d
 
 __all__ = ["OCSProblem"]
 
@@ -104,13 +105,7 @@ def _finite_number(name: str, value, lo: float, *, lo_open: bool = False) -> flo
 
 
 def _as_csr(m, name: str, n: int | None) -> sp.csr_matrix:
-    if sp.issparse(m):
-        c = sp.csr_matrix(m, dtype=np.float64, copy=True)
-    else:
-        a = np.asarray(m, dtype=np.float64)
-        if a.ndim != 2:
-            raise ScheduleError(f"{name}: expected an N x N matrix, got shape {a.shape}")
-        c = sp.csr_matrix(a)
+    c = as_sparse_2d(m, name, ScheduleError, what="N x N matrix")
     if c.shape[0] != c.shape[1]:
         raise ScheduleError(f"{name}: expected a square matrix, got shape {c.shape}")
     if n is not None and c.shape[0] != n:
