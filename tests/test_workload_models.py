@@ -77,7 +77,7 @@ def test_tiny_model_param_count_by_hand():
 
 
 @pytest.mark.parametrize("mod", ["ocsnet.workload.models", "ocsnet.workload.parallel", "ocsnet.workload.layers",
-                                 "ocsnet.workload.step", "ocsnet.traffic"])
+                                 "ocsnet.workload.step", "ocsnet.traffic.trace", "ocsnet.traffic.build"])
 def test_docstring_examples_run(mod):
     import doctest
     import importlib

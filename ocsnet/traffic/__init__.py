@@ -1,0 +1,12 @@
+"""Traces: the ordered phases of a workload's traffic over a fabric's GPUs.
+
+Stage 5 of the pipeline.  :class:`Trace` (in :mod:`.trace`) is the container:
+demand matrices and compute gaps, shared repeats, period detection and a
+lossless ``.npz`` format; :func:`build_trace` (in :mod:`.build`) makes the
+trace of a whole model step from a model, a parallel plan and a fabric.
+"""
+
+from .build import build_trace
+from .trace import FORMAT_VERSION, Trace, place_steps
+
+__all__ = ["Trace", "place_steps", "build_trace", "FORMAT_VERSION"]
