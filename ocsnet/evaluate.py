@@ -578,8 +578,13 @@ def evaluate(model, plan: ParallelPlan, fabric: Fabric, mode: str, *, batch: int
         failures=failures, schedule=sched, schedule_layers=sched_layers)
     for c in colls:
         if c.max_min_s is not None and c.alpha_beta_s > 0 and c.max_min_s > CONGESTION_FACTOR * c.alpha_beta_s:
-            failures.append(f"congestion: {c.label or c.kind} takes {c.max_min_s / c.alpha_beta_s:.2f}x its "
-                            f"congestion-free time ({units.fmt_time(c.max_min_s)} vs {units.fmt_time(c.alpha_beta_s)})")
+            ratio = f"{c.max_min_s / c.alpha_beta_s:.2f}x"
+            times = f"({units.fmt_time(c.max_min_s)} vs {units.fmt_time(c.alpha_beta_s)})"
+            if is_ocs:
+                failures.append(f"circuits: {c.label or c.kind} takes {ratio} its ideal-circuit time {times}; "
+                                "the schedule holds fewer circuits per pair than the algorithm's steps want")
+            else:
+                failures.append(f"congestion: {c.label or c.kind} takes {ratio} its congestion-free time {times}")
     if ev.reconfig_s > RECONFIG_FRACTION * ev.layer_s:
         failures.append(f"reconfiguration: {units.fmt_time(ev.reconfig_s)} exposed per layer, "
                         f"{100 * ev.reconfig_s / ev.layer_s:.0f}% of the layer time")
