@@ -41,7 +41,9 @@ import numpy as np
 import scipy.sparse as sp
 
 from . import matching
-from .heuristic import ConfigSet, design_bound_s, unique_demands
+from .decompose import decompose
+from .candidates import ConfigSet, unique_demands
+from .heuristic import design_bound_s
 from ..errors import ScheduleError
 
 __all__ = ["BASELINES", "solve_baseline", "solve_static", "solve_per_phase", "solve_bvn", "solve_solstice"]
@@ -157,7 +159,7 @@ def solve_per_phase(problem, time_limit_s: float | None = None, max_slots_per_ph
         C, t = matching.best_config(D, problem.free_out, b, **kw)
         if np.isfinite(t) or D.nnz == 0:
             return [C], None
-        cfgs, hold = matching.decompose(D, problem.free_out, b, method="min-slots", **kw)
+        cfgs, hold = decompose(D, problem.free_out, b, method="min-slots", **kw)
         return (cfgs, hold) if len(cfgs) != 1 else (cfgs, None)
 
     return _build(problem, uid, _per_demand(problem, demands, slots_of, max_slots_per_phase),
@@ -172,7 +174,7 @@ def _decomposed(problem, method: str, time_limit_s, max_slots_per_phase, bound):
     def slots_of(D):
         if D.nnz == 0:
             return [sp.csr_matrix(D.shape, dtype=np.int64)], None
-        cfgs, hold = matching.decompose(D, problem.free_out, b, method=method, **kw)
+        cfgs, hold = decompose(D, problem.free_out, b, method=method, **kw)
         return (cfgs, hold) if len(cfgs) != 1 else (cfgs, None)
 
     return _build(problem, uid, _per_demand(problem, demands, slots_of, max_slots_per_phase),
