@@ -13,7 +13,8 @@ from ocsnet.topology import io
 from ocsnet.topology.astra import from_astra_yaml
 from ocsnet.topology.direct import fully_connected, fully_connected_groups, torus
 from ocsnet.topology.hybrid import hybrid
-from ocsnet.topology.optical import apply_circuits, ocs_fabric
+from ocsnet.topology.circuits import apply_circuits
+from ocsnet.topology.optical import ocs_fabric
 from ocsnet.topology.packet import clos, dgx_cluster, fat_tree, leaf_spine, rail_optimized
 
 ASTRA = Path(__file__).parent / "data" / "astra" / "Ring_FullyConnected_Switch.yml"

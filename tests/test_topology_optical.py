@@ -14,7 +14,8 @@ from ocsnet import hardware
 from ocsnet.errors import FabricError, SpecError
 from ocsnet.topology.direct import torus
 from ocsnet.topology.hybrid import hybrid
-from ocsnet.topology.optical import allowed_pairs, apply_circuits, ocs_fabric, pair_level
+from ocsnet.topology.circuits import allowed_pairs, apply_circuits, pair_level
+from ocsnet.topology.optical import ocs_fabric
 from ocsnet.topology.packet import leaf_spine
 
 
@@ -290,3 +291,31 @@ def test_hybrid_errors():
         hybrid("leaf_spine", 0, n_gpus=16, gpus_per_leaf=4, host_Bps=50e9)
     with pytest.raises(SpecError, match="parameters"):
         hybrid(leaf_spine(16, gpus_per_leaf=4), 2, n_gpus=3)
+
+
+def test_circuit_names_still_import_from_optical_and_the_package():
+    """circuits.py took the circuit half of optical.py; the old import paths give the same objects."""
+    import importlib
+
+    import ocsnet.topology as topo
+    from ocsnet.topology import circuits, optical
+    for name in ("apply_circuits", "allowed_pairs", "pair_level", "CIRCUIT_LINK"):
+        assert getattr(optical, name) is getattr(circuits, name), name
+        assert name in optical.__all__
+    for name in ("apply_circuits", "allowed_pairs", "pair_level"):
+        assert getattr(topo, name) is getattr(circuits, name)
+    ns = {}
+    exec("from ocsnet.topology.optical import *", ns)
+    assert ns["apply_circuits"] is circuits.apply_circuits and ns["ocs_fabric"] is optical.ocs_fabric
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        optical.nope
+    assert importlib.import_module("ocsnet.topology.optical").ocs_fabric is ocs_fabric
+
+
+def test_docstring_examples_run():
+    import doctest
+
+    from ocsnet.topology import circuits, optical
+    for mod in (optical, circuits):
+        r = doctest.testmod(mod)
+        assert r.attempted > 0 and r.failed == 0, mod.__name__

@@ -13,8 +13,9 @@ _EXPORTS = {
     # packet switching
     "fat_tree": "packet", "leaf_spine": "packet", "clos": "packet",
     "rail_optimized": "packet", "dgx_cluster": "packet",
-    # optical circuit switching
-    "ocs_fabric": "optical", "apply_circuits": "optical", "allowed_pairs": "optical", "pair_level": "optical",
+    # optical circuit switching: the wiring, then circuits set on it
+    "ocs_fabric": "optical",
+    "apply_circuits": "circuits", "allowed_pairs": "circuits", "pair_level": "circuits",
     # co-packaged optics, direct fabrics
     "torus": "direct", "fully_connected": "direct", "fully_connected_groups": "direct",
     # hybrid
