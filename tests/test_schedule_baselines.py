@@ -5,6 +5,7 @@ are closed forms worked out by hand for rings, alternating rings and
 all-to-all, and the heuristic is checked against the brute-force optimum.
 """
 
+import json
 import math
 
 import numpy as np
@@ -12,7 +13,7 @@ import pytest
 import scipy.sparse as sp
 
 from ocsnet.errors import ScheduleError
-from ocsnet.schedule import METHODS, OCSProblem, solve, validate
+from ocsnet.schedule import METHODS, OCSProblem, Schedule, solve, validate
 from ocsnet.schedule import matching
 from ocsnet.schedule.baselines import BASELINES, solve_baseline
 from ocsnet.schedule.brute import brute_force
@@ -214,3 +215,35 @@ def test_design_bound_option_reports_the_design_bound(method):
     assert s.lower_bound_s == pytest.approx(prob.lower_bound_s(), rel=1e-12)
     with pytest.raises(ScheduleError, match="bound"):
         solve(prob, method, bound="magic")
+
+
+def _mixed_problem():
+    """Built afresh on every call: all-to-all phases (several slots) between ring phases (windows)."""
+    demand = (synthetic_demand("random", 12, 3, 1e6, group=6, seed=7) + [ring(12, 2e6)] * 2
+              + synthetic_demand("all-to-all", 12, 2, 1e6, group=6))
+    return OCSProblem(demand, [2e-6] * 7, ports=2, circuit_Bps=1e10, reconfig_delay_s=1e-5, packet_Bps=1e9)
+
+
+@pytest.mark.parametrize("method", ("heuristic",) + BASE)
+def test_same_problem_twice_gives_byte_identical_json(method):
+    # DESIGN.md: same inputs and seed give byte-identical JSON.  Wall times
+    # differ between runs, so they must stay out of the default JSON (and of meta).
+    a, b = solve(_mixed_problem(), method), solve(_mixed_problem(), method)
+    text = a.to_json()
+    assert text == b.to_json()
+    assert text == a.to_json(timing=False)
+    assert not [k for k in a.meta if k.endswith("time_s")]
+    timed = json.loads(a.to_json(timing=True))
+    assert timed["solve_time_s"] == a.solve_time_s > 0
+    assert set(timed) - set(json.loads(text)) == {"solve_time_s", "timings"}
+    back = Schedule.from_json(a.to_json(timing=True))
+    assert back.timings == a.timings and back.to_json() == text
+
+
+def test_heuristic_reports_its_step_times_outside_meta():
+    s = solve(_mixed_problem(), "heuristic")
+    assert set(s.timings) == {"candidate_time_s", "dp_time_s", "retime_time_s"}
+    assert all(t >= 0 for t in s.timings.values())
+    assert sum(s.timings.values()) <= s.solve_time_s * (1 + 1e-9)
+    assert "timings" not in json.loads(s.to_json())
+

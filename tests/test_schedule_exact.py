@@ -303,6 +303,8 @@ def test_without_hint_and_deterministic_with_one_worker():
     b = solve_exact(prob, time_limit_s=10, num_workers=1)
     c = solve_exact(prob, time_limit_s=10, hint=False)
     assert a.to_json() == b.to_json()
+    assert set(a.timings) == {"hint_time_s", "build_time_s", "cp_sat_time_s"} and "timings" not in a.to_json()
+    assert sum(a.timings.values()) <= a.solve_time_s * (1 + 1e-6) and c.timings["hint_time_s"] < a.solve_time_s
     assert c.makespan_s == pytest.approx(a.makespan_s, rel=1e-6) and c.status == a.status == "optimal"
     assert json.loads(a.to_json())["method"] == "exact"
 

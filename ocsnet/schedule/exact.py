@@ -158,7 +158,8 @@ def solve_exact(problem, time_limit_s: float = 10.0, max_slots_per_phase: int = 
         or ``"time-limit"``; ``lower_bound_s`` the best proven bound and
         ``gap`` relative to it; ``meta`` has the CP-SAT status, objective and
         bound in seconds, the time unit ``q_s``, ``rounding_s`` and
-        ``general_lower_bound_s``.
+        ``general_lower_bound_s``; ``timings`` the wall times of the hint,
+        the model build and CP-SAT (left out of ``to_json()``).
 
     Raises
     ------
@@ -208,7 +209,9 @@ def solve_exact(problem, time_limit_s: float = 10.0, max_slots_per_phase: int = 
     gsum = float(problem.gap_s.sum())
 
     # 1. hint and time unit
+    t_hint = time.perf_counter()
     h_sched = _hint(problem, S) if hint else None
+    t_hint = time.perf_counter() - t_hint
     if h_sched is not None and math.isfinite(h_sched.makespan_s) and h_sched.makespan_s - gsum > 0:
         H = h_sched.makespan_s - gsum
     else:
@@ -318,4 +321,6 @@ def solve_exact(problem, time_limit_s: float = 10.0, max_slots_per_phase: int = 
         sched.status = "time-limit"
     sched.solve_time_s = time.perf_counter() - t0
     sched.meta = meta
+    # wall times differ between runs: kept out of meta (and of to_json())
+    sched.timings = {"hint_time_s": t_hint, "build_time_s": t_build - t_hint, "cp_sat_time_s": solver.WallTime()}
     return sched

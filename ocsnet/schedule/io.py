@@ -146,6 +146,10 @@ class Schedule:
         The solver that made it.
     solve_time_s : float
         Wall time of the solve (not written to JSON unless asked).
+    timings : dict, optional
+        Wall times of the solver's steps, seconds, keys ending in
+        ``_time_s``; like ``solve_time_s`` they differ between runs, so they
+        are kept out of ``meta`` and written to JSON only when asked.
     reconfig_delay_s : float
         The problem's ``delta`` (for hidden reconfiguration time).
     meta : dict
@@ -154,7 +158,8 @@ class Schedule:
 
     def __init__(self, configs: Sequence, phases: Sequence[PhaseSchedule], *, makespan_s: float,
                  lower_bound_s: float = 0.0, status: str = "feasible", method: str = "",
-                 solve_time_s: float = 0.0, reconfig_delay_s: float = 0.0, meta: dict | None = None):
+                 solve_time_s: float = 0.0, reconfig_delay_s: float = 0.0, meta: dict | None = None,
+                 timings: dict | None = None):
         self.configs: list[sp.csr_matrix] = [canonical_config(C) for C in configs]
         self.phases: list[PhaseSchedule] = list(phases)
         if status not in STATUSES:
@@ -166,6 +171,7 @@ class Schedule:
         self.solve_time_s = float(solve_time_s)
         self.reconfig_delay_s = float(reconfig_delay_s)
         self.meta: dict = dict(meta or {})
+        self.timings: dict = {str(k): float(v) for k, v in (timings or {}).items()}
 
     # ---- derived numbers ----------------------------------------------------------
     @property
@@ -344,12 +350,15 @@ class Schedule:
         }
         if timing:
             d["solve_time_s"] = _num(self.solve_time_s)
+            d["timings"] = _jsonable(self.timings)
         return d
 
     def to_json(self, *, timing: bool = False) -> str:
         """Deterministic JSON text (sorted keys, shortest round-trip floats).
 
-        ``timing=True`` adds ``solve_time_s``, which differs between runs.
+        ``timing=True`` adds ``solve_time_s`` and the per-step ``timings``,
+        which differ between runs; without it the same inputs and seed give
+        the same bytes.
         """
         return json.dumps(self.to_dict(timing=timing), sort_keys=True, indent=1, allow_nan=False) + "\n"
 
@@ -374,7 +383,8 @@ class Schedule:
             return cls(configs, phases, makespan_s=_unnum(d["makespan_s"]),
                        lower_bound_s=_unnum(d["lower_bound_s"]), status=d["status"], method=d["method"],
                        solve_time_s=float(d.get("solve_time_s") or 0.0),
-                       reconfig_delay_s=_unnum(d["reconfig_delay_s"]), meta=d.get("meta") or {})
+                       reconfig_delay_s=_unnum(d["reconfig_delay_s"]), meta=d.get("meta") or {},
+                       timings=d.get("timings") or {})
         except (KeyError, TypeError, ValueError) as e:
             raise ScheduleError(f"schedule: malformed document ({type(e).__name__}: {e})") from None
 
