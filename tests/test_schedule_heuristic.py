@@ -1,4 +1,5 @@
-"""The OCS heuristic: candidate configurations (matching.py) and the exact choice over them (heuristic.py).
+"""The OCS heuristic: configurations (matching.py, decompose.py), candidates (candidates.py,
+options.py) and the exact choice over them (dp.py, heuristic.py).
 
 Truth comes from elsewhere: brute force over every integer configuration or
 every sequence of candidates, timed by the reference re-timing of
