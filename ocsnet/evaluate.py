@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import weakref
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -47,6 +48,7 @@ from . import hardware, units
 from .collectives import expand
 from .errors import WorkloadError
 from .fabric import Fabric
+from .flow.latency import bottleneck_Bps
 from .workload import ParallelPlan
 from .workload.layers import Collective, OpCost
 from .workload.models import model as get_model
@@ -240,60 +242,59 @@ def _groups(ranks: np.ndarray, group: str, plan: ParallelPlan) -> np.ndarray:
     raise WorkloadError(f"group: {group!r} is not one of tp, ep, dp, edp")
 
 
-_PRICED: dict = {}
-_ROUTES: dict = {}
-_PLACED: dict = {}
+# Per-fabric memo of routes, placements and prices: a study evaluates many plans and
+# algorithms on the same fabric, and routing dominates the cost of a screen.  Weak keys:
+# the memo goes away with the fabric.
+_MEMO: "weakref.WeakKeyDictionary[Fabric, dict]" = weakref.WeakKeyDictionary()
+
+
+def _memo(fabric: Fabric) -> dict:
+    m = _MEMO.get(fabric)
+    if m is None:
+        m = _MEMO[fabric] = {}
+    return m
 
 
 def _routes(fabric: Fabric, src, dst, method: str):
-    """Routes of the (src, dst) GPU pairs, computed once per fabric and method and reused.
+    """Routes of the (src, dst) GPU pairs, each pair routed once per fabric and method."""
+    import scipy.sparse as sp
 
-    A study evaluates many plans and algorithms on the same fabric; their
-    groups share pairs, and routing dominates the cost of a screen.
-    """
     from .flow import route
     from .flow.routing import Routes
 
-    key = (id(fabric), method)
-    hit = _ROUTES.get(key)
-    if hit is None or hit[0] is not fabric:
-        hit = _ROUTES[key] = [fabric, np.zeros(0, np.int64), None]
+    memo = _memo(fabric)
+    have, known = memo.get(("routes", method), (np.zeros(0, np.int64), None))
     n = fabric.n_gpus
     want = np.asarray(src, np.int64) * n + np.asarray(dst, np.int64)
-    have = hit[1]
     new = np.setdiff1d(want, have)
     if len(new):
         r = route(fabric, new // n, new % n, method=method)
-        if hit[2] is None:
-            keys, routes = new, r
-        else:
-            old = hit[2]
-            keys = np.concatenate([have, new])
-            import scipy.sparse as sp
-            routes = Routes(sp.hstack([old.incidence, r.incidence]).tocsc(), np.concatenate([old.src, r.src]),
-                            np.concatenate([old.dst, r.dst]), np.concatenate([old.hops, r.hops]),
-                            np.concatenate([old.latency_s, r.latency_s]), method)
-        order = np.argsort(keys, kind="stable")
-        hit[1], hit[2] = keys[order], routes.subset(order)
-    return hit[2].subset(np.searchsorted(hit[1], want))
+        if known is not None:
+            new = np.concatenate([have, new])
+            r = Routes(sp.hstack([known.incidence, r.incidence]).tocsc(), np.concatenate([known.src, r.src]),
+                       np.concatenate([known.dst, r.dst]), np.concatenate([known.hops, r.hops]),
+                       np.concatenate([known.latency_s, r.latency_s]), method)
+        order = np.argsort(new, kind="stable")
+        have, known = new[order], r.subset(order)
+        memo[("routes", method)] = (have, known)
+    return known.subset(np.searchsorted(have, want))
 
 
 def _place(plan: ParallelPlan, fabric: Fabric, strategy: str) -> np.ndarray:
-    key = (id(fabric), plan.tp, plan.pp, plan.dp, plan.ep, strategy)
-    hit = _PLACED.get(key)
-    if hit is None or hit[0] is not fabric:
-        hit = _PLACED[key] = (fabric, place(plan, fabric, strategy))
-    return hit[1]
+    key = ("place", plan.tp, plan.pp, plan.dp, plan.ep, strategy)
+    memo = _memo(fabric)
+    if key not in memo:
+        memo[key] = place(plan, fabric, strategy)
+    return memo[key]
 
 
 def _power_cost(fabric: Fabric) -> tuple[dict, dict]:
-    """Power and cost of a fabric, computed once per fabric object."""
-    key = id(fabric)
-    hit = _PRICED.get(key)
-    if hit is None or hit[0] is not fabric:
+    """Power and cost of a fabric, computed once per fabric."""
+    memo = _memo(fabric)
+    if "priced" not in memo:
         from .topology import metrics
-        hit = _PRICED[key] = (fabric, metrics.power(fabric), metrics.cost(fabric))
-    return hit[1], hit[2]
+        memo["priced"] = (metrics.power(fabric), metrics.cost(fabric))
+    return memo["priced"]
 
 
 def _check_choice(name, value, allowed):
@@ -312,7 +313,7 @@ def _alpha_beta(fabric: Fabric, group: np.ndarray, c: Collective) -> float:
     p = len(group)
     keys = np.unique(np.concatenate([s[0].astype(np.int64) * p + s[1] for s in steps]))
     r = _routes(fabric, group[keys // p], group[keys % p], "shortest")
-    bott = _bottleneck(r, fabric.capacity_Bps)
+    bott = bottleneck_Bps(r, fabric.capacity_Bps)
     total = 0.0
     cache: dict[int, float] = {}
     for s in steps:
@@ -328,11 +329,6 @@ def _alpha_beta(fabric: Fabric, group: np.ndarray, c: Collective) -> float:
             cache[id(s[0])] = t
         total += t
     return total
-
-
-def _bottleneck(routes, capacity) -> np.ndarray:
-    from .flow import bottleneck_Bps
-    return bottleneck_Bps(routes, capacity)
 
 
 def _max_min(fabric: Fabric, groups: np.ndarray, c: Collective) -> float:
