@@ -117,6 +117,11 @@ class System:
     overrides: dict = field(default_factory=dict)
     kind: str = "packet"          # packet | OCS | CPO torus | baseline
 
+    @property
+    def fabric_key(self) -> tuple:
+        """Systems with equal keys share one built fabric."""
+        return (self.fabric, self.gpu, json.dumps(self.overrides, sort_keys=True))
+
 
 def systems(cfg: dict) -> list[System]:
     b = cfg["baseline"]
@@ -305,7 +310,7 @@ def run_study(config: dict | None = None, *, progress: bool = True,
     fabrics, summaries = {}, {}
     syss = systems(cfg)
     for s in syss:
-        key = (s.fabric, s.gpu, json.dumps(s.overrides, sort_keys=True))
+        key = s.fabric_key
         if key not in fabrics:
             fabrics[key] = build(s.fabric, gpu=s.gpu, **_bandwidth_overrides(s), **s.overrides)
         summaries[s.label] = metrics.summary(fabrics[key])
@@ -318,7 +323,7 @@ def run_study(config: dict | None = None, *, progress: bool = True,
         limit = None
         for s in syss:
             i += 1
-            f = fabrics[(s.fabric, s.gpu, json.dumps(s.overrides, sort_keys=True))]
+            f = fabrics[s.fabric_key]
             _progress(f"[{i}/{steps}] {m} {mode} on {s.label} ({time.perf_counter() - t0:.1f} s)", progress)
             row.append(_choose(cfg, s, f, model, mode, delay, None if s.kind == "baseline" else limit))
             if s.kind == "baseline" and row[-1].best is not None and cfg["latency_vs_baseline"]:
@@ -361,7 +366,7 @@ def _sweep(cfg, choices, fabrics, progress, t0) -> tuple[list[dict], tuple | Non
         c = next((c for c in row if c.system.kind == "OCS" and c.system.gpu == variant and c.best), None)
         if c is None:
             continue
-        f = fabrics[(c.system.fabric, c.system.gpu, json.dumps(c.system.overrides, sort_keys=True))]
+        f = fabrics[c.system.fabric_key]
         plans = [dataclasses.replace(c.best.plan, dp=1)]
         sizes = {k: v for k, v in (("batch", c.best.batch), ("seq_len", c.best.seq_len),
                                    ("context", c.best.context)) if v is not None}
