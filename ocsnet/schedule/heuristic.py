@@ -52,7 +52,7 @@ def assemble(problem, configs: list[sp.csr_matrix], seq: list[list[int]], durati
     this does not re-hash every phase's matrices, which matters at 7,560 phases.
     """
     from .bounds import lower_bound_s as _lb
-    from .io import PhaseSchedule, Schedule, Slot
+    from .io import Schedule, phases_from_timing
     from .validate import retime
 
     order: dict[int, int] = {}
@@ -63,12 +63,7 @@ def assemble(problem, configs: list[sp.csr_matrix], seq: list[list[int]], durati
     seq2 = [[order[c] for c in row] for row in seq]
     dur = [[None] * len(row) if d is None else list(d) for row, d in zip(seq2, durations)]
     t = retime(problem, used, seq2, dur)
-    phases = []
-    for p, row in enumerate(seq2):
-        slots = [Slot(config=c, duration_s=float(t.duration_s[p][k]), reconfig=bool(t.reconfig[p][k]),
-                      exposed_s=float(t.exposed_s[p][k])) for k, c in enumerate(row)]
-        phases.append(PhaseSchedule(slots=slots, start_s=float(t.start_s[p]), end_s=float(t.end_s[p]),
-                                    reconfig_at_start=bool(t.reconfig[p][0])))
+    phases = phases_from_timing(seq2, t)
     if t.violations:
         raise ScheduleError(f"{method}: internal error, the schedule does not serve the demand: {t.violations[0]}")
     return Schedule(used, phases, makespan_s=t.makespan_s,

@@ -70,6 +70,21 @@ class PhaseSchedule:
         return self.end_s - self.start_s
 
 
+def phases_from_timing(seq: Sequence[Sequence[int]], timing) -> list[PhaseSchedule]:
+    """The phases of a schedule from per-phase slot configuration indices and their re-timing.
+
+    ``timing`` is what :func:`.validate.retime` returns for ``seq``.
+    """
+    t = timing
+    phases = []
+    for p, row in enumerate(seq):
+        slots = [Slot(config=c, duration_s=float(t.duration_s[p][k]), reconfig=bool(t.reconfig[p][k]),
+                      exposed_s=float(t.exposed_s[p][k])) for k, c in enumerate(row)]
+        phases.append(PhaseSchedule(slots=slots, start_s=float(t.start_s[p]), end_s=float(t.end_s[p]),
+                                    reconfig_at_start=bool(t.reconfig[p][0])))
+    return phases
+
+
 def canonical_config(C, n: int | None = None) -> sp.csr_matrix:
     """A circuit matrix as canonical int64 CSR (sorted indices, no stored zeros).
 
@@ -312,12 +327,7 @@ class Schedule:
             for p, d in lp.items():
                 dur[p] = d
         t = retime(problem, configs, seq, dur)
-        phases = []
-        for p, row in enumerate(seq):
-            slots = [Slot(config=c, duration_s=float(t.duration_s[p][k]), reconfig=bool(t.reconfig[p][k]),
-                          exposed_s=float(t.exposed_s[p][k])) for k, c in enumerate(row)]
-            phases.append(PhaseSchedule(slots=slots, start_s=float(t.start_s[p]), end_s=float(t.end_s[p]),
-                                        reconfig_at_start=bool(t.reconfig[p][0])))
+        phases = phases_from_timing(seq, t)
         if lower_bound_s is None:
             from .bounds import lower_bound_s as _lb
             lower_bound_s = _lb(problem)
