@@ -4,12 +4,18 @@ Generate fabrics, solve optical circuit switch schedules from LLM traffic, and
 evaluate each model layer's collectives on a fabric.
 
 ``ocsnet.evaluate(model, plan, fabric, mode, ...)`` is the per-layer
-evaluation (the function; its module is :mod:`ocsnet.evaluate` in
-``sys.modules``).
+evaluation (:func:`ocsnet.evaluation.evaluate`), loaded on first use so that
+``import ocsnet`` stays cheap.
 """
 
 __version__ = "0.1.0"
 
-from .evaluate import Evaluation, evaluate  # noqa: E402  (the function shadows its module name on purpose)
-
 __all__ = ["evaluate", "Evaluation", "__version__"]
+
+
+def __getattr__(name):
+    # Lazy: the evaluation pulls in numpy, scipy and the flow model.
+    if name in ("evaluate", "Evaluation"):
+        from . import evaluation
+        return getattr(evaluation, name)
+    raise AttributeError(f"module 'ocsnet' has no attribute {name!r}")

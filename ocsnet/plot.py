@@ -283,7 +283,7 @@ def link_utilization(result, max_systems: int = 6):
             continue
         key = (c.system.fabric, c.system.gpu)
         if key not in fabrics:
-            from .study import _bandwidth_overrides
+            from .evaluation.study import bandwidth_overrides as _bandwidth_overrides
             fabrics[key] = topology.build(c.system.fabric, gpu=c.system.gpu, **_bandwidth_overrides(c.system),
                                           **c.system.overrides)
         f = fabrics[key]

@@ -7,7 +7,7 @@ import pytest
 
 from ocsnet import hardware
 from ocsnet.errors import WorkloadError
-from ocsnet.evaluate import evaluate
+from ocsnet.evaluation import evaluate
 from ocsnet.topology import fat_tree, ocs_fabric, torus
 from ocsnet.workload import ParallelPlan
 from ocsnet.workload.models import model

@@ -6,7 +6,7 @@ import pytest
 
 from ocsnet.cli import main
 from ocsnet.errors import SpecError
-from ocsnet.study import DEFAULT_STUDY, run_study, study_config, summary_table, write_report
+from ocsnet.evaluation import DEFAULT_STUDY, run_study, study_config, summary_table, write_report
 
 SMALL = {
     "models": ["llama3-70b"],

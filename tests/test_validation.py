@@ -12,9 +12,9 @@ import ocsnet.flow
 import ocsnet.schedule
 import ocsnet.topology.metrics
 import ocsnet.validation as validation
-import ocsnet.validation_models as vmodels
-import ocsnet.validation_network as vnet
-import ocsnet.validation_topology as vtopo
+import ocsnet.validation.models as vmodels
+import ocsnet.validation.network as vnet
+import ocsnet.validation.topology as vtopo
 from ocsnet.errors import SpecError
 from ocsnet.validation import GROUPS, Check, ValidationReport, run, worst_pair
 from ocsnet.workload import layers, models
@@ -267,7 +267,7 @@ def test_literature_checks_flag_wrong_hardware_and_bounds(monkeypatch):
 
 def test_lite_check_reports_a_disagreement(monkeypatch):
     """If the study found the Lite-GPU cluster well behind per H100-equivalent, the check says so."""
-    import ocsnet.study as study
+    import ocsnet.evaluation.study as study
     real = study.StudyResult.summary_rows
 
     def halved(self):
@@ -331,7 +331,7 @@ def test_published_table_is_sourced():
 @pytest.mark.slow
 def test_quick_lite_study_matches_the_default_cluster_sizes():
     """The quick run's small clusters give the same per-replica answer as the default study's."""
-    import ocsnet.study as study
+    import ocsnet.evaluation.study as study
     quick = dict(vmodels.LITE_STUDY["quick"])
     base = {"modes": ["decode"], "variants": ["lite-netboost"], "sweep_models": [], "models": quick["models"]}
     small = study.run_study({**base, **quick}, progress=False).summary_rows()

@@ -71,7 +71,7 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from .. import units
-    from ..study import DEFAULT_STUDY, run_study, summary_table, write_report
+    from ..evaluation import DEFAULT_STUDY, run_study, summary_table, write_report
 
     cfg: dict = {}
     if args.config:

@@ -1,82 +1,22 @@
-"""Validation: hold ocsnet's models against numbers computed another way.
+"""Validation checks: one :class:`Check` per comparison and the :class:`ValidationReport`.
 
-The last stage of the pipeline, beside the evaluation: it imports every
-earlier stage and nothing imports it but the CLI.  :func:`run` computes a
-list of named :class:`Check` objects, each comparing one number ocsnet
-produces with an independent number (a closed form, an LP, a brute-force
-optimum, another simulator's formula or a published figure), and returns
-them as a :class:`ValidationReport`.  Every number is computed live; nothing
-here is a stored result.
-
-The checks come in groups (:data:`GROUPS`):
-
-``collectives``
-    Collectives timed by the max-min flow model on ring, torus and clique
-    fabrics against the alpha-beta closed forms (Thakur et al. 2005), and the
-    bytes each rank sends against the nccl-tests bus-bandwidth factors.
-``flow``
-    :func:`ocsnet.flow.max_min_fair` against the LP sequence of
-    :func:`ocsnet.flow.reference.max_min_fair_lp` on random instances.
-``schedule``
-    The exact CP-SAT scheduler against brute-force enumeration on tiny OCS
-    problems; the heuristic against the closed-form lower bound on ring traces
-    whose optimum reaches it.
-``flops``
-    Per-layer decode FLOPs against ``2 N`` per token (Kaplan et al. 2020) and
-    against the count with attention (Hoffmann et al. 2022, appendix F);
-    computed parameter counts against the published ones.
-``astra``
-    :func:`ocsnet.flow.transfer_time` on fabrics built from ASTRA-sim
-    configurations against ASTRA-sim's analytical send delay, every pair.
-``fat-tree``
-    Host, switch and link counts, diameter and bisection of the k-ary
-    fat-tree against Al-Fares et al. (2008).
-``literature``
-    Catalog figures against datasheets, and qualitative results the
-    literature reports (prefill compute-bound and decode memory-bound on an
-    H100; Lite-GPUs with boosted network bandwidth against the H100 in
-    decode, Canakci et al. 2025).
-
-A check that raises is reported as a disagreement carrying the error, so a
-broken component never hides behind a crash.
-
-Examples
---------
->>> from ocsnet.validation import run
->>> report = run(quick=True, groups=["fat-tree"])
->>> report.ok, report.summary().startswith("validation: ")
-(True, True)
+Stage: validation (see docs/design.md).  The check groups (:mod:`.network`,
+:mod:`.topology`, :mod:`.models`) build :class:`Check` objects; :mod:`.run`
+runs them.
 """
 
-from __future__ import annotations
-
-import dataclasses
-import importlib
 import json
 import math
-import time
 from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import Iterable, Iterator
 
 import numpy as np
 
-from . import units
-from .errors import SpecError, UnitError
+from .. import units
+from ..errors import SpecError, UnitError
 
-__all__ = ["Check", "ValidationReport", "run", "GROUPS", "RELATIONS", "worst_pair", "worst_check"]
+__all__ = ["Check", "ValidationReport", "RELATIONS", "worst_pair", "worst_check"]
 
-#: Check groups in the order they run, and the module that computes each.
-GROUPS: dict[str, str] = {
-    "collectives": "validation_network:collective_checks",
-    "flow": "validation_network:flow_checks",
-    "schedule": "validation_network:schedule_checks",
-    "flops": "validation_models:flops_checks",
-    "astra": "validation_topology:astra_checks",
-    "fat-tree": "validation_topology:fat_tree_checks",
-    "literature": "validation_models:literature_checks",
-}
-
-#: How ocsnet's number must relate to the reference: equal within the relative
 #: tolerance, or at least / at most the reference (with the tolerance as slack).
 RELATIONS = ("==", ">=", "<=")
 
@@ -341,61 +281,3 @@ def _num(x: float) -> str:
     return f"{x:.7g}"
 
 
-def _group_function(group: str) -> Callable[..., Iterator[Check]]:
-    mod, fn = GROUPS[group].split(":")
-    return getattr(importlib.import_module(f"{__package__}.{mod}"), fn)
-
-
-def _error_check(group: str, name: str, exc: BaseException) -> Check:
-    return Check(name=name, group=group, what=f"the {group} checks", quantity="value", ocsnet=math.nan,
-                 reference=math.nan, source="-", tolerance=0.0,
-                 error=f"{type(exc).__name__}: {exc}".splitlines()[0])
-
-
-def run(quick: bool = False, *, groups: Sequence[str] | None = None, seed: int = 0) -> ValidationReport:
-    """Run the validation checks.
-
-    Parameters
-    ----------
-    quick : bool
-        Run every check on its smallest instance (a few seconds in all);
-        otherwise on several sizes (under about a minute).
-    groups : sequence of str, optional
-        Only these groups of :data:`GROUPS` (default all, in that order).
-    seed : int
-        Seed of the random instances (flow, schedule); the same seed gives
-        the same checks and the same JSON.
-
-    Returns
-    -------
-    ValidationReport
-
-    Raises
-    ------
-    SpecError
-        An unknown group name, or a negative seed.
-
-    References
-    ----------
-    See the group functions in :mod:`ocsnet.validation_network`,
-    :mod:`ocsnet.validation_topology` and :mod:`ocsnet.validation_models` for
-    the source of every reference number.
-    """
-    names = list(GROUPS) if groups is None else list(groups)
-    for g in names:
-        if g not in GROUPS:
-            raise SpecError(f"groups: {g!r} is not a validation group, expected some of {', '.join(GROUPS)}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise SpecError(f"seed: {seed!r} is out of range, allowed integers [0, inf)")
-    checks: list[Check] = []
-    for g in names:
-        t0 = time.perf_counter()
-        try:
-            for c in _group_function(g)(quick=bool(quick), seed=int(seed)):
-                t1 = time.perf_counter()
-                checks.append(dataclasses.replace(c, group=g, time_s=t1 - t0))
-                t0 = t1
-        except Exception as e:  # noqa: BLE001 - a crash is reported as a failed check, not hidden
-            checks.append(dataclasses.replace(_error_check(g, f"{g} checks raised", e),
-                                              time_s=time.perf_counter() - t0))
-    return ValidationReport(checks, quick=quick)

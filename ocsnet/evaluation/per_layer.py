@@ -44,16 +44,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import hardware, units
-from .collectives import expand
-from .errors import WorkloadError
-from .fabric import Fabric
-from .flow.latency import bottleneck_Bps
-from .workload import ParallelPlan
-from .workload.layers import Collective, OpCost
-from .workload.models import model as get_model
-from .workload.parallel import place
-from .workload.step import StepProfile, step_profile
+from .. import hardware, units
+from ..collectives import expand
+from ..errors import WorkloadError
+from ..fabric import Fabric
+from ..flow.latency import bottleneck_Bps
+from ..workload import ParallelPlan
+from ..workload.layers import Collective, OpCost
+from ..workload.models import model as get_model
+from ..workload.parallel import place
+from ..workload.step import StepProfile, step_profile
 
 __all__ = ["evaluate", "Evaluation", "CollectiveTime", "FIDELITIES", "MODES"]
 
@@ -259,8 +259,8 @@ def _routes(fabric: Fabric, src, dst, method: str):
     """Routes of the (src, dst) GPU pairs, each pair routed once per fabric and method."""
     import scipy.sparse as sp
 
-    from .flow import route
-    from .flow.routing import Routes
+    from ..flow import route
+    from ..flow.routing import Routes
 
     memo = _memo(fabric)
     have, known = memo.get(("routes", method), (np.zeros(0, np.int64), None))
@@ -292,7 +292,7 @@ def _power_cost(fabric: Fabric) -> tuple[dict, dict]:
     """Power and cost of a fabric, computed once per fabric."""
     memo = _memo(fabric)
     if "priced" not in memo:
-        from .topology import metrics
+        from ..topology import metrics
         memo["priced"] = (metrics.power(fabric), metrics.cost(fabric))
     return memo["priced"]
 
@@ -333,8 +333,8 @@ def _alpha_beta(fabric: Fabric, group: np.ndarray, c: Collective) -> float:
 
 def _max_min(fabric: Fabric, groups: np.ndarray, c: Collective) -> float:
     """Congestion-aware time: every group runs the collective at once, max-min rates per step."""
-    from .flow import flows_from_demand, phase_time
-    from .traffic import Trace
+    from ..flow import flows_from_demand, phase_time
+    from ..traffic import Trace
 
     if c.kind == "send-recv" or len(groups) == 0:
         return 0.0
@@ -355,7 +355,7 @@ def _pp_send(fabric: Fabric, ranks: np.ndarray, c: Collective | None) -> float:
     """Congestion-free time of one pipeline send (the slowest stage boundary of replica 0)."""
     if c is None or ranks.shape[1] < 2:
         return 0.0
-    from .flow.latency import alpha_beta_time
+    from ..flow.latency import alpha_beta_time
 
     src = ranks[0, :-1, :].ravel()
     dst = ranks[0, 1:, :].ravel()
@@ -374,8 +374,8 @@ def _ocs_times(fabric: Fabric, prof: StepProfile, plan: ParallelPlan, schedule_m
     GPUs, the layer's collectives as phases with the compute between them as
     gaps, repeated for the layers of a stage.
     """
-    from .schedule import OCSProblem, solve
-    from .traffic import Trace
+    from ..schedule import OCSProblem, solve
+    from ..traffic import Trace
 
     ocs = fabric.meta["ocs"]
     lp = prof.layer

@@ -25,9 +25,9 @@ from typing import Iterator
 import numpy as np
 import scipy.sparse as sp
 
-from . import collectives, flow, schedule, topology
-from .errors import ScheduleError, SpecError
-from .validation import Check, worst_check, worst_pair
+from .. import collectives, flow, schedule, topology
+from ..errors import ScheduleError, SpecError
+from .check import Check, worst_check, worst_pair
 
 __all__ = ["collective_checks", "flow_checks", "schedule_checks"]
 
@@ -44,7 +44,7 @@ def _uniform(fabric, attr: str) -> float:
 
 def _flow_time(fabric, kind: str, order, nbytes: float, algorithm: str) -> float:
     """A collective on the GPUs ``order`` (its rank order), timed by the max-min flow model."""
-    from .traffic import Trace
+    from ..traffic import Trace
 
     tr = Trace.from_collective(kind, [list(order)], nbytes, algorithm, n_gpus=fabric.n_gpus)
     return flow.trace_time(fabric, tr, fidelity="max-min").makespan_s
@@ -147,7 +147,7 @@ def _lp_rates(A, c, cap):
     1e10 bytes/s must be scaled to order one; max-min fairness commutes with
     scaling all capacities and caps by one factor.
     """
-    from .flow.reference import max_min_fair_lp
+    from ..flow.reference import max_min_fair_lp
 
     fin = np.concatenate([c[np.isfinite(c)], cap[np.isfinite(cap)]])
     s = float(fin.max()) if len(fin) else 1.0
@@ -205,7 +205,7 @@ def flow_checks(quick: bool = False, seed: int = 0) -> Iterator[Check]:
 
 def _tiny_problems(rng, count: int, n: int, P: int):
     """Random tiny OCS problems that a one-slot-per-phase schedule can serve."""
-    from .schedule.brute import brute_force
+    from ..schedule.brute import brute_force
 
     out = []
     while len(out) < count:
@@ -231,7 +231,7 @@ def _ring_trace_problem(n_gpus: int, layers: int, ports: int, nbytes: float):
     """Per layer: ring reduce-scatter one way, then ring all-gather the other way, each after a gap
     longer than the reconfiguration delay.  The optimum holds every port on the current direction
     and reconfigures under each gap, so it reaches the lower bound."""
-    from .traffic import Trace
+    from ..traffic import Trace
 
     order = list(range(n_gpus))
     gap, delta, b = 20e-6, 10e-6, 25e9

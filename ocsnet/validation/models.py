@@ -26,9 +26,9 @@ from __future__ import annotations
 
 from typing import Iterator
 
-from . import hardware, workload
-from .validation import Check, worst_check
-from .workload import layers
+from .. import hardware, workload
+from .check import Check, worst_check
+from ..workload import layers
 
 __all__ = ["flops_checks", "literature_checks", "PUBLISHED", "LITE_STUDY"]
 
@@ -167,7 +167,7 @@ def _lite_checks(quick: bool) -> Iterator[Check]:
     """Canakci et al. (HotOS 2025): Lite-GPUs with boosted network bandwidth match or beat the H100 per
     H100-equivalent of silicon.  One check per model: the best Lite-GPU system of the study against the
     H100 baseline, decode."""
-    from . import study
+    from ..evaluation import study
 
     s = LITE_STUDY
     cfg = {"modes": [s["mode"]], "variants": [s["variant"]], "sweep_models": []}

@@ -19,8 +19,8 @@ from typing import Iterator
 
 import numpy as np
 
-from . import flow, topology
-from .validation import Check, worst_check, worst_pair
+from .. import flow, topology
+from .check import Check, worst_check, worst_pair
 
 __all__ = ["astra_checks", "fat_tree_checks", "ASTRA_CONFIGS"]
 
@@ -52,7 +52,7 @@ def astra_checks(quick: bool = False, seed: int = 0) -> Iterator[Check]:
     rule of its congestion-aware route (latencies add, the slowest
     dimension serializes); the note counts the pairs where the two rules part.
     """
-    from .topology.astra import astra_send_delay
+    from ..topology.astra import astra_send_delay
 
     names = _ASTRA_QUICK if quick else tuple(ASTRA_CONFIGS)
     nbytes = float(2 ** 20)
@@ -106,8 +106,8 @@ def astra_checks(quick: bool = False, seed: int = 0) -> Iterator[Check]:
 
 def fat_tree_checks(quick: bool = False, seed: int = 0) -> Iterator[Check]:
     """Counts, diameter and bisection of ``topology.fat_tree(k)`` against Al-Fares et al. (2008)."""
-    from .topology import metrics
-    from .topology.metrics_bisection import bisection
+    from ..topology import metrics
+    from ..topology.metrics_bisection import bisection
 
     ks = (4,) if quick else (4, 8, 16, 24)
     rows: dict[str, list] = {q: [] for q in ("hosts", "switches", "links", "diameter", "bisection", "maxflow")}

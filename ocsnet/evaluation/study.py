@@ -1,0 +1,231 @@
+"""The Lite-GPU versus H100 study: the project's main job (``ocsnet compare``).
+
+For every model and mode, every system (the H100 DGX baseline and Lite-GPU
+clusters of four times as many GPUs, i.e. the same silicon, on a packet
+fabric, an OCS fabric with its solved schedule and a CPO torus, for each
+Lite-GPU variant) gets its best plan from a small search over tensor and
+pipeline parallelism and the all-reduce algorithm:
+
+1. every (tp, pp) that the model admits and that fits in memory (the others
+   are listed as skipped, with the reason);
+2. a fast screen of every (plan, algorithm) with the alpha-beta fidelity
+   and ideal circuits;
+3. the ``top_k`` best, and the best of every algorithm, re-evaluated in full
+   (max-min flow model, solved circuit schedule with its exposed
+   reconfiguration); the best by the objective (tokens/s per H100-equivalent
+   of silicon) among those within the latency limit (1.25x the H100
+   baseline's latency by default) wins.
+
+A reconfiguration sweep then times the Lite-GPU OCS system's best plan with
+each all-reduce algorithm as the OCS reconfiguration delay goes from
+nanoseconds to milliseconds, which is where recursive halving-doubling
+(a new matching every step) and ring (one matching held) trade places.
+
+Throughput and latency are normalized to the H100 baseline of the same model
+and mode, as in Canakci et al., "Good things come in small packages: Should
+we build AI clusters with Lite-GPUs?", HotOS 2025.
+"""
+
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import itertools
+import sys
+import time
+from typing import Any, Callable
+
+from .. import hardware, units
+from ..errors import SpecError, WorkloadError
+from ..workload import ParallelPlan
+from ..workload.models import model as get_model
+from ..workload.step import memory_fit
+from .per_layer import evaluate
+from .records import Choice, StudyResult, System
+from .search import OBJECTIVES, choose, sizes_for
+
+__all__ = ["DEFAULT_STUDY", "OBJECTIVES", "StudyResult", "Choice", "System", "run_study",
+           "study_config", "systems", "sizes_for", "bandwidth_overrides"]
+
+#: The built-in default study.  Sizes are per micro-batch; fabric overrides
+#: keep the default run small (256 H100s against 1,024 Lite-GPUs: the same
+#: silicon); the per-replica figures do not depend on the cluster size as long
+#: as a replica's tensor groups stay inside one domain.  At 1,024 GPUs the
+#: packet fabric is a 2-tier Clos (a 3-tier one would keep every core switch
+#: of the 4,096-GPU spec and inflate its power).
+DEFAULT_STUDY: dict[str, Any] = {
+    "models": ["llama3-405b", "gpt3-175b", "llama3-70b"],
+    "modes": ["prefill", "decode"],
+    "prefill": {"batch": 1, "seq_len": 4096},
+    "decode": {"batch": [8, 16, 32], "context": 4096},
+    "baseline": {"label": "H100 DGX", "fabric": "h100-dgx", "gpu": "h100-sxm", "overrides": {"n_nodes": 32}},
+    "variants": ["lite-base", "lite-netboost", "lite-overclock"],
+    "lite_fabrics": {
+        "packet": {"fabric": "lite-fat-tree", "overrides": {"n_gpus": 1024, "tiers": 2}},
+        "OCS": {"fabric": "lite-ocs", "overrides": {"n_gpus": 1024}},
+        "CPO torus": {"fabric": "lite-cpo-torus", "overrides": {"dims": [16, 8, 8]}},
+    },
+    "tp": [1, 2, 4, 8, 16, 32, 64],
+    "pp": [1, 2, 4, 8, 16],
+    "max_gpus_per_replica": 256,
+    "algorithms": ["ring", "rhd", "double-binary-tree"],
+    "top_k": 2,
+    "objective": "tokens_per_s_per_h100e",
+    "latency_vs_baseline": 1.25,
+    "reconfig_delay_us": None,
+    "sweep_reconfig_delay_us": [0.01, 0.1, 1, 10, 1000],
+    "sweep_variant": "lite-netboost",
+    "sweep_tp": [32],
+    "sweep_models": ["llama3-405b"],
+    "sweep_algorithms": ["ring", "rhd"],
+    "schedule_time_limit_s": 10.0,
+}
+
+_KEYS = set(DEFAULT_STUDY)
+
+
+def study_config(overrides: dict | None = None) -> dict:
+    """The default study with ``overrides`` applied; unknown keys are refused by name."""
+    cfg = copy.deepcopy(DEFAULT_STUDY)
+    for k, v in (overrides or {}).items():
+        if k not in _KEYS:
+            raise SpecError(f"study.{k}: unknown key; allowed: {', '.join(sorted(_KEYS))}")
+        if v is not None:
+            cfg[k] = v
+    for m in cfg["models"]:
+        get_model(m)
+    for mode in cfg["modes"]:
+        if mode not in ("prefill", "decode"):
+            raise SpecError(f"study.modes: {mode!r} is not one of prefill, decode")
+    for v in cfg["variants"]:
+        hardware.gpu(v)
+    if cfg["objective"] not in OBJECTIVES:
+        raise SpecError(f"study.objective: {cfg['objective']!r} is not one of {', '.join(OBJECTIVES)}")
+    if int(cfg["top_k"]) < 1:
+        raise SpecError(f"study.top_k: {cfg['top_k']!r} is out of range, allowed [1, inf)")
+    return cfg
+
+
+
+def systems(cfg: dict) -> list[System]:
+    b = cfg["baseline"]
+    out = [System(b["label"], b["fabric"], b["gpu"], dict(b.get("overrides", {})), "baseline")]
+    for variant, (kind, f) in itertools.product(cfg["variants"], cfg["lite_fabrics"].items()):
+        short = variant.replace("lite-", "")
+        out.append(System(f"Lite {short} / {kind}", f["fabric"], variant, dict(f.get("overrides", {})), kind))
+    return out
+
+
+
+def _progress(msg: str, enabled: bool) -> None:
+    if enabled:
+        print(msg, file=sys.stderr, flush=True)
+
+
+
+def run_study(config: dict | None = None, *, progress: bool = True,
+              build: Callable | None = None) -> StudyResult:
+    """Run the study (default :data:`DEFAULT_STUDY`) and return every choice and the sweep.
+
+    Parameters
+    ----------
+    config : dict, optional
+        Overrides of :data:`DEFAULT_STUDY` (unknown keys are refused).
+    progress : bool
+        Print one progress line per step to stderr.
+    build : callable, optional
+        Fabric builder ``build(spec, **overrides)`` (default :func:`ocsnet.topology.build`).
+    """
+    from .. import topology
+    from ..topology import metrics
+
+    cfg = study_config(config)
+    build = build or topology.build
+    t0 = time.perf_counter()
+    delay = None if cfg["reconfig_delay_us"] is None else units.to_si("x_us", cfg["reconfig_delay_us"])
+    fabrics, summaries = {}, {}
+    syss = systems(cfg)
+    for s in syss:
+        key = s.fabric_key
+        if key not in fabrics:
+            fabrics[key] = build(s.fabric, gpu=s.gpu, **bandwidth_overrides(s), **s.overrides)
+        summaries[s.label] = metrics.summary(fabrics[key])
+    choices = {}
+    steps = len(cfg["models"]) * len(cfg["modes"]) * len(syss)
+    i = 0
+    for m, mode in itertools.product(cfg["models"], cfg["modes"]):
+        model = get_model(m)
+        row = []
+        limit = None
+        for s in syss:
+            i += 1
+            f = fabrics[s.fabric_key]
+            _progress(f"[{i}/{steps}] {m} {mode} on {s.label} ({time.perf_counter() - t0:.1f} s)", progress)
+            row.append(choose(cfg, s, f, model, mode, delay, None if s.kind == "baseline" else limit))
+            if s.kind == "baseline" and row[-1].best is not None and cfg["latency_vs_baseline"]:
+                limit = float(cfg["latency_vs_baseline"]) * row[-1].best.latency_s
+        choices[(m, mode)] = row
+    sweep, shown = _sweep(cfg, choices, fabrics, progress, t0)
+    return StudyResult(cfg, choices, sweep, time.perf_counter() - t0, summaries, shown)
+
+
+def bandwidth_overrides(s: System) -> dict:
+    """Packet fabrics get the GPU's own network bandwidth on their host links."""
+    if s.kind == "packet":
+        return {"host_GBps": units.from_si("x_GBps", hardware.gpu(s.gpu).network_Bps)}
+    return {}
+
+
+def _sweep_plan(cfg, model, mode, gpu, tp, pp, n_gpus, sizes) -> ParallelPlan | None:
+    """A wide tensor-parallel plan for the sweep, if the model admits it and it fits."""
+    for p in sorted({pp, *cfg["pp"]}):
+        plan = ParallelPlan(tp=tp, pp=p)
+        if tp * p > n_gpus:
+            return None
+        try:
+            plan.validate(model)
+            if memory_fit(model, plan, mode, gpu=gpu, micro_batches=p, **sizes).fits:
+                return plan
+        except WorkloadError:
+            return None
+    return None
+
+
+def _sweep(cfg, choices, fabrics, progress, t0) -> tuple[list[dict], tuple | None]:
+    """Layer time of the OCS system's best plan per all-reduce algorithm and reconfiguration delay."""
+    rows = []
+    shown = None
+    variant = cfg["sweep_variant"]
+    for (m, mode), row in choices.items():
+        if m not in cfg["sweep_models"]:
+            continue
+        c = next((c for c in row if c.system.kind == "OCS" and c.system.gpu == variant and c.best), None)
+        if c is None:
+            continue
+        f = fabrics[c.system.fabric_key]
+        plans = [dataclasses.replace(c.best.plan, dp=1)]
+        sizes = {k: v for k, v in (("batch", c.best.batch), ("seq_len", c.best.seq_len),
+                                   ("context", c.best.context)) if v is not None}
+        for tp in cfg["sweep_tp"]:
+            extra = _sweep_plan(cfg, m, mode, c.system.gpu, tp, c.best.plan.pp, f.n_gpus, sizes)
+            if extra is not None and extra not in plans:
+                plans.append(extra)
+        _progress(f"sweep {m} {mode}: {len(plans)} plans x {len(cfg['sweep_reconfig_delay_us'])} delays x "
+                  f"{len(cfg['sweep_algorithms'])} algorithms ({time.perf_counter() - t0:.1f} s)", progress)
+        for plan, us, alg in itertools.product(plans, cfg["sweep_reconfig_delay_us"], cfg["sweep_algorithms"]):
+            ev = evaluate(m, plan, f, mode, gpu=c.system.gpu, algorithms={"all-reduce": alg},
+                          reconfig_delay_s=units.to_si("x_us", us),
+                          schedule_time_limit_s=cfg["schedule_time_limit_s"], schedule_bound="design",
+                          **sizes)
+            t = ev.totals()
+            if ev.schedule is not None and ev.schedule.n_reconfigurations and ev.reconfig_s > 0 and (
+                    shown is None or (mode == "decode" and plan.tp > shown[3])):
+                shown = (f"{c.system.label}, {m} {mode}, {plan}, {alg} all-reduce, reconfiguration "
+                         f"{units.fmt_time(units.to_si('x_us', us))}", ev.schedule, ev.schedule_layers, plan.tp)
+            rows.append({"model": m, "mode": mode, "system": c.system.label, "plan": str(plan),
+                         "algorithm": alg, "reconfig_delay_us": us, "layer_us": t["layer_us"],
+                         "comm_us": t["comm_max_min_us"], "reconfig_us": t["reconfig_us"],
+                         "compute_us": t["compute_us"], "latency_ms": t["latency_ms"],
+                         "reconfigurations": ev.schedule.n_reconfigurations if ev.schedule else 0})
+    return rows, (shown[:3] if shown else None)
