@@ -47,24 +47,24 @@ def _circuits(n, d):
     r = np.arange(n)
     from ocsnet.topology.optical import ocs_fabric
     f = ocs_fabric(n, d)
-    shape = f.meta["ocs"]["domain_shape"]
+    shape = f.ocs.domain_shape
     s0 = shape[0]
     ring = sp.csr_matrix((np.ones(n, np.int64), (r, (r // s0) * s0 + (r + 1) % s0)), shape=(n, n))
     return f, ring + ring.T
 
 
 def _apply(f, C):
-    from ocsnet.topology.optical import apply_circuits
+    from ocsnet.topology.circuits import apply_circuits
     return apply_circuits(f, C).n_edges
 
 
 def _apply_baseline(f, C):
     """Python loop over circuits: validate budgets and pairs, build an edge dict."""
-    from ocsnet.topology.optical import pair_level
-    d = f.meta["ocs"]["ports_per_gpu"]
+    from ocsnet.topology.circuits import pair_level
+    d = f.ocs.ports_per_gpu
     C = C.tocoo()
     rows, cols, edges = {}, {}, {}
-    b = f.meta["ocs"]["circuit_Bps"]
+    b = f.ocs.circuit_Bps
     for i, j, v in zip(C.row.tolist(), C.col.tolist(), C.data.tolist()):
         if i == j or v < 0 or pair_level(f, [i], [j])[0] < 0:
             raise ValueError

@@ -3,19 +3,18 @@
 Generate fabrics, solve optical circuit switch schedules from LLM traffic, and
 evaluate each model layer's collectives on a fabric.
 
-``ocsnet.evaluate(model, plan, fabric, mode, ...)`` is the per-layer
-evaluation (:func:`ocsnet.evaluation.evaluate`), loaded on first use so that
-``import ocsnet`` stays cheap.
+``ocsnet.evaluate(model, plan, fabric, mode, options)`` is the per-layer
+evaluation (:func:`ocsnet.evaluation.evaluate`, options in
+:class:`ocsnet.evaluation.EvalOptions`), loaded on first use so that
+``import ocsnet`` stays cheap (see docs/design.md, "Layout").
 """
 
 __version__ = "0.1.0"
 
-__all__ = ["evaluate", "Evaluation", "__version__"]
+from .lazy import exports
 
-
-def __getattr__(name):
-    # Lazy: the evaluation pulls in numpy, scipy and the flow model.
-    if name in ("evaluate", "Evaluation"):
-        from . import evaluation
-        return getattr(evaluation, name)
-    raise AttributeError(f"module 'ocsnet' has no attribute {name!r}")
+# Lazy: the evaluation pulls in numpy, scipy and the flow model.
+__all__, __getattr__, __dir__ = exports(__name__, {
+    "evaluate": "evaluation", "Evaluation": "evaluation", "EvalOptions": "evaluation",
+})
+__all__ = [*__all__, "__version__"]

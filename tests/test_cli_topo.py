@@ -37,7 +37,7 @@ def test_required_specs_build():
         assert f.name == name and f.meta["spec"] == name
         # a Lite-GPU is a quarter of an H100: equal silicon
         assert f.n_gpus * hardware.gpu("lite-base").h100_equivalents == h100.n_gpus
-    assert "ocs" in build("lite-ocs").meta and "ocs" in build("lite-hybrid").meta
+    assert build("lite-ocs").ocs is not None and build("lite-hybrid").ocs.with_packet
 
 
 def test_every_spec_loads_and_small_ones_are_small():
@@ -51,8 +51,8 @@ def test_every_spec_loads_and_small_ones_are_small():
 def test_units_in_names_are_converted(tmp_path):
     p = _toml(tmp_path, 'description = "d"\ngenerator = "ocs_fabric"\n[params]\nn_gpus = 8\nports_per_gpu = 2\n'
                         'port_GBps = 25\n')
-    assert build(p).meta["ocs"]["circuit_Bps"] == 25e9
-    assert build(p, port_GBps=50).meta["ocs"]["circuit_Bps"] == 50e9
+    assert build(p).ocs.circuit_Bps == 25e9
+    assert build(p, port_GBps=50).ocs.circuit_Bps == 50e9
     with pytest.raises(SpecError, match="sets 'port_Bps', which another key already sets"):
         build(p, port_Gbps=800)
     f = build("small-hybrid")

@@ -38,9 +38,9 @@ def test_ring_allreduce_on_ocs_matches_closed_form():
     f = ocs_fabric(n, d, gpu="lite-netboost", ocs="ns-ocs")
     ev = evaluate("llama3-70b", ParallelPlan(tp=n), f, "decode", batch=8, context=1024,
                   gpu="lite-netboost", algorithms={"all-reduce": "ring"}, fill=False, reconfig_delay_s=0.0)
-    o = f.meta["ocs"]
+    o = f.ocs
     for c in _tp_allreduces(ev):
-        expect = 2 * (n - 1) * (o["circuit_latency_s"] + c.nbytes / n / (d * o["circuit_Bps"]))
+        expect = 2 * (n - 1) * (o.circuit_latency_s + c.nbytes / n / (d * o.circuit_Bps))
         assert c.alpha_beta_s == pytest.approx(expect, rel=1e-9)
         assert c.max_min_s == pytest.approx(expect, rel=1e-6)
         assert c.reconfig_s == 0.0

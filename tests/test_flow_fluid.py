@@ -246,15 +246,15 @@ def test_ocs_fabric_with_circuits_applied():
     """On the physical OCS fabric nothing routes; with a ring of circuits applied, a ring
     phase takes bytes over one circuit plus the circuit latency, and the DESIGN.md one-slot
     phase time max D[i,j] / (C[i,j] b) for direct routing."""
-    optical = pytest.importorskip("ocsnet.topology.optical")
-    phys = optical.ocs_fabric(8, 2)
+    from ocsnet.topology import apply_circuits, ocs_fabric
+    phys = ocs_fabric(8, 2)
     d = pattern_demand("ring", 8, 4e6)
     with pytest.raises(FlowError, match="apply circuits first"):
         phase_time(phys, d)
     ring_c = np.roll(np.eye(8, dtype=int), 1, axis=1)
-    logical = optical.apply_circuits(phys, 2 * ring_c)          # both ports of every GPU on i -> i+1
-    b = phys.meta["ocs"]["circuit_Bps"]
-    lat = phys.meta["ocs"]["circuit_latency_s"]
+    logical = apply_circuits(phys, 2 * ring_c)          # both ports of every GPU on i -> i+1
+    b = phys.ocs.circuit_Bps
+    lat = phys.ocs.circuit_latency_s
     for fidelity in ("max-min", "alpha-beta"):
         res = phase_time(logical, d, fidelity=fidelity)
         assert res.time_s == pytest.approx(4e6 / (2 * b) + lat, rel=1e-12)

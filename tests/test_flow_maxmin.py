@@ -166,9 +166,9 @@ def test_bad_input_named():
         max_min_fair(A, [1.0, -1.0])
     with pytest.raises(FlowError, match=r"capacity\[0\] \(link 0\): nan"):
         max_min_fair(A, [np.nan, 1.0])
-    with pytest.raises(FlowError, match=r"demand\[2\] \(flow 2\): -0.5"):
+    with pytest.raises(FlowError, match=r"rate_cap_Bps\[2\] \(flow 2\): -0.5"):
         max_min_fair(A, [1.0, 1.0], [1.0, 1.0, -0.5])
-    with pytest.raises(FlowError, match="demand: expected 3 entries"):
+    with pytest.raises(FlowError, match="rate_cap_Bps: expected 3 entries"):
         max_min_fair(A, [1.0, 1.0], [1.0, 1.0])
     B = np.array([[1.0, 0.0], [0.0, -1.0]])
     with pytest.raises(FlowError, match=r"link 1, flow 1"):
@@ -214,3 +214,15 @@ def test_bucket_widths_are_an_optimal_partition(n_cols, seed):
     got = _widths(widths, n_cols)
     assert got[-1] == widths[-1] and set(got) <= set(widths)
     assert cost(got) == best
+
+
+def test_demand_is_the_old_keyword_of_the_rate_cap():
+    """``demand`` means bytes elsewhere; the rate cap is ``rate_cap_Bps``, ``demand=`` still works."""
+    A = np.array([[1.0, 1.0]])
+    assert max_min_fair(A, [10.0], demand=[1.0, np.inf]).tolist() == [1.0, 9.0]
+    assert max_min_fair(A, [10.0], rate_cap_Bps=[1.0, np.inf]).tolist() == [1.0, 9.0]
+    with pytest.raises(FlowError, match="demand: is the old name of rate_cap_Bps"):
+        max_min_fair(A, [10.0], [1.0, 1.0], demand=[1.0, 1.0])
+    with pytest.raises(FlowError, match=r"demand\[0\]"):
+        max_min_fair(A, [10.0], demand=[-1.0, 1.0])
+

@@ -14,7 +14,7 @@ import scipy.sparse as sp
 
 from ocsnet.errors import ScheduleError
 from ocsnet.schedule import METHODS, OCSProblem, Schedule, solve, validate
-from ocsnet.schedule import matching
+from ocsnet.schedule import decompose, matching
 from ocsnet.schedule.baselines import BASELINES, solve_baseline
 from ocsnet.schedule.brute import brute_force
 from ocsnet.schedule.scenario import synthetic_demand
@@ -106,8 +106,8 @@ def test_solstice_slices_the_heavy_matching_first():
     n = 5
     heavy = np.roll(np.eye(n), 2, axis=1)
     D = 10 * heavy + (np.ones((n, n)) - np.eye(n) - heavy)
-    S, L = matching.stuff(sp.csr_matrix(D))
-    terms = matching.solstice_slices(S)
+    S, L = decompose.stuff(sp.csr_matrix(D))
+    terms = decompose.solstice_slices(S)
     first, w = terms[0]
     assert (first == np.argmax(heavy, axis=1)).all() and w == pytest.approx(10)
     assert sum(t[1] for t in terms) == pytest.approx(L)

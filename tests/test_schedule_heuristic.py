@@ -3,7 +3,7 @@ options.py) and the exact choice over them (dp.py, heuristic.py).
 
 Truth comes from elsewhere: brute force over every integer configuration or
 every sequence of candidates, timed by the reference re-timing of
-``validate.retime``; closed forms for rings and all-to-all; the lower bound.
+``timing.retime``; closed forms for rings and all-to-all; the lower bound.
 """
 
 import itertools
@@ -16,10 +16,10 @@ from hypothesis import strategies as st
 
 from ocsnet.errors import ScheduleError
 from ocsnet.schedule import OCSProblem, solve, validate
-from ocsnet.schedule import matching
+from ocsnet.schedule import decompose, matching
 from ocsnet.schedule.heuristic import (Candidates, ConfigSet, PhaseTimes, build_candidates, choose,
                                        solve_heuristic, unique_demands)
-from ocsnet.schedule.validate import retime
+from ocsnet.schedule.timing import retime
 
 FAST = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -128,7 +128,7 @@ def test_decompose_serves_demand_within_ports(seed, n, d, method):
     D = random_demand(rng, n, 0.6)
     if not D.any():
         D[0, 1] = 1.0
-    cfgs, t = matching.decompose(D, d, 1e9, method=method)
+    cfgs, t = decompose.decompose(D, d, 1e9, method=method)
     served = sum(C.toarray() * 1e9 * tk for C, tk in zip(cfgs, t))
     assert (served >= D * (1 - 1e-9)).all()
     assert (t > 0).all()
@@ -145,7 +145,7 @@ def test_decompose_all_to_all_closed_form():
     # Uniform all-to-all among n with d ports: ceil((n-1)/d) slots of s / b each.
     n, d, s, b = 9, 3, 2e6, 1e10
     for method in ("bvn", "solstice", "min-slots"):
-        cfgs, t = matching.decompose(all_to_all(n, s), d, b, method=method)
+        cfgs, t = decompose.decompose(all_to_all(n, s), d, b, method=method)
         assert len(cfgs) == 3, method
         assert t.sum() == pytest.approx(3 * s / b), method
 
@@ -155,7 +155,7 @@ def test_retime_is_the_lp_optimum_on_a_hand_case():
     D = np.array([[0, 3.0], [2.0, 0]])
     C1 = np.array([[0, 1], [0, 0]])
     C2 = np.array([[0, 1], [1, 0]])
-    t = matching.retime(D, [C1, C2], 1.0)
+    t = decompose.retime(D, [C1, C2], 1.0)
     assert t.sum() == pytest.approx(3.0)
     assert t[1] >= 2.0 - 1e-9
 
@@ -163,7 +163,7 @@ def test_retime_is_the_lp_optimum_on_a_hand_case():
 def test_stuff_balances_rows_and_columns():
     rng = np.random.default_rng(3)
     M = sp.csr_matrix(random_demand(rng, 12, 0.3))
-    S, L = matching.stuff(M)
+    S, L = decompose.stuff(M)
     assert np.allclose(np.asarray(S.sum(1)).ravel(), L) and np.allclose(np.asarray(S.sum(0)).ravel(), L)
     assert (S.toarray() >= M.toarray() - 1e-12).all()
 

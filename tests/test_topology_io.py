@@ -51,7 +51,7 @@ FAMILIES = {
 
 
 def assert_same(a: Fabric, b: Fabric):
-    assert a.name == b.name and a.meta == b.meta
+    assert a.name == b.name and a.meta == b.meta and a.ocs == b.ocs
     assert a.kind.tolist() == b.kind.tolist() and a.tech.tolist() == b.tech.tolist()
     for f in ("src", "dst", "capacity_Bps", "latency_s", "gpus"):
         x, y = getattr(a, f), getattr(b, f)
@@ -63,6 +63,33 @@ def assert_same(a: Fabric, b: Fabric):
             assert A[k].dtype == B[k].dtype, k
             assert np.array_equal(A[k], B[k], equal_nan=A[k].dtype.kind == "f"), k
     assert a.labels == b.labels
+
+
+@pytest.mark.parametrize("family", ["ocs", "ocs-grid", "circuits", "hybrid"])
+def test_round_trip_keeps_the_ocs_description(family, tmp_path):
+    f = FAMILIES[family]()
+    assert f.ocs is not None and f.ocs.with_packet == (family == "hybrid") and "ocs" not in f.meta
+    for ext in (".json", ".graphml"):
+        g = io.read(io.write(f, tmp_path / f"a{ext}"))
+        assert g.ocs == f.ocs and isinstance(g.ocs.domain_shape, tuple)
+    assert Fabric.from_networkx(f.graph).ocs == f.ocs
+
+
+def test_version_1_files_keep_their_ocs_description_in_meta(tmp_path):
+    """A version-1 file had ``meta["ocs"]`` with derived keys; it reads into ``fabric.ocs``."""
+    import json
+
+    f = FAMILIES["ocs-grid"]()
+    d = io.to_node_link(f)
+    old = dict(f.ocs.to_dict(), all_to_all=False, domain_size=4, max_circuit_hops=2, avg_circuit_hops=1.0)
+    del old["with_packet"]
+    d["version"] = 1
+    d["graph"].pop("ocs")
+    d["graph"]["meta"] = dict(d["graph"]["meta"], ocs=old)
+    p = tmp_path / "v1.json"
+    p.write_text(json.dumps(d))
+    g = io.read(p)
+    assert g.ocs == f.ocs and g.meta == f.meta
 
 
 @pytest.mark.parametrize("ext", [".json", ".graphml"])

@@ -58,22 +58,22 @@ def test_single_domain_counts_and_latency(n, d):
     assert set(f.tech) == {"cpo"} and set(f.edge_attrs["link"]) == {"cpo"}
     assert set(f.node_attrs["model"][f.gpus]) == {"lite-base"}
     assert set(f.node_attrs["model"][f.nodes_of_kind("ocs")]) == {"mems-3d"}
-    om = f.meta["ocs"]
-    assert om["ports_per_gpu"] == d and om["circuit_Bps"] == pytest.approx(b)
-    assert om["reconfig_delay_s"] == o.reconfig_delay_s and om["all_to_all"]
-    assert om["circuit_latency_s"] == pytest.approx(2 * lk.latency_s + o.insertion_latency_s)
-    assert om["domain_size"] == n and om["bisection_bound_Bps"] == pytest.approx(n // 2 * d * b)
+    om = f.ocs
+    assert om.ports_per_gpu == d and om.circuit_Bps == pytest.approx(b)
+    assert om.reconfig_delay_s == o.reconfig_delay_s and om.all_to_all
+    assert om.circuit_latency_s == pytest.approx(2 * lk.latency_s + o.insertion_latency_s)
+    assert om.domain_size == n and om.bisection_bound_Bps == pytest.approx(n // 2 * d * b)
 
 
 def test_default_grid_for_4096_gpus():
     f = ocs_fabric(4096, 8)
-    om = f.meta["ocs"]
-    assert om["domain_shape"] == [64, 64] and om["planes_per_level"] == [4, 4] and not om["all_to_all"]
-    assert om["n_ocs"] == 4 * 64 + 4 * 64 == len(f.nodes_of_kind("ocs"))
+    om = f.ocs
+    assert om.domain_shape == (64, 64) and om.planes_per_level == (4, 4) and not om.all_to_all
+    assert om.n_ocs == 4 * 64 + 4 * 64 == len(f.nodes_of_kind("ocs"))
     inc, level = _shared_ocs(f)
     assert (np.diff(inc.indptr) == 8).all()                              # every GPU on 8 OCS
     assert (np.asarray(inc.sum(0)).ravel() == 64).all()                  # every OCS holds 64 GPUs
-    assert max(om["domain_shape"]) <= hardware.ocs("mems-3d").ports
+    assert max(om.domain_shape) <= hardware.ocs("mems-3d").ports
 
 
 @settings(max_examples=60, deadline=None)
@@ -88,7 +88,7 @@ def test_default_shape_fits_the_ocs(n):
         if "no factorization" in str(e):
             assert not any(n % a == 0 and n // a <= ports for a in range(2, ports + 1))
         return
-    shape = f.meta["ocs"]["domain_shape"]
+    shape = f.ocs.domain_shape
     assert math.prod(shape) == n and all(2 <= s <= ports for s in shape)
     assert len(shape) == 1 if n <= ports else len(shape) >= 2
 
@@ -118,9 +118,9 @@ def test_circuit_hops_by_bfs(shape, ppl):
     n = math.prod(shape)
     f = ocs_fabric(n, sum(ppl), domain_shape=shape, planes_per_level=ppl)
     D = csgraph.shortest_path(allowed_pairs(f).astype(float), unweighted=True)
-    om = f.meta["ocs"]
-    assert D.max() == om["max_circuit_hops"]
-    assert D.sum() / (n * (n - 1)) == pytest.approx(om["avg_circuit_hops"])
+    om = f.ocs
+    assert D.max() == om.max_circuit_hops
+    assert D.sum() / (n * (n - 1)) == pytest.approx(om.avg_circuit_hops)
 
 
 def _bisection_bound_brute(f):
@@ -135,13 +135,13 @@ def _bisection_bound_brute(f):
         side[[0, *half]] = True
         a = side @ inc
         best = min(best, float(np.minimum(a, s - a).sum()))
-    return best * f.meta["ocs"]["circuit_Bps"]
+    return best * f.ocs.circuit_Bps
 
 
 @pytest.mark.parametrize("shape,ppl", [([8], [2]), ([7], [1]), ([4, 2], [2, 1]), ([2, 6], [1, 2]), ([4, 4], [1, 1])])
 def test_bisection_bound_brute_force(shape, ppl):
     f = ocs_fabric(math.prod(shape), sum(ppl), domain_shape=shape, planes_per_level=ppl)
-    assert f.meta["ocs"]["bisection_bound_Bps"] == pytest.approx(_bisection_bound_brute(f))
+    assert f.ocs.bisection_bound_Bps == pytest.approx(_bisection_bound_brute(f))
 
 
 @pytest.mark.parametrize("kwargs,match", [
@@ -175,7 +175,7 @@ def test_apply_circuits_capacities(n, d, seed):
     C = _derangement_sum(n, rng.integers(1, d + 1), rng)
     L = apply_circuits(f, C)
     Ls = apply_circuits(f, sp.csr_matrix(C))
-    b, lat = f.meta["ocs"]["circuit_Bps"], f.meta["ocs"]["circuit_latency_s"]
+    b, lat = f.ocs.circuit_Bps, f.ocs.circuit_latency_s
     assert L.n_nodes == n and (L.kind == "gpu").all() and np.array_equal(L.gpus, np.arange(n))
     dense = np.zeros((n, n))
     dense[L.gpu_rank[L.src], L.gpu_rank[L.dst]] = L.capacity_Bps
@@ -194,7 +194,7 @@ def test_apply_circuits_multilevel_and_hybrid_keep_packet_part():
     C[r, (r // 3) * 3 + (r + 1) % 3] = 1          # ring inside every level-0 line
     C[r, (r + 3) % 12] = 1                        # ring along every level-1 line
     L = apply_circuits(f, C)
-    assert L.n_edges == 24 and L.capacity_Bps.sum() == pytest.approx(24 * f.meta["ocs"]["circuit_Bps"])
+    assert L.n_edges == 24 and L.capacity_Bps.sum() == pytest.approx(24 * f.ocs.circuit_Bps)
     pk = leaf_spine(16, gpus_per_leaf=4, host_Bps=50e9)
     h = hybrid(pk, 2)
     C = _derangement_sum(16, 2, np.random.default_rng(1))
@@ -265,7 +265,7 @@ def test_hybrid_structure_and_bandwidth_split():
     h = hybrid(pk, 2)
     g = hardware.gpu("lite-base")
     assert h.meta["packet_gpu_Bps"] == 50e9
-    assert h.meta["ocs"]["circuit_Bps"] == pytest.approx((g.network_Bps - 50e9) / 2)
+    assert h.ocs.circuit_Bps == pytest.approx((g.network_Bps - 50e9) / 2)
     assert h.n_nodes == pk.n_nodes + 2 and np.array_equal(h.gpus, pk.gpus)
     assert h.n_edges == pk.n_edges + 2 * 64 * 2
     out = np.bincount(h.src, weights=h.capacity_Bps, minlength=h.n_nodes)[h.gpus]
@@ -293,29 +293,13 @@ def test_hybrid_errors():
         hybrid(leaf_spine(16, gpus_per_leaf=4), 2, n_gpus=3)
 
 
-def test_circuit_names_still_import_from_optical_and_the_package():
-    """circuits.py took the circuit half of optical.py; the old import paths give the same objects."""
-    import importlib
-
+def test_circuit_names_live_in_circuits_and_the_package():
+    """circuits.py holds the circuit half of the OCS; optical.py keeps only the wiring (no shim)."""
     import ocsnet.topology as topo
     from ocsnet.topology import circuits, optical
     for name in ("apply_circuits", "allowed_pairs", "pair_level", "CIRCUIT_LINK"):
-        assert getattr(optical, name) is getattr(circuits, name), name
-        assert name in optical.__all__
+        assert not hasattr(optical, name), name
+        assert name in circuits.__all__
     for name in ("apply_circuits", "allowed_pairs", "pair_level"):
         assert getattr(topo, name) is getattr(circuits, name)
-    ns = {}
-    exec("from ocsnet.topology.optical import *", ns)
-    assert ns["apply_circuits"] is circuits.apply_circuits and ns["ocs_fabric"] is optical.ocs_fabric
-    with pytest.raises(AttributeError, match="no attribute 'nope'"):
-        optical.nope
-    assert importlib.import_module("ocsnet.topology.optical").ocs_fabric is ocs_fabric
-
-
-def test_docstring_examples_run():
-    import doctest
-
-    from ocsnet.topology import circuits, optical
-    for mod in (optical, circuits):
-        r = doctest.testmod(mod)
-        assert r.attempted > 0 and r.failed == 0, mod.__name__
+    assert topo.ocs_fabric is ocs_fabric

@@ -20,7 +20,6 @@ import argparse
 import json
 from pathlib import Path
 
-import numpy as np
 
 from .. import units
 from ..errors import FlowError
@@ -72,7 +71,9 @@ def _traffic(text: str, n_gpus: int, size: str, seed: int):
     return trace, "trace"
 
 
-def _stats(x: np.ndarray) -> dict:
+def _stats(x) -> dict:
+    import numpy as np
+
     if not len(x):
         return {"max_s": 0.0, "mean_s": 0.0, "p99_s": 0.0}
     return {"max_s": float(x.max()), "mean_s": float(x.mean()), "p99_s": float(np.percentile(x, 99))}
@@ -84,6 +85,8 @@ def _line(title: str, st: dict) -> str:
 
 
 def run(args) -> int:
+    import numpy as np
+
     from ..flow import check_phase, check_trace, phase_time, trace_time
     from .topo import load_fabric
 

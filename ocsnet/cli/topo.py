@@ -141,17 +141,16 @@ def info_rows(fabric) -> dict:
     from ..topology import metrics
 
     s = dict(metrics.summary(fabric))
-    om = fabric.meta.get("ocs")
-    if isinstance(om, dict) and "ports_per_gpu" in om:
-        s["ocs_ports_per_gpu"] = om["ports_per_gpu"]
-        s["ocs_circuit_GBps"] = units.from_si("circuit_GBps", om["circuit_Bps"])
-        s["ocs_reconfig_delay_us"] = units.from_si("reconfig_delay_us", om["reconfig_delay_s"])
-        s["ocs_circuit_latency_ns"] = units.from_si("circuit_latency_ns", om["circuit_latency_s"])
-        s["ocs_domain_shape"] = "x".join(str(x) for x in om.get("domain_shape", []))
-        if "max_circuit_hops" in om:
-            s["ocs_max_circuit_hops"] = om["max_circuit_hops"]
-        if "bisection_bound_Bps" in om:
-            s["ocs_bisection_bound_TBps"] = units.from_si("bisection_bound_TBps", om["bisection_bound_Bps"])
+    om = fabric.ocs
+    if om is not None:
+        s["ocs_ports_per_gpu"] = om.ports_per_gpu
+        s["ocs_circuit_GBps"] = units.from_si("circuit_GBps", om.circuit_Bps)
+        s["ocs_reconfig_delay_us"] = units.from_si("reconfig_delay_us", om.reconfig_delay_s)
+        s["ocs_circuit_latency_ns"] = units.from_si("circuit_latency_ns", om.circuit_latency_s)
+        s["ocs_domain_shape"] = "x".join(str(x) for x in om.domain_shape)
+        s["ocs_max_circuit_hops"] = om.max_circuit_hops
+        if om.bisection_bound_Bps is not None:
+            s["ocs_bisection_bound_TBps"] = units.from_si("bisection_bound_TBps", om.bisection_bound_Bps)
     return s
 
 

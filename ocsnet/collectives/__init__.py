@@ -14,13 +14,12 @@ and gives the closed-form alpha-beta time that the evaluation uses.
 True
 """
 
-from .algorithms import ALGORITHMS, PIPELINED, expand
-from .cost import alpha_beta_time, bus_bandwidth_factor, n_steps
-from .steps import bytes_received_per_rank, bytes_sent_per_rank, step_time, to_matrices
-from .trees import binary_tree, double_binary_tree
+from ..lazy import exports
 
-__all__ = [
-    "ALGORITHMS", "PIPELINED", "expand", "alpha_beta_time", "bus_bandwidth_factor", "n_steps",
-    "step_time", "bytes_sent_per_rank", "bytes_received_per_rank", "to_matrices",
-    "binary_tree", "double_binary_tree",
-]
+__all__, __getattr__, __dir__ = exports(__name__, {
+    "ALGORITHMS": "algorithms", "PIPELINED": "algorithms", "expand": "algorithms",
+    "alpha_beta_time": "cost", "bus_bandwidth_factor": "cost", "n_steps": "cost",
+    "step_time": "steps", "bytes_sent_per_rank": "steps", "bytes_received_per_rank": "steps",
+    "to_matrices": "steps",
+    "binary_tree": "trees", "double_binary_tree": "trees",
+})

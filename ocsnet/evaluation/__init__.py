@@ -2,20 +2,22 @@
 
 Stage: evaluation, after the flow model and the schedule (see docs/design.md).
 
-- :mod:`.per_layer`: ``evaluate(model, plan, fabric, mode, ...)`` and :class:`Evaluation`;
+- :mod:`.options`: :class:`EvalOptions`, the options of one evaluation;
+- :mod:`.per_layer`: ``evaluate(model, plan, fabric, mode, options)`` and :class:`Evaluation`;
+- :mod:`.timing`: the collective timing helpers of ``evaluate``;
 - :mod:`.records`: the study's named records (:class:`System`, :class:`Choice`, :class:`StudyResult`);
 - :mod:`.search`: which plans fit, the alpha-beta screen, the full evaluation;
 - :mod:`.study`: the Lite-GPU versus H100 study (``ocsnet compare``);
 - :mod:`.report`: tables, figures and ``report.md`` from a finished study.
 """
 
-from __future__ import annotations
+from ..lazy import exports
 
-from .per_layer import FIDELITIES, MODES, CollectiveTime, Evaluation, evaluate
-from .records import Choice, StudyResult, System
-from .report import format_table, summary_table, write_report
-from .study import DEFAULT_STUDY, run_study, study_config
-
-__all__ = ["evaluate", "Evaluation", "CollectiveTime", "FIDELITIES", "MODES", "System", "Choice",
-           "StudyResult", "run_study", "study_config", "DEFAULT_STUDY", "write_report", "summary_table",
-           "format_table"]
+__all__, __getattr__, __dir__ = exports(__name__, {
+    "evaluate": "per_layer", "Evaluation": "per_layer", "CollectiveTime": "per_layer",
+    "EvalOptions": "options",
+    "System": "records", "Choice": "records", "StudyResult": "records", "Screened": "records",
+    "SweepSchedule": "records",
+    "run_study": "study", "study_config": "study", "DEFAULT_STUDY": "study",
+    "write_report": "report", "summary_table": "report", "format_table": "report",
+})

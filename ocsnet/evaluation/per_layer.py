@@ -27,10 +27,10 @@ Model of a step (documented assumptions)
   alpha-beta fidelity times one group along its routes with no congestion
   (each step costs its longest path latency plus the most bytes a rank sends
   or receives over the slowest link it uses).
-- On an OCS fabric (``fabric.meta["ocs"]``) the GPUs of one replica's tensor
+- On an OCS fabric (``fabric.ocs``, with no packet network) the GPUs of one replica's tensor
   (and expert) group hold circuits; the circuit schedule of one replica's
   layer trace is solved and its phases give the collective times (direct
-  circuits, the reference semantics of DESIGN.md) and the exposed
+  circuits, the reference semantics of docs/design.md) and the exposed
   reconfiguration.  Replicas use disjoint GPUs, so one replica's schedule is
   every replica's.  Pipeline sends use one reserved circuit per GPU.
 """
@@ -39,32 +39,28 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import weakref
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .. import hardware, units
-from ..collectives import expand
 from ..errors import WorkloadError
 from ..fabric import Fabric
-from ..flow.latency import bottleneck_Bps
 from ..workload import ParallelPlan
-from ..workload.layers import Collective, OpCost
+from ..workload.layers import INFERENCE_MODES, OpCost
 from ..workload.models import model as get_model
-from ..workload.parallel import place
 from ..workload.step import StepProfile, step_profile
+from .options import EvalOptions
+from .timing import (alpha_beta_collective, group_ranks, max_min_collective, ocs_ideal_collective, ocs_layer_times,
+                     placed_ranks, power_and_cost, pp_send_time)
 
-__all__ = ["evaluate", "Evaluation", "CollectiveTime", "FIDELITIES", "MODES"]
+__all__ = ["evaluate", "Evaluation", "CollectiveTime", "is_circuit_fabric", "CONGESTION_FACTOR",
+           "RECONFIG_FRACTION"]
 
-FIDELITIES = ("alpha-beta", "max-min")
-MODES = ("prefill", "decode")
 # Flag a collective whose congestion-aware time exceeds its congestion-free time by this factor.
 CONGESTION_FACTOR = 1.25
 # Flag exposed reconfiguration above this fraction of the layer time.
 RECONFIG_FRACTION = 0.05
-# Layers of the circuit sub-problem solved on an OCS fabric; the last one is the steady state.
-STEADY_LAYERS = 3
 
 
 @dataclass(frozen=True)
@@ -112,6 +108,7 @@ class Evaluation:
     failures: list[str] = field(default_factory=list)
     schedule: object | None = None
     schedule_layers: int = 0
+    options: EvalOptions | None = None
 
     # ---- per layer ------------------------------------------------------------------
     @property
@@ -224,235 +221,14 @@ class Evaluation:
 
 
 # ---------------------------------------------------------------------------------------
-# groups of GPUs
 
-def _groups(ranks: np.ndarray, group: str, plan: ParallelPlan) -> np.ndarray:
-    """GPU ranks of every group of one parallel dimension, shape (n_groups, size)."""
-    dp, pp, tp = ranks.shape
-    if group == "tp":
-        return ranks.reshape(-1, tp)
-    if group == "ep":
-        ep = plan.ep
-        return ranks.reshape(dp // ep, ep, pp, tp).transpose(0, 2, 3, 1).reshape(-1, ep)
-    if group == "dp":
-        return ranks.transpose(1, 2, 0).reshape(-1, dp)
-    if group == "edp":
-        ep = plan.ep
-        return ranks.reshape(dp // ep, ep, pp, tp).transpose(1, 2, 3, 0).reshape(-1, dp // ep)
-    raise WorkloadError(f"group: {group!r} is not one of tp, ep, dp, edp")
+def is_circuit_fabric(fabric: Fabric) -> bool:
+    """True when the fabric's GPUs talk only through OCS circuits (no packet network, circuits not yet set)."""
+    return fabric.ocs is not None and not fabric.ocs.with_packet and not fabric.meta.get("logical")
 
 
-# Per-fabric memo of routes, placements and prices: a study evaluates many plans and
-# algorithms on the same fabric, and routing dominates the cost of a screen.  Weak keys:
-# the memo goes away with the fabric.
-_MEMO: "weakref.WeakKeyDictionary[Fabric, dict]" = weakref.WeakKeyDictionary()
-
-
-def _memo(fabric: Fabric) -> dict:
-    m = _MEMO.get(fabric)
-    if m is None:
-        m = _MEMO[fabric] = {}
-    return m
-
-
-def _routes(fabric: Fabric, src, dst, method: str):
-    """Routes of the (src, dst) GPU pairs, each pair routed once per fabric and method."""
-    import scipy.sparse as sp
-
-    from ..flow import route
-    from ..flow.routing import Routes
-
-    memo = _memo(fabric)
-    have, known = memo.get(("routes", method), (np.zeros(0, np.int64), None))
-    n = fabric.n_gpus
-    want = np.asarray(src, np.int64) * n + np.asarray(dst, np.int64)
-    new = np.setdiff1d(want, have)
-    if len(new):
-        r = route(fabric, new // n, new % n, method=method)
-        if known is not None:
-            new = np.concatenate([have, new])
-            r = Routes(sp.hstack([known.incidence, r.incidence]).tocsc(), np.concatenate([known.src, r.src]),
-                       np.concatenate([known.dst, r.dst]), np.concatenate([known.hops, r.hops]),
-                       np.concatenate([known.latency_s, r.latency_s]), method)
-        order = np.argsort(new, kind="stable")
-        have, known = new[order], r.subset(order)
-        memo[("routes", method)] = (have, known)
-    return known.subset(np.searchsorted(have, want))
-
-
-def _place(plan: ParallelPlan, fabric: Fabric, strategy: str) -> np.ndarray:
-    key = ("place", plan.tp, plan.pp, plan.dp, plan.ep, strategy)
-    memo = _memo(fabric)
-    if key not in memo:
-        memo[key] = place(plan, fabric, strategy)
-    return memo[key]
-
-
-def _power_cost(fabric: Fabric) -> tuple[dict, dict]:
-    """Power and cost of a fabric, computed once per fabric."""
-    memo = _memo(fabric)
-    if "priced" not in memo:
-        from ..topology import metrics
-        memo["priced"] = (metrics.power(fabric), metrics.cost(fabric))
-    return memo["priced"]
-
-
-def _check_choice(name, value, allowed):
-    if value not in allowed:
-        raise WorkloadError(f"{name}: {value!r} is not one of {', '.join(allowed)}")
-
-
-# ---------------------------------------------------------------------------------------
-# collective timing on a packet or direct fabric
-
-def _alpha_beta(fabric: Fabric, group: np.ndarray, c: Collective) -> float:
-    """Congestion-free time of one group's collective along its routes on the fabric."""
-    steps = expand(c.kind, c.group_size, c.nbytes, c.algorithm, as_arrays=True)
-    if not steps:
-        return 0.0
-    p = len(group)
-    keys = np.unique(np.concatenate([s[0].astype(np.int64) * p + s[1] for s in steps]))
-    r = _routes(fabric, group[keys // p], group[keys % p], "shortest")
-    bott = bottleneck_Bps(r, fabric.capacity_Bps)
-    total = 0.0
-    cache: dict[int, float] = {}
-    for s in steps:
-        t = cache.get(id(s[0]))
-        if t is None:
-            src, dst, nb = s
-            idx = np.searchsorted(keys, src.astype(np.int64) * p + dst)
-            lat = float(r.latency_s[idx].max()) if len(idx) else 0.0
-            bw = float(bott[idx].min()) if len(idx) else np.inf
-            sent = np.bincount(src, weights=nb, minlength=p).max() if len(src) else 0.0
-            recv = np.bincount(dst, weights=nb, minlength=p).max() if len(dst) else 0.0
-            t = lat + max(sent, recv) / bw
-            cache[id(s[0])] = t
-        total += t
-    return total
-
-
-def _max_min(fabric: Fabric, groups: np.ndarray, c: Collective) -> float:
-    """Congestion-aware time: every group runs the collective at once, max-min rates per step."""
-    from ..flow import flows_from_demand, phase_time
-    from ..traffic import Trace
-
-    if c.kind == "send-recv" or len(groups) == 0:
-        return 0.0
-    tr = Trace.from_collective(c.kind, groups, c.nbytes, c.algorithm, n_gpus=fabric.n_gpus)
-    times: dict[int, float] = {}
-    total = 0.0
-    for m in tr.demand:                     # equal steps share one matrix object: timed once
-        t = times.get(id(m))
-        if t is None:
-            src, dst, _ = flows_from_demand(m, fabric.n_gpus)
-            r = _routes(fabric, src, dst, "ecmp")
-            t = times[id(m)] = float(phase_time(fabric, m, routes=r, fidelity="max-min").time_s)
-        total += t
-    return total
-
-
-def _pp_send(fabric: Fabric, ranks: np.ndarray, c: Collective | None) -> float:
-    """Congestion-free time of one pipeline send (the slowest stage boundary of replica 0)."""
-    if c is None or ranks.shape[1] < 2:
-        return 0.0
-    from ..flow.latency import alpha_beta_time
-
-    src = ranks[0, :-1, :].ravel()
-    dst = ranks[0, 1:, :].ravel()
-    r = _routes(fabric, src, dst, "shortest")
-    return float(np.max(alpha_beta_time(r, fabric.capacity_Bps, np.full(len(src), c.nbytes))))
-
-
-# ---------------------------------------------------------------------------------------
-# OCS fabrics: the circuit schedule of one replica's layers
-
-def _ocs_times(fabric: Fabric, prof: StepProfile, plan: ParallelPlan, schedule_method: str,
-               reconfig_delay_s: float | None, time_limit_s: float | None, bound: str = "best"):
-    """Collective and exposed-reconfiguration time per layer from a solved circuit schedule.
-
-    The sub-problem holds one replica's TP group (times its EP peers): ``ep x tp``
-    GPUs, the layer's collectives as phases with the compute between them as
-    gaps, repeated for the layers of a stage.
-    """
-    from ..schedule import OCSProblem, solve
-    from ..traffic import Trace
-
-    ocs = fabric.meta["ocs"]
-    lp = prof.layer
-    tp, ep = plan.tp, plan.ep if any(c.group == "ep" for c in lp.collectives) else 1
-    local = np.arange(ep * tp).reshape(ep, tp)
-    n = ep * tp
-    demand, gaps, owner = [], [], []
-    pending_gap = 0.0
-    ci = -1
-    for x in lp.items:
-        if isinstance(x, OpCost):
-            pending_gap += x.time_s
-            continue
-        ci += 1
-        groups = local if x.group == "tp" else local.T if x.group == "ep" else None
-        if groups is None or x.group_size < 2:
-            continue
-        tr = Trace.from_collective(x.kind, groups, x.nbytes, x.algorithm, n_gpus=n)
-        for k, m in enumerate(tr.demand):
-            demand.append(m)
-            gaps.append(pending_gap if k == 0 else 0.0)
-            owner.append(ci)
-            pending_gap = 0.0
-    n_coll = ci + 1
-    reconf = np.zeros(n_coll)
-    data = np.zeros(n_coll)
-    if not demand:
-        return data, reconf, None, 0
-    # Identical layers reach a steady state after the first (whose first configuration is free):
-    # solve a few layers and take the last one's times as every layer's.
-    layers = int(min(prof.stage_layers.max(), STEADY_LAYERS))
-    P1 = len(demand)
-    # Layer r > 1 waits for the compute after the previous layer's last collective too.
-    gap = np.array(gaps + ([pending_gap + gaps[0]] + gaps[1:]) * (layers - 1), dtype=float)
-    trace = Trace(demand * layers, gap, meta={"sub-problem": f"{n} GPUs of one replica"})
-    trace.period = trace.detect_period()
-    prob = OCSProblem.from_trace(trace, ports=ocs["ports_per_gpu"] - (1 if plan.pp > 1 else 0),
-                                 circuit_Bps=ocs["circuit_Bps"],
-                                 reconfig_delay_s=ocs["reconfig_delay_s"] if reconfig_delay_s is None else reconfig_delay_s,
-                                 name="layer circuits")
-    sched = solve(prob, method=schedule_method, time_limit_s=time_limit_s, bound=bound)
-    lat = float(ocs.get("circuit_latency_s", 0.0))
-    for p in range(P1 * (layers - 1), P1 * layers):          # the last (steady-state) layer
-        ph = sched.phases[p]
-        # a slot's duration includes the exposed part of the reconfiguration before it
-        exposed = float(sum(s.exposed_s for s in ph.slots if s.reconfig))
-        data[owner[p % P1]] += (ph.end_s - ph.start_s) - exposed + lat
-        reconf[owner[p % P1]] += exposed
-    return data, reconf, sched, layers
-
-
-def _ocs_alpha_beta(fabric: Fabric, c: Collective, ports: int) -> float:
-    """Circuit-ideal time: every step on ``ports`` circuits per pair, no reconfiguration."""
-    ocs = fabric.meta["ocs"]
-    steps = expand(c.kind, c.group_size, c.nbytes, c.algorithm, as_arrays=True)
-    lat = float(ocs.get("circuit_latency_s", 0.0))
-    total = 0.0
-    p = c.group_size
-    for src, dst, nb in steps:
-        if not len(src):
-            continue
-        peers = np.bincount(src, minlength=p).max()
-        per_pair = max(1, ports // max(int(peers), 1))
-        total += lat + float(nb.max()) / (per_pair * ocs["circuit_Bps"])
-    return total
-
-
-# ---------------------------------------------------------------------------------------
-
-def evaluate(model, plan: ParallelPlan, fabric: Fabric, mode: str, *, batch: int,
-             seq_len: int | None = None, context: int | None = None, gpu=None,
-             algorithms: dict | None = None, fidelity: str = "max-min", fidelities=FIDELITIES,
-             overlap: bool = False, fill: bool = True, placement: str = "topology-aware",
-             schedule_method: str = "heuristic", reconfig_delay_s: float | None = None,
-             schedule_time_limit_s: float | None = 20.0, latency_budget_s: float | None = None,
-             schedule: bool = True, schedule_bound: str = "best",
-             dtype_bytes: float = 2.0) -> Evaluation:
+def evaluate(model, plan: ParallelPlan, fabric: Fabric, mode: str, options: EvalOptions | None = None,
+             **kwargs) -> Evaluation:
     """Evaluate one model step, layer by layer, on a fabric.
 
     Parameters
@@ -462,34 +238,13 @@ def evaluate(model, plan: ParallelPlan, fabric: Fabric, mode: str, *, batch: int
         ``tp`` and ``pp`` (and ``ep``) of one replica; with ``fill=True`` the
         data-parallel degree is raised to fill the fabric (``n_gpus // (tp pp)``).
     fabric : Fabric
-        Packet, direct or OCS fabric (an OCS fabric has ``meta["ocs"]``).
+        Packet, direct or OCS fabric (an OCS fabric has ``fabric.ocs``).
     mode : {"prefill", "decode"}
-    batch, seq_len, context
-        Sequences per micro-batch; prompt length (prefill); KV length (decode).
-    gpu : str or GPUSpec, optional
-        Default ``fabric.meta["gpu"]``.
-    algorithms : dict, optional
-        Collective kind -> algorithm, e.g. ``{"all-reduce": "rhd"}``.
-    fidelity : {"max-min", "alpha-beta"}
-        Which communication time the totals use (``max-min`` falls back to
-        ``alpha-beta`` when not computed).
-    fidelities : tuple
-        Which fidelities to compute (``("alpha-beta",)`` is the fast screen).
-    overlap : bool
-        Hide communication and reconfiguration under compute (see module notes).
-    schedule_method : str
-        Circuit scheduler method on OCS fabrics (:func:`ocsnet.schedule.solve`).
-    schedule : bool
-        On an OCS fabric, solve the circuit schedule (else only the ideal
-        circuit alpha-beta time is computed and no reconfiguration is counted:
-        the fast screen of a plan search).
-    schedule_bound : {"best", "design"}
-        Lower bound the schedule reports (see :func:`ocsnet.schedule.solve`);
-        ``"design"`` is cheaper on long traces.
-    reconfig_delay_s : float, optional
-        Override the OCS reconfiguration delay of the fabric.
-    latency_budget_s : float, optional
-        TTFT (prefill) or TPOT (decode) budget; missing it is listed in ``failures``.
+    options : EvalOptions, optional
+        Sizes, fidelities, algorithms, scheduling and budgets (see :class:`EvalOptions`).
+    **kwargs
+        Fields of :class:`EvalOptions`: without ``options`` they build one
+        (``batch`` is required), with it they replace its fields.
 
     Returns
     -------
@@ -499,79 +254,82 @@ def evaluate(model, plan: ParallelPlan, fabric: Fabric, mode: str, *, batch: int
     ------
     WorkloadError
         Unknown mode or fidelity, a plan the model or fabric cannot hold.
+    TypeError
+        An unknown option, or neither ``options`` nor ``batch``.
 
     Examples
     --------
-    >>> from ocsnet.topology import fat_tree
+    >>> from ocsnet.topology.packet import fat_tree
     >>> from ocsnet.workload import ParallelPlan
     >>> ev = evaluate("llama3-70b", ParallelPlan(tp=4, pp=2), fat_tree(4), "decode",
     ...               batch=4, context=1024, fidelities=("alpha-beta",))
     >>> ev.fits, ev.totals()["gpus_per_replica"]
     (True, 8)
+    >>> screen = EvalOptions(batch=4, context=1024, fidelities=("alpha-beta",))
+    >>> evaluate("llama3-70b", ParallelPlan(tp=4, pp=2), fat_tree(4), "decode", screen).latency_s == ev.latency_s
+    True
     """
-    _check_choice("mode", mode, MODES)
-    _check_choice("fidelity", fidelity, FIDELITIES)
-    for f in fidelities:
-        _check_choice("fidelities", f, FIDELITIES)
+    o = EvalOptions.from_kwargs(options, **kwargs)
+    if mode not in INFERENCE_MODES:
+        raise WorkloadError(f"mode: {mode!r} is not one of {', '.join(INFERENCE_MODES)}")
     if not isinstance(fabric, Fabric):
         raise WorkloadError(f"fabric: expected an ocsnet Fabric, got {type(fabric).__name__}")
     m = get_model(model)
-    g = hardware.gpu(gpu if gpu is not None else fabric.meta.get("gpu", "h100-sxm"))
+    g = hardware.gpu(o.gpu if o.gpu is not None else fabric.meta.get("gpu", "h100-sxm"))
     per_replica = plan.tp * plan.pp
     if per_replica > fabric.n_gpus:
         raise WorkloadError(f"plan: {plan} needs {per_replica} GPUs per replica, the fabric has {fabric.n_gpus}")
-    if fill:
+    if o.fill:
         dp = fabric.n_gpus // per_replica
         dp -= dp % plan.ep
         plan = dataclasses.replace(plan, dp=max(dp, plan.ep))
-    prof = step_profile(m, plan, mode, batch=batch, seq_len=seq_len, context=context, gpu=g,
-                        dtype_bytes=dtype_bytes, algorithms=algorithms, micro_batches=plan.pp,
+    prof = step_profile(m, plan, mode, batch=o.batch, seq_len=o.seq_len, context=o.context, gpu=g,
+                        dtype_bytes=o.dtype_bytes, algorithms=o.algorithms, micro_batches=plan.pp,
                         require_fit=False)
     lp = prof.layer
-    ranks = _place(plan, fabric, placement)
-    is_ocs = bool(fabric.meta.get("ocs")) and not fabric.meta.get("packet_ports_per_gpu") and \
-        fabric.meta.get("generator") == "ocs_fabric"
+    ranks = placed_ranks(plan, fabric, o.placement)
+    is_ocs = is_circuit_fabric(fabric)
     failures: list[str] = []
     if not prof.memory.fits:
         failures.append(f"memory: {prof.memory.message()}")
     colls: list[CollectiveTime] = []
     sched, sched_layers = None, 0
     if is_ocs:
-        ports = int(fabric.meta["ocs"]["ports_per_gpu"]) - (1 if plan.pp > 1 else 0)
-        data, reconf, sched, sched_layers = (_ocs_times(fabric, prof, plan, schedule_method, reconfig_delay_s,
-                                                        schedule_time_limit_s, schedule_bound) if schedule else
-                                             (np.zeros(0), np.zeros(0), None, 0))
+        ocs = fabric.ocs
+        ports = ocs.ports_per_gpu - (1 if plan.pp > 1 else 0)
+        data, reconf, sched, sched_layers = (
+            ocs_layer_times(fabric, prof, plan, o.schedule_method, o.reconfig_delay_s, o.schedule_time_limit_s,
+                            o.schedule_bound) if o.schedule else (np.zeros(0), np.zeros(0), None, 0))
         for i, c in enumerate(lp.collectives):
-            ab = _ocs_alpha_beta(fabric, c, ports)
-            mm = float(data[i]) if "max-min" in fidelities and len(data) else None
+            ab = ocs_ideal_collective(fabric, c, ports)
+            mm = float(data[i]) if "max-min" in o.fidelities and len(data) else None
             colls.append(CollectiveTime(c.label, c.kind, c.group, c.group_size, c.nbytes, c.algorithm,
                                         c.after, ab, mm, float(reconf[i]) if len(reconf) else 0.0))
-        ocs = fabric.meta["ocs"]
         pp_send = 0.0 if prof.pp_send is None else float(
-            ocs.get("circuit_latency_s", 0.0) + prof.pp_send.nbytes / ocs["circuit_Bps"])
+            ocs.circuit_latency_s + prof.pp_send.nbytes / ocs.circuit_Bps)
     else:
         memo: dict = {}
         for c in lp.collectives:
             key = (c.kind, c.group, c.group_size, c.nbytes, c.algorithm)
             if key not in memo:
-                groups = _groups(ranks, c.group, plan)
-                ab = _alpha_beta(fabric, groups[0], c) if c.group_size > 1 else 0.0
-                mm = _max_min(fabric, groups, c) if "max-min" in fidelities and c.group_size > 1 else None
+                groups = group_ranks(ranks, c.group, plan)
+                ab = alpha_beta_collective(fabric, groups[0], c) if c.group_size > 1 else 0.0
+                mm = max_min_collective(fabric, groups, c) if "max-min" in o.fidelities and c.group_size > 1 else None
                 memo[key] = (ab, mm)
             ab, mm = memo[key]
             colls.append(CollectiveTime(c.label, c.kind, c.group, c.group_size, c.nbytes, c.algorithm,
                                         c.after, ab, mm))
-        pp_send = _pp_send(fabric, ranks, prof.pp_send)
-    pw, co = _power_cost(fabric)
+        pp_send = pp_send_time(fabric, ranks, prof.pp_send)
+    pw, co = power_and_cost(fabric)
     n = max(fabric.n_gpus, 1)
     ev = Evaluation(
         model=m.name, mode=mode, plan=plan, gpu=g, fabric=fabric.name,
-        fidelity=fidelity if fidelity in fidelities else fidelities[0],
-        algorithms=dict(lp.algorithms), batch=batch, seq_len=seq_len, context=context, profile=prof,
-        ops=lp.ops, collectives=colls, pp_send_s=pp_send, overlap=overlap, replicas=plan.dp,
+        fidelity=o.fidelity if o.fidelity in o.fidelities else o.fidelities[0],
+        algorithms=dict(lp.algorithms), batch=o.batch, seq_len=o.seq_len, context=o.context, profile=prof,
+        ops=lp.ops, collectives=colls, pp_send_s=pp_send, overlap=o.overlap, replicas=plan.dp,
         network_W_per_gpu=(pw["total_W"] - pw["gpus_W"]) / n,
         network_cost_per_gpu=(co["total"] - co["gpus"]) / n,
-        failures=failures, schedule=sched, schedule_layers=sched_layers)
+        failures=failures, schedule=sched, schedule_layers=sched_layers, options=o)
     for c in colls:
         if c.max_min_s is not None and c.alpha_beta_s > 0 and c.max_min_s > CONGESTION_FACTOR * c.alpha_beta_s:
             ratio = f"{c.max_min_s / c.alpha_beta_s:.2f}x"
@@ -584,7 +342,8 @@ def evaluate(model, plan: ParallelPlan, fabric: Fabric, mode: str, *, batch: int
     if ev.reconfig_s > RECONFIG_FRACTION * ev.layer_s:
         failures.append(f"reconfiguration: {units.fmt_time(ev.reconfig_s)} exposed per layer, "
                         f"{100 * ev.reconfig_s / ev.layer_s:.0f}% of the layer time")
-    if latency_budget_s is not None and ev.latency_s > latency_budget_s:
+    if o.latency_budget_s is not None and ev.latency_s > o.latency_budget_s:
         what = "TTFT" if mode == "prefill" else "TPOT"
-        failures.append(f"latency: {what} {units.fmt_time(ev.latency_s)} exceeds the budget {units.fmt_time(latency_budget_s)}")
+        failures.append(f"latency: {what} {units.fmt_time(ev.latency_s)} exceeds the budget "
+                        f"{units.fmt_time(o.latency_budget_s)}")
     return ev

@@ -9,9 +9,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
+from ..workload import ParallelPlan
 from .per_layer import Evaluation
 
-__all__ = ["System", "Choice", "StudyResult"]
+__all__ = ["System", "Screened", "Choice", "SweepSchedule", "StudyResult"]
 
 
 @dataclass
@@ -30,6 +31,27 @@ class System:
         return (self.fabric, self.gpu, json.dumps(self.overrides, sort_keys=True))
 
 
+@dataclass(frozen=True)
+class Screened:
+    """One (plan, sizes, algorithm) of a plan search after the fast alpha-beta screen."""
+
+    score: float                  # the objective, larger is better
+    plan: ParallelPlan
+    sizes: dict                   # batch, seq_len, context
+    algorithm: str                # the all-reduce algorithm
+    latency_s: float
+
+    @property
+    def order(self) -> tuple:
+        """Sort key: best score first, then fewer GPUs, narrower tensor parallelism, smaller batch."""
+        return (-self.score, self.plan.tp * self.plan.pp, self.plan.tp, self.sizes["batch"], self.algorithm)
+
+    @property
+    def key(self) -> tuple:
+        """What makes two screened points the same candidate."""
+        return (str(self.plan), self.sizes["batch"], self.algorithm)
+
+
 @dataclass
 class Choice:
     """The best evaluation of one system for one (model, mode), and what the search saw."""
@@ -41,6 +63,16 @@ class Choice:
     candidates: list[dict] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class SweepSchedule:
+    """The circuit schedule of one reconfiguration-sweep point that reconfigures (for the report's Gantt chart)."""
+
+    title: str
+    schedule: object              # ocsnet.schedule.Schedule
+    layers: int                   # layers of the schedule's sub-problem
+    tp: int = 0
+
+
 @dataclass
 class StudyResult:
     config: dict
@@ -48,7 +80,7 @@ class StudyResult:
     sweep: list[dict]        # reconfiguration sweep rows
     elapsed_s: float
     fabrics: dict            # system label -> fabric summary
-    sweep_schedule: tuple | None = None   # (title, Schedule, layers) of a sweep point that reconfigures
+    sweep_schedule: SweepSchedule | None = None
 
     def summary_rows(self) -> list[dict]:
         """One row per (model, mode, system), normalized to the H100 baseline."""

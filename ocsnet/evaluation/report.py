@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .. import units
 from .per_layer import Evaluation
-from .records import StudyResult
+from .records import StudyResult, SweepSchedule
 
 __all__ = ["SUMMARY_COLUMNS", "format_table", "summary_table", "write_report", "MATCH_TOLERANCE"]
 
@@ -138,10 +138,10 @@ def _figures(result: StudyResult, out: Path) -> dict:
     if shown is None:
         c = _first(result, lambda c: c.best is not None and c.best.schedule is not None)
         if c is not None:
-            shown = (f"{c.system.label}, {c.best.model} {c.best.mode}, {c.best.plan}", c.best.schedule,
-                     c.best.schedule_layers)
+            shown = SweepSchedule(f"{c.system.label}, {c.best.model} {c.best.mode}, {c.best.plan}",
+                                  c.best.schedule, c.best.schedule_layers)
     if shown is not None:
-        title, sched, layers = shown
+        title, sched, layers = shown.title, shown.schedule, shown.layers
         n = min(len(sched.phases), 2 * max(1, len(sched.phases) // max(layers, 1)))
         fig, ax = plt.subplots(figsize=(11, 3.2))
         head = copy.copy(sched)

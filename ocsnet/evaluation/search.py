@@ -11,8 +11,9 @@ from .. import hardware, units
 from ..errors import OcsnetError, WorkloadError
 from ..workload import ParallelPlan
 from ..workload.step import memory_fit
+from .options import EvalOptions
 from .per_layer import Evaluation, evaluate
-from .records import Choice, System
+from .records import Choice, Screened, System
 
 __all__ = ["OBJECTIVES", "sizes_for", "feasible_plans", "choose", "objective"]
 
@@ -59,60 +60,58 @@ def objective(ev: Evaluation, key: str) -> float:
 
 
 def choose(cfg: dict, system: System, fabric, model, mode: str, reconfig_delay_s,
-            latency_limit_s: float | None = None) -> Choice:
+           latency_limit_s: float | None = None) -> Choice:
     """Best plan of one system; with ``latency_limit_s``, among the plans whose screened latency
     meets it (or, if none does, the plans of least latency)."""
     gpu = hardware.gpu(system.gpu)
     plans, skipped = feasible_plans(cfg, model, mode, gpu)
-    screened = []
+    # One options object per system: the screen (alpha-beta, ideal circuits) and the full evaluation.
+    base = EvalOptions(batch=1, gpu=gpu, reconfig_delay_s=reconfig_delay_s)
+    screen = base.replace(fidelities=("alpha-beta",), fidelity="alpha-beta", schedule=False)
+    full = base.replace(schedule_time_limit_s=cfg["schedule_time_limit_s"], schedule_bound="design")
+    screened: list[Screened] = []
     for (plan, sizes), alg in itertools.product(plans, cfg["algorithms"]):
         if plan.tp * plan.pp > fabric.n_gpus:
             continue
         try:
-            ev = evaluate(model, plan, fabric, mode, gpu=gpu, algorithms={"all-reduce": alg},
-                          fidelities=("alpha-beta",), fidelity="alpha-beta", schedule=False,
-                          reconfig_delay_s=reconfig_delay_s, **sizes)
+            ev = evaluate(model, plan, fabric, mode, screen.replace(algorithms={"all-reduce": alg}, **sizes))
         except OcsnetError as e:
             skipped.append(f"{plan} {alg}: {e}")
             continue
-        screened.append((objective(ev, cfg["objective"]), plan, sizes, alg, ev.latency_s))
+        screened.append(Screened(objective(ev, cfg["objective"]), plan, sizes, alg, ev.latency_s))
     n_screened = len(screened)
-    order = lambda x: (-x[0], x[1].tp * x[1].pp, x[1].tp, x[2]["batch"], x[3])  # noqa: E731
-    unconstrained = sorted(screened, key=order)
+    unconstrained = sorted(screened, key=lambda x: x.order)
     if latency_limit_s is not None:
-        screened = [x for x in screened if x[4] <= latency_limit_s]
-    screened.sort(key=order)
+        screened = [x for x in screened if x.latency_s <= latency_limit_s]
+    screened.sort(key=lambda x: x.order)
     k = int(cfg["top_k"])
 
-    def full_eval(x):
-        score, plan, sizes, alg, _ = x
-        ev = evaluate(model, plan, fabric, mode, gpu=gpu, algorithms={"all-reduce": alg},
-                      reconfig_delay_s=reconfig_delay_s,
-                      schedule_time_limit_s=cfg["schedule_time_limit_s"], schedule_bound="design", **sizes)
-        return x, ev
+    def full_eval(x: Screened) -> tuple[Screened, Evaluation]:
+        return x, evaluate(model, x.plan, fabric, mode, full.replace(algorithms={"all-reduce": x.algorithm},
+                                                                      **x.sizes))
 
     # The screen assumes ideal circuits and no congestion, so it can misjudge an algorithm (rhd on a
     # slow OCS): the best screened plan of every algorithm is evaluated in full too.
     picks = list(screened[:k])
     for alg in cfg["algorithms"]:
-        top = next((x for x in screened if x[3] == alg), None)
+        top = next((x for x in screened if x.algorithm == alg), None)
         if top is not None and not any(x is top for x in picks):
             picks.append(top)
-    full = [full_eval(x) for x in picks]
+    done = [full_eval(x) for x in picks]
     # The full evaluation decides, under the same latency limit as the screen.
-    ok = [ev for _, ev in full if latency_limit_s is None or ev.latency_s <= latency_limit_s]
+    ok = [ev for _, ev in done if latency_limit_s is None or ev.latency_s <= latency_limit_s]
     if not ok and unconstrained:
         # No plan meets the limit once congestion and reconfiguration are counted: report the
         # unconstrained best and say so.
-        seen = {(str(x[1]), x[2]["batch"], x[3]) for x, _ in full}
-        full += [full_eval(x) for x in unconstrained[:k] if (str(x[1]), x[2]["batch"], x[3]) not in seen]
-        ok = [ev for _, ev in full]
+        seen = {x.key for x, _ in done}
+        done += [full_eval(x) for x in unconstrained[:k] if x.key not in seen]
+        ok = [ev for _, ev in done]
         if latency_limit_s is not None:
             for ev in ok:
                 ev.failures.append(f"latency: no plan of this system meets the study's limit of "
                                    f"{cfg['latency_vs_baseline']}x the baseline ({units.fmt_time(latency_limit_s)})")
     cands = [{"plan": str(ev.plan), "batch": ev.batch, "algorithm": ev.algorithms["all-reduce"],
-              "screen": x[0], "full": objective(ev, cfg["objective"]), "latency_s": ev.latency_s}
-             for x, ev in full]
+              "screen": x.score, "full": objective(ev, cfg["objective"]), "latency_s": ev.latency_s}
+             for x, ev in done]
     best = max(ok, key=lambda ev: objective(ev, cfg["objective"])) if ok else None
     return Choice(system, best, n_screened, skipped, cands)

@@ -39,10 +39,11 @@ from typing import Any, Callable
 from .. import hardware, units
 from ..errors import SpecError, WorkloadError
 from ..workload import ParallelPlan
+from ..workload.layers import INFERENCE_MODES
 from ..workload.models import model as get_model
 from ..workload.step import memory_fit
 from .per_layer import evaluate
-from .records import Choice, StudyResult, System
+from .records import Choice, StudyResult, SweepSchedule, System
 from .search import OBJECTIVES, choose, sizes_for
 
 __all__ = ["DEFAULT_STUDY", "OBJECTIVES", "StudyResult", "Choice", "System", "run_study",
@@ -56,7 +57,7 @@ __all__ = ["DEFAULT_STUDY", "OBJECTIVES", "StudyResult", "Choice", "System", "ru
 #: of the 4,096-GPU spec and inflate its power).
 DEFAULT_STUDY: dict[str, Any] = {
     "models": ["llama3-405b", "gpt3-175b", "llama3-70b"],
-    "modes": ["prefill", "decode"],
+    "modes": list(INFERENCE_MODES),
     "prefill": {"batch": 1, "seq_len": 4096},
     "decode": {"batch": [8, 16, 32], "context": 4096},
     "baseline": {"label": "H100 DGX", "fabric": "h100-dgx", "gpu": "h100-sxm", "overrides": {"n_nodes": 32}},
@@ -96,8 +97,8 @@ def study_config(overrides: dict | None = None) -> dict:
     for m in cfg["models"]:
         get_model(m)
     for mode in cfg["modes"]:
-        if mode not in ("prefill", "decode"):
-            raise SpecError(f"study.modes: {mode!r} is not one of prefill, decode")
+        if mode not in INFERENCE_MODES:
+            raise SpecError(f"study.modes: {mode!r} is not one of {', '.join(INFERENCE_MODES)}")
     for v in cfg["variants"]:
         hardware.gpu(v)
     if cfg["objective"] not in OBJECTIVES:
@@ -192,7 +193,7 @@ def _sweep_plan(cfg, model, mode, gpu, tp, pp, n_gpus, sizes) -> ParallelPlan | 
     return None
 
 
-def _sweep(cfg, choices, fabrics, progress, t0) -> tuple[list[dict], tuple | None]:
+def _sweep(cfg, choices, fabrics, progress, t0) -> tuple[list[dict], SweepSchedule | None]:
     """Layer time of the OCS system's best plan per all-reduce algorithm and reconfiguration delay."""
     rows = []
     shown = None
@@ -205,8 +206,7 @@ def _sweep(cfg, choices, fabrics, progress, t0) -> tuple[list[dict], tuple | Non
             continue
         f = fabrics[c.system.fabric_key]
         plans = [dataclasses.replace(c.best.plan, dp=1)]
-        sizes = {k: v for k, v in (("batch", c.best.batch), ("seq_len", c.best.seq_len),
-                                   ("context", c.best.context)) if v is not None}
+        sizes = c.best.options.sizes
         for tp in cfg["sweep_tp"]:
             extra = _sweep_plan(cfg, m, mode, c.system.gpu, tp, c.best.plan.pp, f.n_gpus, sizes)
             if extra is not None and extra not in plans:
@@ -214,18 +214,17 @@ def _sweep(cfg, choices, fabrics, progress, t0) -> tuple[list[dict], tuple | Non
         _progress(f"sweep {m} {mode}: {len(plans)} plans x {len(cfg['sweep_reconfig_delay_us'])} delays x "
                   f"{len(cfg['sweep_algorithms'])} algorithms ({time.perf_counter() - t0:.1f} s)", progress)
         for plan, us, alg in itertools.product(plans, cfg["sweep_reconfig_delay_us"], cfg["sweep_algorithms"]):
-            ev = evaluate(m, plan, f, mode, gpu=c.system.gpu, algorithms={"all-reduce": alg},
-                          reconfig_delay_s=units.to_si("x_us", us),
-                          schedule_time_limit_s=cfg["schedule_time_limit_s"], schedule_bound="design",
-                          **sizes)
+            ev = evaluate(m, plan, f, mode, c.best.options.replace(
+                algorithms={"all-reduce": alg}, reconfig_delay_s=units.to_si("x_us", us)))
             t = ev.totals()
             if ev.schedule is not None and ev.schedule.n_reconfigurations and ev.reconfig_s > 0 and (
-                    shown is None or (mode == "decode" and plan.tp > shown[3])):
-                shown = (f"{c.system.label}, {m} {mode}, {plan}, {alg} all-reduce, reconfiguration "
-                         f"{units.fmt_time(units.to_si('x_us', us))}", ev.schedule, ev.schedule_layers, plan.tp)
+                    shown is None or (mode == "decode" and plan.tp > shown.tp)):
+                shown = SweepSchedule(f"{c.system.label}, {m} {mode}, {plan}, {alg} all-reduce, reconfiguration "
+                                      f"{units.fmt_time(units.to_si('x_us', us))}", ev.schedule, ev.schedule_layers,
+                                      plan.tp)
             rows.append({"model": m, "mode": mode, "system": c.system.label, "plan": str(plan),
                          "algorithm": alg, "reconfig_delay_us": us, "layer_us": t["layer_us"],
                          "comm_us": t["comm_max_min_us"], "reconfig_us": t["reconfig_us"],
                          "compute_us": t["compute_us"], "latency_ms": t["latency_ms"],
                          "reconfigurations": ev.schedule.n_reconfigurations if ev.schedule else 0})
-    return rows, (shown[:3] if shown else None)
+    return rows, shown

@@ -10,21 +10,16 @@ congestion-free point-to-point time, and :func:`check_phase` and friends
 report links above capacity and flows or phases over budget.
 """
 
-from .checks import CHECKS, CheckReport, check_flows, check_phase, check_trace
-from .fluid import (FIDELITIES, PhaseResult, TraceResult, completion_times, flows_from_demand,
-                    phase_time, trace_time)
-from .latency import alpha_beta_time, bottleneck_Bps, transfer_time
-from .maxmin import max_min_fair
-from .patterns import PATTERNS, pattern_demand, pattern_flows
-from .paths import route_paths
-from .routing import METHODS, Routes, gpus_forward, route
+from ..lazy import exports
 
-__all__ = [
-    "route", "route_paths", "Routes", "gpus_forward", "METHODS",
-    "max_min_fair",
-    "completion_times", "phase_time", "trace_time", "flows_from_demand", "PhaseResult", "TraceResult",
-    "FIDELITIES",
-    "transfer_time", "alpha_beta_time", "bottleneck_Bps",
-    "check_flows", "check_phase", "check_trace", "CheckReport", "CHECKS",
-    "pattern_demand", "pattern_flows", "PATTERNS",
-]
+__all__, __getattr__, __dir__ = exports(__name__, {
+    "route": "routing", "Routes": "routing", "gpus_forward": "routing", "METHODS": "names",
+    "route_paths": "paths",
+    "max_min_fair": "maxmin",
+    "completion_times": "fluid", "phase_time": "fluid", "trace_time": "fluid", "flows_from_demand": "fluid",
+    "PhaseResult": "fluid", "TraceResult": "fluid", "FIDELITIES": "names",
+    "transfer_time": "latency", "alpha_beta_time": "latency", "bottleneck_Bps": "latency",
+    "check_flows": "checks", "check_phase": "checks", "check_trace": "checks", "CheckReport": "checks",
+    "CHECKS": "checks",
+    "pattern_demand": "patterns", "pattern_flows": "patterns", "PATTERNS": "names",
+})

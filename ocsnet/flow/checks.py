@@ -24,7 +24,8 @@ import numpy as np
 from .. import units
 from ..errors import FlowError
 from ..fabric import Fabric
-from .fluid import FIDELITIES, PhaseResult, phase_time, trace_time
+from .fluid import PhaseResult, phase_time, trace_time
+from .names import FIDELITIES
 from .maxmin import max_min_fair
 from .routing import Routes
 

@@ -26,13 +26,11 @@ from ..errors import FlowError
 from ..fabric import Fabric
 from .latency import alpha_beta_time, bottleneck_Bps
 from .maxmin import as_incidence, check_capacity, fill, max_min_fair
-from .routing import METHODS, Routes, route
+from .names import FIDELITIES, METHODS
+from .routing import Routes, route
 
 __all__ = ["completion_times", "phase_time", "trace_time", "flows_from_demand",
-           "PhaseResult", "TraceResult", "FIDELITIES"]
-
-#: The two fidelities that share one interface (DESIGN.md, "The flow model").
-FIDELITIES = ("max-min", "alpha-beta")
+           "PhaseResult", "TraceResult"]
 
 
 def _check_nonneg(name: str, arr, n: int, what: str = "flow") -> np.ndarray:

@@ -86,20 +86,21 @@ def check_capacity(capacity, n_links: int, name: str = "capacity") -> np.ndarray
     return c
 
 
-def _check_demand(demand, n_flows: int) -> np.ndarray | None:
-    if demand is None:
+def _check_rate_cap(cap, n_flows: int, name: str = "rate_cap_Bps") -> np.ndarray | None:
+    if cap is None:
         return None
-    d = np.broadcast_to(np.asarray(demand, dtype=np.float64), (n_flows,)) if np.ndim(demand) == 0 \
-        else np.asarray(demand, dtype=np.float64)
+    d = np.broadcast_to(np.asarray(cap, dtype=np.float64), (n_flows,)) if np.ndim(cap) == 0 \
+        else np.asarray(cap, dtype=np.float64)
     if d.ndim != 1 or len(d) != n_flows:
-        raise FlowError(f"demand: expected {n_flows} entries (one per flow, the incidence columns), got shape {d.shape}")
+        raise FlowError(f"{name}: expected {n_flows} entries (one per flow, the incidence columns), got shape {d.shape}")
     bad = np.flatnonzero(~(d >= 0))
     if len(bad):
-        raise FlowError(f"demand[{int(bad[0])}] (flow {int(bad[0])}): {float(d[bad[0]])!r} is out of range, allowed [0, inf]")
+        raise FlowError(f"{name}[{int(bad[0])}] (flow {int(bad[0])}): {float(d[bad[0]])!r} is out of range, "
+                        "allowed [0, inf]")
     return d
 
 
-def max_min_fair(incidence, capacity, demand=None, *, return_info: bool = False):
+def max_min_fair(incidence, capacity, rate_cap_Bps=None, *, return_info: bool = False, demand=None):
     """Max-min fair rates of flows sharing capacitated links.
 
     Parameters
@@ -110,7 +111,7 @@ def max_min_fair(incidence, capacity, demand=None, *, return_info: bool = False)
     capacity : array, shape (n_links,)
         Capacity of every link in bytes/s, in ``[0, inf]``; an infinite link
         never constrains.
-    demand : float or array, shape (n_flows,), optional
+    rate_cap_Bps : float or array, shape (n_flows,), optional
         A cap on every flow's rate in bytes/s, in ``[0, inf]`` (the rate it
         asks for).  Default: no cap.
     return_info : bool
@@ -124,11 +125,14 @@ def max_min_fair(incidence, capacity, demand=None, *, return_info: bool = False)
         gets its cap, or ``inf`` if it has none.
     info : dict
         Only with ``return_info=True``.
+    demand : float or array, optional
+        Old name of ``rate_cap_Bps`` (keyword only; elsewhere in ocsnet a
+        demand is bytes, not a rate).
 
     Raises
     ------
     FlowError
-        Shapes do not match, or a capacity, demand or incidence entry is
+        Shapes do not match, or a capacity, rate cap or incidence entry is
         negative or NaN; the message names the link or flow index.
 
     Notes
@@ -162,7 +166,13 @@ def max_min_fair(incidence, capacity, demand=None, *, return_info: bool = False)
     c = check_capacity(capacity, n_links)
     a = as_incidence(incidence, n_links)
     n_flows = a.shape[1]
-    cap = _check_demand(demand, n_flows)
+    if demand is not None:
+        if rate_cap_Bps is not None:
+            raise FlowError("demand: is the old name of rate_cap_Bps; give only one of them")
+        rate_cap_Bps, name = demand, "demand"
+    else:
+        name = "rate_cap_Bps"
+    cap = _check_rate_cap(rate_cap_Bps, n_flows, name)
     rates, info = fill(a, c, cap)
     return (rates, info) if return_info else rates
 

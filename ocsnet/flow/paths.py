@@ -14,7 +14,7 @@ import scipy.sparse as sp
 
 from ..errors import FlowError
 from ..fabric import Fabric
-from .routing import Routes, _edge_lookup, _routable
+from .routing import Routes, edge_lookup, routable_edges
 
 __all__ = ["route_paths"]
 
@@ -104,12 +104,12 @@ def route_paths(fabric: Fabric, paths, *, flow=None, weight=None) -> Routes:
     hu = nodes[inner]
     hv = nodes[np.flatnonzero(inner) + 1]
     hp = np.repeat(np.arange(n_paths), lens - 1)
-    e = _edge_lookup(fabric, hu, hv)
+    e = edge_lookup(fabric, hu, hv)
     bad = np.flatnonzero(e < 0)
     if len(bad):
         k = int(bad[0])
         raise FlowError(f"path {int(hp[k])}: no edge from node {int(hu[k])} to node {int(hv[k])}")
-    ocs = np.flatnonzero(~_routable(fabric)[e])
+    ocs = np.flatnonzero(~routable_edges(fabric)[e])
     if len(ocs):
         k = int(ocs[0])
         raise FlowError(f"path {int(hp[k])}: crosses an OCS node between nodes {int(hu[k])} and {int(hv[k])}; "

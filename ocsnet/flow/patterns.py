@@ -11,12 +11,10 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..errors import FlowError
+from .names import PATTERNS
 
-__all__ = ["PATTERNS", "pattern_demand", "pattern_flows"]
+__all__ = ["pattern_demand", "pattern_flows", "MAX_FLOWS"]
 
-#: Pattern names: every ordered pair, a random cyclic permutation, i -> i+1,
-#: everyone -> rank 0, and every rank to one uniformly random other rank.
-PATTERNS = ("all-to-all", "permutation", "ring", "incast", "random")
 #: Largest number of flows a pattern may have (all-to-all grows as N^2; routing
 #: and the kernel hold a few tens of bytes per flow and hop).
 MAX_FLOWS = 20_000_000

@@ -29,15 +29,15 @@ from .maxmin import as_incidence, check_capacity
 __all__ = ["max_min_fair_lp", "max_min_fair_loops"]
 
 
-def _prepare(incidence, capacity, demand):
+def _prepare(incidence, capacity, rate_cap_Bps):
     c = check_capacity(capacity, incidence.shape[0])
     a = as_incidence(incidence, len(c))
     n = a.shape[1]
-    cap = np.full(n, np.inf) if demand is None else np.broadcast_to(np.asarray(demand, float), (n,)).copy()
+    cap = np.full(n, np.inf) if rate_cap_Bps is None else np.broadcast_to(np.asarray(rate_cap_Bps, float), (n,)).copy()
     return a, c, cap
 
 
-def max_min_fair_lp(incidence, capacity, demand=None, *, rtol: float = 1e-9) -> np.ndarray:
+def max_min_fair_lp(incidence, capacity, rate_cap_Bps=None, *, rtol: float = 1e-9) -> np.ndarray:
     """Max-min fair rates by a sequence of LPs (HiGHS), for validation.
 
     Round k maximizes ``t`` subject to ``A r <= c``, ``r <= cap``, ``r >= 0``,
@@ -47,7 +47,7 @@ def max_min_fair_lp(incidence, capacity, demand=None, *, rtol: float = 1e-9) -> 
 
     Parameters
     ----------
-    incidence, capacity, demand
+    incidence, capacity, rate_cap_Bps
         As in :func:`ocsnet.flow.max_min_fair`.
     rtol : float
         Relative tolerance deciding that a flow cannot exceed the level.
@@ -62,7 +62,7 @@ def max_min_fair_lp(incidence, capacity, demand=None, *, rtol: float = 1e-9) -> 
     FlowError
         Bad input, or an LP that HiGHS does not solve.
     """
-    a, c, cap = _prepare(incidence, capacity, demand)
+    a, c, cap = _prepare(incidence, capacity, rate_cap_Bps)
     n_links, n = a.shape
     fin = np.isfinite(c)
     # solve in units of the largest finite capacity or cap, so HiGHS's absolute tolerances fit
@@ -114,7 +114,7 @@ def max_min_fair_lp(incidence, capacity, demand=None, *, rtol: float = 1e-9) -> 
     return rates * unit
 
 
-def max_min_fair_loops(incidence, capacity, demand=None, *, rtol: float = 1e-12) -> np.ndarray:
+def max_min_fair_loops(incidence, capacity, rate_cap_Bps=None, *, rtol: float = 1e-12) -> np.ndarray:
     """Straightforward progressive filling with Python loops (the benchmark baseline).
 
     Every round computes every link's fair-share level with loops over its
@@ -124,7 +124,7 @@ def max_min_fair_loops(incidence, capacity, demand=None, *, rtol: float = 1e-12)
 
     Parameters
     ----------
-    incidence, capacity, demand
+    incidence, capacity, rate_cap_Bps
         As in :func:`ocsnet.flow.max_min_fair`.
 
     Returns
@@ -132,7 +132,7 @@ def max_min_fair_loops(incidence, capacity, demand=None, *, rtol: float = 1e-12)
     ndarray
         Rates in bytes/s.
     """
-    a, c, cap = _prepare(incidence, capacity, demand)
+    a, c, cap = _prepare(incidence, capacity, rate_cap_Bps)
     n_links, n = a.shape
     csc = a
     csr = a.tocsr()

@@ -49,13 +49,12 @@ from scipy.sparse.csgraph import breadth_first_order
 
 from ..errors import FlowError
 from ..fabric import Fabric
+from .names import METHODS
 
-__all__ = ["Routes", "route", "gpus_forward", "SWITCH_KINDS", "METHODS"]
+__all__ = ["Routes", "route", "gpus_forward", "SWITCH_KINDS", "edge_lookup", "routable_edges"]
 
 #: Node kinds that forward packets; a fabric with none of them lets GPUs forward.
 SWITCH_KINDS = ("packet_switch", "nvswitch")
-#: Routing methods of :func:`route`.
-METHODS = ("shortest", "ecmp")
 # Memory for the per-batch search results (distances or next hops), entries.
 _BATCH_ENTRIES = 1 << 24
 
@@ -146,7 +145,7 @@ def _check_ranks(fabric: Fabric, src, dst):
     return s, d
 
 
-def _routable(fabric: Fabric) -> np.ndarray:
+def routable_edges(fabric: Fabric) -> np.ndarray:
     """Edges that may carry traffic: those not touching an OCS node."""
     ocs = fabric.kind == "ocs"
     return ~(ocs[fabric.src] | ocs[fabric.dst])
@@ -201,7 +200,7 @@ def route(fabric: Fabric, src, dst, *, method: str = "shortest",
         return Routes(sp.csc_matrix((m, 0)), s, d, np.zeros(0, np.int64), np.zeros(0), method)
     fwd = gpus_forward(fabric, gpu_forwarding)
     is_gpu = fabric.kind == "gpu"
-    routable = _routable(fabric)
+    routable = routable_edges(fabric)
     # An edge may lead to a transit node unless that node is a non-forwarding GPU.
     transit = routable if fwd else routable & ~is_gpu[fabric.dst]
     eid = np.flatnonzero(transit)
@@ -281,7 +280,7 @@ def route(fabric: Fabric, src, dst, *, method: str = "shortest",
     return Routes(inc, s, d, hops.astype(np.int64), inc.T @ fabric.latency_s, method)
 
 
-def _edge_lookup(fabric: Fabric, u, v) -> np.ndarray:
+def edge_lookup(fabric: Fabric, u, v) -> np.ndarray:
     """Edge ids of the directed edges (u[i], v[i]), -1 where there is none.
 
     Reads the CSR adjacency (``data[e] == e + 1``) by a binary search inside
@@ -331,7 +330,7 @@ def _extract_shortest(fabric, pred, b, fl, cur, tgt, transit, s, d):
         nxt = pred[b, cur]
         last = nxt >= n                       # the next hop is the group's virtual sink
         hop_to = np.where(last, tgt, nxt)
-        es.append(_edge_lookup(fabric, cur, hop_to))
+        es.append(edge_lookup(fabric, cur, hop_to))
         fs.append(flows)
         go = ~last
         flows, b, cur, tgt = flows[go], b[go], nxt[go], tgt[go]
@@ -361,7 +360,7 @@ def _extract_ecmp(fabric, dist, b, fl, cur, tgt, transit, s, d):
     while len(k):
         last = dist[b[k], u] == 1              # one hop from the destination itself
         if last.any():
-            es.append(_edge_lookup(fabric, u[last], tgt[k[last]]))
+            es.append(edge_lookup(fabric, u[last], tgt[k[last]]))
             fs.append(fl[k[last]])
             xs.append(x[last])
         go = ~last

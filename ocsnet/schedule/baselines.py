@@ -73,9 +73,10 @@ def _build(problem, uid, per_u, *, method: str, t0: float, bound: str = "best", 
 
     One-slot phases are timed in closed form by the re-timing; several-slot
     phases get their hold times plus each slot's exposed delay, computed here
-    the way :func:`ocsnet.schedule.validate.retime` counts changes.
+    the way :func:`ocsnet.schedule.timing.retime` counts changes.
     """
-    from .io import Schedule, config_key
+    from .configs import config_key
+    from .io import Schedule
 
     cs = ConfigSet(problem.N)
     ids = [[cs.add(C) for C in cfgs] for cfgs, _ in per_u]

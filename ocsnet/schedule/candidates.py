@@ -38,17 +38,17 @@ import scipy.sparse as sp
 from . import matching
 from .decompose import decompose
 from .dp import PhaseTimes
-from .options import (_MAX_TERMS, Option, _carry_chain, _chain_options, _maximal_windows, _options_for,
-                      _Slots)
+from .options import (MAX_TERMS, Option, carry_chain, chain_options, maximal_windows, options_for,
+                      SlotCounts)
 
-__all__ = ["Candidates", "ConfigSet", "Option", "build_candidates", "unique_demands"]
+__all__ = ["Candidates", "ConfigSet", "Option", "build_candidates", "unique_demands", "WINDOWS"]
 
 
 # A one-slot configuration within this factor of the phase's lower bound is
 # considered good enough that no multi-slot decomposition is tried for it.
 _DECOMPOSE_ABOVE = 1.0 + 1e-9
 # Window sizes (phases) whose merged demand gets its own candidate configuration.
-_WINDOWS = (2, 4, 8, 16, 32, 64, 128, 256)
+WINDOWS = (2, 4, 8, 16, 32, 64, 128, 256)
 # Most window starts (changes of demand) searched for maximal windows.
 _MAX_STARTS = 64
 # Held configurations (most pairs in common first) a several-slot phase may start or end with.
@@ -134,7 +134,7 @@ def _representative(P: int, period) -> np.ndarray:
 
 
 def build_candidates(problem, *, time_limit_s: float | None = None, max_slots_per_phase: int | None = None,
-                     windows=_WINDOWS, max_windows: int = 96,
+                     windows=WINDOWS, max_windows: int = 96,
                      decompositions=("min-slots", "bvn"), t0: float | None = None) -> Candidates:
     """Candidate configurations and several-slot options for every distinct demand.
 
@@ -207,9 +207,9 @@ def build_candidates(problem, *, time_limit_s: float | None = None, max_slots_pe
         sigs.insert(0, whole)                       # the static configuration first
     # Maximal windows that one configuration (or the slots of their first phase)
     # can serve: what a slow OCS wants, to change as rarely as possible.
-    slots = _Slots(problem, demands)
+    slots = SlotCounts(problem, demands)
     multi = []
-    for cnt, k in _maximal_windows(uid, rep, slots, max_starts=_MAX_STARTS):
+    for cnt, k in maximal_windows(uid, rep, slots, max_starts=_MAX_STARTS):
         key = cnt.tobytes()
         if k == 1 and key not in seen and (cnt > 0).sum() >= 2:
             seen.add(key)
@@ -250,13 +250,13 @@ def build_candidates(problem, *, time_limit_s: float | None = None, max_slots_pe
             if mi > 0 and np.isfinite(best_t[u]) and late():
                 truncated = True
                 break
-            cfgs, hold = decompose(D, ports, b, method=method, max_terms=_MAX_TERMS, **kw)
+            cfgs, hold = decompose(D, ports, b, method=method, max_terms=MAX_TERMS, **kw)
             if len(cfgs) < 2 or (max_slots_per_phase is not None and len(cfgs) > max_slots_per_phase):
                 for C in cfgs:
                     cs.add(C)
                 continue
             ids = [cs.add(C) for C in cfgs]
-            options[u] += _options_for(problem, D, ids, cfgs, method)
+            options[u] += options_for(problem, D, ids, cfgs, method)
     # Several-slot phases that start or end with a configuration a neighbouring
     # window holds: serve what it covers there, split the rest into the fewest
     # slots (the rotations put the held configuration first or last).
@@ -274,15 +274,15 @@ def build_candidates(problem, *, time_limit_s: float | None = None, max_slots_pe
                 rest = D.copy()
                 rest.data = np.where(matching.values_at(W, dk) > 0, 0.0, rest.data)
                 rest.eliminate_zeros()
-                cfgs, _ = decompose(rest, ports, b, method="min-slots", max_terms=_MAX_TERMS, **kw)
+                cfgs, _ = decompose(rest, ports, b, method="min-slots", max_terms=MAX_TERMS, **kw)
                 if max_slots_per_phase is not None and len(cfgs) + 1 > max_slots_per_phase:
                     continue
-                options[u] += _options_for(problem, D, [k] + [cs.add(C) for C in cfgs], [W] + cfgs, "held")
+                options[u] += options_for(problem, D, [k] + [cs.add(C) for C in cfgs], [W] + cfgs, "held")
     # Chains handing the last slot of a several-slot phase on to the next phase.
     if any(slots.need([u]) >= 2 for u in range(U)) and not late():
-        chains = [_chain_options(problem, demands, uid, rep, slots, cs, kw, max_phases=4 * _MAX_STARTS)]
+        chains = [chain_options(problem, demands, uid, rep, slots, cs, kw, max_phases=4 * _MAX_STARTS)]
         if max_slots_per_phase is None or max_slots_per_phase >= 2:
-            chains.append(_carry_chain(problem, demands, uid, rep, slots, cs, max_phases=4 * _MAX_STARTS))
+            chains.append(carry_chain(problem, demands, uid, rep, slots, cs, max_phases=4 * _MAX_STARTS))
         for ch in chains:
             for u, ops in ch.items():
                 if max_slots_per_phase is not None:
@@ -300,7 +300,7 @@ def build_candidates(problem, *, time_limit_s: float | None = None, max_slots_pe
             continue
         done.add(cnt.tobytes())
         merged = sum(demands[u] * float(c) for u, c in enumerate(cnt) if c)
-        cfgs, _ = decompose(merged, ports, b, method="min-slots", max_terms=_MAX_TERMS, **kw)
+        cfgs, _ = decompose(merged, ports, b, method="min-slots", max_terms=MAX_TERMS, **kw)
         if len(cfgs) < 2:
             continue
         ids = [cs.add(C) for C in cfgs]
@@ -310,7 +310,7 @@ def build_candidates(problem, *, time_limit_s: float | None = None, max_slots_pe
             use = [k for k in range(len(cfgs)) if np.isin(q, keys[k]).any()]
             if max_slots_per_phase is not None and len(use) > max_slots_per_phase:
                 continue
-            options[u] += _options_for(problem, demands[u], [ids[k] for k in use], [cfgs[k] for k in use],
+            options[u] += options_for(problem, demands[u], [ids[k] for k in use], [cfgs[k] for k in use],
                                        "window")
     times = PhaseTimes(problem, demands, cs.configs)
     stats = {"distinct_demands": U, "configs": len(cs), "single": n_single, "windows": n_window,

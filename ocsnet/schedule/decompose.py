@@ -18,8 +18,7 @@ configuration, then re-timed.
   support), re-timed by :func:`retime`.
 
 The one-slot configuration and the sparse-matrix helpers shared with this
-module live in :mod:`.matching`; its names ``matching.decompose`` etc. still
-resolve to the functions here.
+module live in :mod:`.matching`.
 
 References
 ----------
@@ -38,7 +37,7 @@ from scipy.optimize import linprog
 from scipy.sparse.csgraph import maximum_bipartite_matching
 
 from ..errors import ScheduleError
-from .matching import _REL, _caps, _entries, _keep_pairs, canonical, mask_at, pair_keys, values_at
+from .matching import REL_SLACK, canonical, entries, keep_pairs, mask_at, pair_keys, port_caps, values_at
 
 __all__ = ["stuff", "bvn", "solstice_slices", "group_slots", "retime", "decompose"]
 
@@ -56,7 +55,7 @@ def stuff(M: sp.csr_matrix, *, integer: bool = False, rounds: int = 4) -> tuple[
     """
     M = canonical(M)
     n = M.shape[0]
-    rows, cols, w = _entries(M)
+    rows, cols, w = entries(M)
     rs = np.bincount(rows, w, minlength=n)
     cs = np.bincount(cols, w, minlength=n)
     L = float(max(rs.max(initial=0.0), cs.max(initial=0.0)))
@@ -135,7 +134,7 @@ def bvn(M: sp.csr_matrix, *, tol: float = 1e-9, threshold: str = "none",
     r = 2.0 ** np.floor(np.log2(data.max())) if threshold == "solstice" else 0.0
     out: list[tuple[np.ndarray, float]] = []
     while max_terms is None or len(out) < max_terms:
-        live = data > max(eps, r * (1 - _REL) if r else 0.0)
+        live = data > max(eps, r * (1 - REL_SLACK) if r else 0.0)
         if not (data > eps).any():
             break
         S = sp.csr_matrix((np.ones(live.sum()), (rows[live], M.indices[live])), shape=(n, n))
@@ -172,8 +171,8 @@ def group_slots(terms, real: sp.csr_matrix, row_ports, col_ports=None) -> list[s
     """
     real = canonical(real)
     n = real.shape[0]
-    rp = _caps(row_ports, n, "ports")
-    cp = rp if col_ports is None else _caps(col_ports, n, "col_ports")
+    rp = port_caps(row_ports, n, "ports")
+    cp = rp if col_ports is None else port_caps(col_ports, n, "col_ports")
     rk = pair_keys(real)
     order = sorted(range(len(terms)), key=lambda t: -terms[t][1])
     slots: list[list] = []              # [row_used, col_used, rows list, cols list]
@@ -310,14 +309,14 @@ def decompose(demand, ports, circuit_Bps: float = 1.0, *, col_ports=None, base=N
         keys = pair_keys(D)
         ok = mask_at(allowed, keys)
         if bsub is not None:             # reserved circuits serve pairs outside the mask
-            Dt = _keep_pairs(D, ok | (values_at(bsub, keys) > 0))
-        D = _keep_pairs(D, ok)
+            Dt = keep_pairs(D, ok | (values_at(bsub, keys) > 0))
+        D = keep_pairs(D, ok)
         if bsub is None:
             Dt = D
     if D.nnz == 0:
         return [], np.zeros(0)
-    rp = _caps(ports, n, "ports")
-    cp = rp if col_ports is None else _caps(col_ports, n, "col_ports")
+    rp = port_caps(ports, n, "ports")
+    cp = rp if col_ports is None else port_caps(col_ports, n, "col_ports")
     # Work on the GPUs that send or receive: the decomposition of a 16-GPU ring
     # inside a 4,096-GPU fabric should not pay for the idle GPUs.
     act = np.flatnonzero(np.asarray((abs(D).sum(axis=1)).ravel() + abs(D).sum(axis=0)).ravel() > 0)

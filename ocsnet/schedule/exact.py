@@ -3,7 +3,7 @@
 Stage 4 of the pipeline (``ocsnet.schedule``).  :func:`solve_exact` builds a
 CP-SAT model of the reference semantics (:mod:`.problem`), solves it under a
 time limit, and reads the configurations back; the schedule it returns is
-always re-timed by :func:`.validate.retime`, so the reported makespan is the
+always re-timed by :func:`.timing.retime`, so the reported makespan is the
 exact one, never the model's rounded value.
 
 The models live in their own modules: one slot per phase (the threshold
@@ -52,9 +52,9 @@ import numpy as np
 from ortools.sat.python import cp_model
 
 from ..errors import ScheduleError
-from .exact_multi import _build_multi_slot, _hint_multi_slot, _read_multi_slot
-from .exact_one import (_build_one_slot, _build_thresholds, _Data, _hint_one_slot, _hint_thresholds,
-                        _read_one_slot, _read_thresholds, _Units)
+from .exact_multi import build_multi_slot, hint_multi_slot, read_multi_slot
+from .exact_one import (build_one_slot, build_thresholds, ModelData, hint_one_slot, hint_thresholds,
+                        read_one_slot, read_thresholds, TimeUnits)
 from .io import Schedule
 
 
@@ -99,7 +99,7 @@ def _hint(problem, slots: int):
         return None
 
 
-def _needs_slots(problem, data: _Data) -> int:
+def _needs_slots(problem, data: ModelData) -> int:
     """Fewest slots some phase needs when every circuit-only pair must get a circuit (0 if packets)."""
     if problem.packet_Bps > 0:
         return 1
@@ -199,7 +199,7 @@ def solve_exact(problem, time_limit_s: float = 10.0, max_slots_per_phase: int = 
     workers = int(num_workers) if num_workers is not None else max(1, min(8, os.cpu_count() or 1))
     if workers < 1:
         raise ScheduleError(f"num_workers: {num_workers!r} is out of range, allowed [1, inf)")
-    data = _Data(problem)
+    data = ModelData(problem)
     need = _needs_slots(problem, data)
     if need > S:
         raise ScheduleError(f"max_slots_per_phase: {S} is too few, some phase needs at least {need} slots "
@@ -224,7 +224,7 @@ def solve_exact(problem, time_limit_s: float = 10.0, max_slots_per_phase: int = 
         resolution = _RESOLUTION["one" if S == 1 else "multi"]
     if not (float(resolution) >= 1):
         raise ScheduleError(f"resolution: {resolution!r} is out of range, allowed [1, inf)")
-    un = _Units(H / float(resolution))
+    un = TimeUnits(H / float(resolution))
     # horizon: any solution at least as good as the hint fits (plus rounding slack per phase)
     horizon = int(math.ceil(H / un.q)) + 8 * S * problem.P + 8 if h_sched is not None else int(
         math.ceil(4 * H / un.q)) + 8 * S * problem.P + 8
@@ -232,17 +232,17 @@ def solve_exact(problem, time_limit_s: float = 10.0, max_slots_per_phase: int = 
     # 2. build
     plain = problem.reserved.nnz == 0 and not problem.partial_reconfig and problem.packet_Bps <= 0
     if S == 1 and plain:
-        model, v = _build_thresholds(problem, data, un, horizon)
+        model, v = build_thresholds(problem, data, un, horizon)
         if h_sched is not None:
-            _hint_thresholds(model, v, data, h_sched, problem)
+            hint_thresholds(model, v, data, h_sched, problem)
     elif S == 1:
-        model, v = _build_one_slot(problem, data, un, horizon)
+        model, v = build_one_slot(problem, data, un, horizon)
         if h_sched is not None:
-            _hint_one_slot(model, v, data, h_sched)
+            hint_one_slot(model, v, data, h_sched)
     else:
-        model, v = _build_multi_slot(problem, data, un, horizon, S)
+        model, v = build_multi_slot(problem, data, un, horizon, S)
         if h_sched is not None:
-            _hint_multi_slot(model, v, data, h_sched, un, problem)
+            hint_multi_slot(model, v, data, h_sched, un, problem)
     # a proven bound helps CP-SAT stop as soon as it reaches it (the model never undercuts a true time)
     if math.isfinite(bound_s) and bound_s - gsum > 0:
         model.Add(v["objective"] >= un.down(bound_s - gsum))
@@ -277,11 +277,11 @@ def solve_exact(problem, time_limit_s: float = 10.0, max_slots_per_phase: int = 
     sched = None
     if code in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         if S == 1 and plain:
-            per_phase, durs = _read_thresholds(solver, v, data, problem.N)
+            per_phase, durs = read_thresholds(solver, v, data, problem.N)
         elif S == 1:
-            per_phase, durs = _read_one_slot(solver, v, data, problem.N)
+            per_phase, durs = read_one_slot(solver, v, data, problem.N)
         else:
-            per_phase, durs = _read_multi_slot(solver, v, data, problem.N, un)
+            per_phase, durs = read_multi_slot(solver, v, data, problem.N, un)
         sched = Schedule.from_configs(problem, per_phase, durations=durs, method="exact", lower_bound_s=0.0)
         if durs is not None:
             # the model's slot times are rounded up; the LP split for the same configurations is exact

@@ -1,9 +1,9 @@
 """The CP-SAT model with several slots per phase (stage 4, ``ocsnet.schedule``).
 
 Part of the exact solver (:func:`~ocsnet.schedule.exact.solve_exact` builds,
-solves and reads back): :func:`_build_multi_slot` builds the model,
-:func:`_hint_multi_slot` starts it from a given schedule and
-:func:`_read_multi_slot` reads the slots back.  The data and time units are
+solves and reads back): :func:`build_multi_slot` builds the model,
+:func:`hint_multi_slot` starts it from a given schedule and
+:func:`read_multi_slot` reads the slots back.  The data and time units are
 those of :mod:`.exact_one`.
 
 Model with several slots per phase
@@ -28,11 +28,11 @@ import numpy as np
 import scipy.sparse as sp
 from ortools.sat.python import cp_model
 
-from .exact_one import _add_ports, _Data, _Units
+from .exact_one import add_ports, ModelData, TimeUnits
 from .io import Schedule
 
 
-def _build_multi_slot(problem, data: _Data, un: _Units, horizon: int, S: int):
+def build_multi_slot(problem, data: ModelData, un: TimeUnits, horizon: int, S: int):
     P, b, pb, d = problem.P, problem.circuit_Bps, problem.packet_Bps, problem.ports
     nU = len(data.keys)
     m = cp_model.CpModel()
@@ -49,7 +49,7 @@ def _build_multi_slot(problem, data: _Data, un: _Units, horizon: int, S: int):
     wvars = [{} for _ in range(P)]
     for p in range(P):
         for s in range(S):
-            _add_ports(m, problem, data, c[p][s])
+            add_ports(m, problem, data, c[p][s])
             x = float(data.X[p]) if s == 0 else delta
             zz = z[p][s]
             prev = None if zz is None else (c[p][s - 1] if s > 0 else c[p - 1][S - 1])
@@ -118,7 +118,7 @@ def _build_multi_slot(problem, data: _Data, un: _Units, horizon: int, S: int):
                "objective": sum(T)}
 
 
-def _hint_multi_slot(m, v, data: _Data, hint: Schedule, un: _Units, problem):
+def hint_multi_slot(m, v, data: ModelData, hint: Schedule, un: TimeUnits, problem):
     """A complete hint: circuits, changes, slot and hold times (rounded up with margin), products."""
     S = len(v["c"][0])
     b, pb = problem.circuit_Bps, problem.packet_Bps
@@ -169,7 +169,7 @@ def _hint_multi_slot(m, v, data: _Data, hint: Schedule, un: _Units, problem):
         m.AddHint(v["T"][p], int(total))
 
 
-def _read_multi_slot(solver, v, data: _Data, N: int, un: _Units):
+def read_multi_slot(solver, v, data: ModelData, N: int, un: TimeUnits):
     per_phase, durations = [], []
     for p in range(len(v["c"])):
         cfgs, durs = [], []

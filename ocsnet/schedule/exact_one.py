@@ -3,12 +3,12 @@
 Stage 4 of the pipeline (``ocsnet.schedule``), part of the exact solver
 (:func:`~ocsnet.schedule.exact.solve_exact` builds, solves and reads back):
 
-* :class:`_Data` (circuit pairs, per-phase demanded entries, exposures),
-  :class:`_Units` (seconds to integer model units), :func:`_pair_time` and
-  :func:`_add_ports` (port budgets), shared with :mod:`.exact_multi`;
-* the plain threshold model (:func:`_build_thresholds`: no reserved
+* :class:`ModelData` (circuit pairs, per-phase demanded entries, exposures),
+  :class:`TimeUnits` (seconds to integer model units), :func:`_pair_time` and
+  :func:`add_ports` (port budgets), shared with :mod:`.exact_multi`;
+* the plain threshold model (:func:`build_thresholds`: no reserved
   circuits, packet network or partial reconfiguration) and the general
-  one-slot table model (:func:`_build_one_slot`), each with its hint and
+  one-slot table model (:func:`build_one_slot`), each with its hint and
   read-back functions.
 
 Model with one slot per phase (``max_slots_per_phase=1``)
@@ -33,7 +33,7 @@ The threshold model
 -------------------
 Without extensions, a phase's transfer time is one of the values
 ``D_pu / (k b)``; order literals over the sorted candidates give each pair
-its circuit count (see :func:`_build_thresholds`).
+its circuit count (see :func:`build_thresholds`).
 
 References
 ----------
@@ -53,7 +53,7 @@ from .io import Schedule
 
 # ---- data preparation ------------------------------------------------------------------------
 
-class _Data:
+class ModelData:
     """Arrays the models need: circuit pairs, per-phase demanded entries, exposures."""
 
     def __init__(self, problem):
@@ -93,7 +93,7 @@ def _pair_time(D, R, A, L, x, b):
     return x + (D - L * b * x) / (A * b)
 
 
-class _Units:
+class TimeUnits:
     """Seconds <-> integer model units of ``q`` seconds."""
 
     def __init__(self, q: float):
@@ -108,7 +108,7 @@ class _Units:
 
 # ---- one slot per phase ----------------------------------------------------------------------
 
-def _add_ports(m, problem, data: _Data, cnt) -> None:
+def add_ports(m, problem, data: ModelData, cnt) -> None:
     """Row and column sums of one configuration within the free ports."""
     for axis, gpus, free in ((0, data.rows, problem.free_out), (1, data.cols, problem.free_in)):
         order = np.argsort(gpus, kind="stable")
@@ -120,7 +120,7 @@ def _add_ports(m, problem, data: _Data, cnt) -> None:
             if int(data.cmax[grp].sum()) > int(free[g]):
                 m.Add(sum(cnt[u] for u in grp) <= int(free[g]))
 
-def _build_one_slot(problem, data: _Data, un: _Units, horizon: int):
+def build_one_slot(problem, data: ModelData, un: TimeUnits, horizon: int):
     P, b, pb = problem.P, problem.circuit_Bps, problem.packet_Bps
     nU = len(data.keys)
     m = cp_model.CpModel()
@@ -129,7 +129,7 @@ def _build_one_slot(problem, data: _Data, un: _Units, horizon: int):
     for p in range(P):
         for u in range(nU):
             m.AddExactlyOne(e[p][u])
-        _add_ports(m, problem, data, cnt[p])
+        add_ports(m, problem, data, cnt[p])
     lb_units = [un.down(x) for x in problem.phase_lower_bounds_s()]
     T = [m.NewIntVar(lb_units[p], max(horizon, lb_units[p]), f"T{p}") for p in range(P)]
     z = [None] + [m.NewBoolVar(f"z{p}") for p in range(1, P)]
@@ -198,7 +198,7 @@ def _build_one_slot(problem, data: _Data, un: _Units, horizon: int):
     return m, {"e": e, "z": z, "T": T, "err": err, "objective": sum(T)}
 
 
-def _build_thresholds(problem, data: _Data, un: _Units, horizon: int):
+def build_thresholds(problem, data: ModelData, un: TimeUnits, horizon: int):
     """One slot per phase without extensions: phase transfer times as thresholds.
 
     The transfer time of phase ``p`` is one of the values ``D_pu / (k b)``;
@@ -216,7 +216,7 @@ def _build_thresholds(problem, data: _Data, un: _Units, horizon: int):
     lbp = problem.phase_lower_bounds_s()
     obj, theta, order = [], [], []
     for p in range(P):
-        _add_ports(m, problem, data, c[p])
+        add_ports(m, problem, data, c[p])
         if p > 0:
             for u in range(nU):
                 m.Add(c[p][u] == c[p - 1][u]).OnlyEnforceIf(z[p].Not())
@@ -256,7 +256,7 @@ def _build_thresholds(problem, data: _Data, un: _Units, horizon: int):
     return m, {"c": c, "z": z, "a": order, "theta": theta, "err": np.full(P, 2.0), "objective": sum(obj)}
 
 
-def _hint_thresholds(m, v, data: _Data, hint: Schedule, problem):
+def hint_thresholds(m, v, data: ModelData, hint: Schedule, problem):
     prev = None
     for p, ph in enumerate(hint.phases):
         C = hint.configs[ph.slots[0].config]
@@ -274,7 +274,7 @@ def _hint_thresholds(m, v, data: _Data, hint: Schedule, problem):
                 m.AddHint(lit, int(t <= v["theta"][p][j] * (1 + 1e-12)))
 
 
-def _read_thresholds(solver, v, data: _Data, N: int):
+def read_thresholds(solver, v, data: ModelData, N: int):
     per_phase = []
     for cp in v["c"]:
         vals = np.array([solver.Value(x) for x in cp], dtype=int)
@@ -283,7 +283,7 @@ def _read_thresholds(solver, v, data: _Data, N: int):
     return per_phase, None
 
 
-def _hint_one_slot(m, v, data: _Data, hint: Schedule):
+def hint_one_slot(m, v, data: ModelData, hint: Schedule):
     P = len(v["e"])
     prev = None
     for p in range(P):
@@ -298,7 +298,7 @@ def _hint_one_slot(m, v, data: _Data, hint: Schedule):
         prev = vals
 
 
-def _read_one_slot(solver, v, data: _Data, N: int):
+def read_one_slot(solver, v, data: ModelData, N: int):
     per_phase = []
     for ep in v["e"]:
         vals = np.array([next(k for k, lit in enumerate(eu) if solver.BooleanValue(lit)) for eu in ep], dtype=int)

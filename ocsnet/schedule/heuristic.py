@@ -32,7 +32,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..errors import ScheduleError
-from .candidates import _WINDOWS, Candidates, ConfigSet, build_candidates, unique_demands
+from .candidates import WINDOWS, Candidates, ConfigSet, build_candidates, unique_demands
 from .dp import PhaseTimes, choose
 from .options import Option
 
@@ -45,7 +45,7 @@ def assemble(problem, configs: list[sp.csr_matrix], seq: list[list[int]], durati
              lower_bound_s: float | None = None):
     """A :class:`~ocsnet.schedule.io.Schedule` from distinct configurations and per-phase slot indices.
 
-    Times come from :func:`ocsnet.schedule.validate.retime` (the reference
+    Times come from :func:`ocsnet.schedule.timing.retime` (the reference
     semantics): ``durations[p]`` is None for a one-slot phase, else the slot
     durations with the last one None (re-timed).  Only the configurations
     used are kept, in order of first use.  Unlike ``Schedule.from_configs``
@@ -53,7 +53,7 @@ def assemble(problem, configs: list[sp.csr_matrix], seq: list[list[int]], durati
     """
     from .bounds import lower_bound_s as _lb
     from .io import Schedule, phases_from_timing
-    from .validate import retime
+    from .timing import retime
 
     order: dict[int, int] = {}
     for row in seq:
@@ -107,7 +107,7 @@ def design_bound_s(problem, demands: list, uid: np.ndarray) -> float:
 
 
 def solve_heuristic(problem, time_limit_s: float | None = None, max_slots_per_phase: int | None = None,
-                    *, windows=_WINDOWS, decompositions=("min-slots", "bvn"), bound: str = "best"):
+                    *, windows=WINDOWS, decompositions=("min-slots", "bvn"), bound: str = "best"):
     """Schedule a large OCS problem: candidate configurations, then an exact choice.
 
     Parameters

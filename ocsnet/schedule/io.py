@@ -3,7 +3,7 @@
 Stage 4 of the pipeline (``ocsnet.schedule``).  A :class:`Schedule` is what
 every solver returns.  Its configurations are stored once each; phases refer
 to them by index.  Timing follows the reference semantics of
-:mod:`ocsnet.schedule.problem` and is computed by :func:`.validate.retime`,
+:mod:`ocsnet.schedule.problem` and is computed by :func:`.timing.retime`,
 the single implementation of those rules, so a schedule built with
 :meth:`Schedule.from_configs` always carries the re-timed makespan.
 
@@ -15,7 +15,6 @@ out unless asked for, so the same schedule always gives the same bytes and
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from dataclasses import dataclass, field
@@ -26,9 +25,10 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..errors import ScheduleError
-from ..sparse import as_sparse_2d
+from .configs import canonical_config, config_key
+from .timing import retime, slot_durations_lp
 
-__all__ = ["Slot", "PhaseSchedule", "Schedule", "FORMAT", "FORMAT_VERSION", "canonical_config", "config_key"]
+__all__ = ["Slot", "PhaseSchedule", "Schedule", "FORMAT", "FORMAT_VERSION", "phases_from_timing"]
 
 FORMAT = "ocsnet-schedule"
 FORMAT_VERSION = 1
@@ -73,7 +73,7 @@ class PhaseSchedule:
 def phases_from_timing(seq: Sequence[Sequence[int]], timing) -> list[PhaseSchedule]:
     """The phases of a schedule from per-phase slot configuration indices and their re-timing.
 
-    ``timing`` is what :func:`.validate.retime` returns for ``seq``.
+    ``timing`` is what :func:`.timing.retime` returns for ``seq``.
     """
     t = timing
     phases = []
@@ -83,35 +83,6 @@ def phases_from_timing(seq: Sequence[Sequence[int]], timing) -> list[PhaseSchedu
         phases.append(PhaseSchedule(slots=slots, start_s=float(t.start_s[p]), end_s=float(t.end_s[p]),
                                     reconfig_at_start=bool(t.reconfig[p][0])))
     return phases
-
-
-def canonical_config(C, n: int | None = None) -> sp.csr_matrix:
-    """A circuit matrix as canonical int64 CSR (sorted indices, no stored zeros).
-
-    Raises ``ScheduleError`` for a wrong shape or non-integer entries; the
-    range checks (ports, diagonal, allowed pairs) are :func:`.validate.validate`'s.
-    """
-    M = as_sparse_2d(C, "config", ScheduleError, what="N x N matrix")
-    if n is not None and M.shape != (n, n):
-        raise ScheduleError(f"config: shape {M.shape} does not match (N, N) = {(n, n)}")
-    M.sum_duplicates()
-    M.eliminate_zeros()
-    M.sort_indices()
-    if M.nnz and not (np.all(np.isfinite(M.data)) and np.all(M.data == np.round(M.data))):
-        raise ScheduleError("config: circuit counts must be integers")
-    out = sp.csr_matrix((M.data.astype(np.int64), M.indices.astype(np.int32), M.indptr.astype(np.int32)),
-                        shape=M.shape)
-    return out
-
-
-def config_key(C: sp.csr_matrix) -> bytes:
-    """A content digest of a canonical configuration (equal matrices, equal keys)."""
-    h = hashlib.blake2b(digest_size=16)
-    h.update(np.asarray(C.shape, dtype=np.int64).tobytes())
-    h.update(np.asarray(C.indptr, dtype=np.int64).tobytes())
-    h.update(np.asarray(C.indices, dtype=np.int64).tobytes())
-    h.update(np.asarray(C.data, dtype=np.int64).tobytes())
-    return h.digest()
 
 
 def _num(x) -> float | None:
@@ -287,8 +258,6 @@ class Schedule:
         >>> Schedule.from_configs(prob, [[np.array([[0, 2], [1, 0]])]]).makespan_s
         2.0
         """
-        from .validate import retime, slot_durations_lp
-
         per_phase = [[C] if (sp.issparse(C) or np.ndim(C) == 2) else list(C) for C in per_phase_configs]
         if len(per_phase) != problem.P:
             raise ScheduleError(f"per_phase_configs: has {len(per_phase)} phases, the problem has {problem.P}")

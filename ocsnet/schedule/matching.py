@@ -16,9 +16,7 @@ runs over pairs, ports or GPUs.  This module holds:
 
 Splitting a demand into several slots (stuffing, Birkhoff-von Neumann,
 Solstice, the fewest slots, grouping into slots, LP re-timing) lives in
-:mod:`.decompose`; its public names (``decompose``, ``retime``, ``stuff``,
-``bvn``, ``solstice_slices``, ``group_slots``) stay reachable as attributes
-of this module.
+:mod:`.decompose`, which builds on this module.
 
 A configuration ``C`` is an integer CSR matrix: ``C[i, j]`` circuits from GPU
 ``i`` to GPU ``j``, zero diagonal, row sums at most the free transmit ports
@@ -36,25 +34,12 @@ from ..errors import ScheduleError
 
 __all__ = [
     "canonical", "pair_keys", "values_at", "mask_at", "one_slot_time", "best_config",
-    "stuff", "bvn", "solstice_slices", "group_slots", "retime", "decompose",
+    "entries", "keep_pairs", "port_caps", "REL_SLACK",
 ]
-
-# Names that moved to .decompose, still served from here.  Resolved lazily
-# (PEP 562): .decompose imports this module's helpers, so an eager import at
-# the top or bottom would be circular.
-_DECOMPOSE = frozenset({"stuff", "bvn", "solstice_slices", "group_slots", "retime", "decompose"})
-
-
-def __getattr__(name: str):
-    if name in _DECOMPOSE:
-        from . import decompose as _dec
-        return getattr(_dec, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
 
 # Relative slack when comparing a duration against a candidate threshold, so
 # that D / (T b) for T = D / (k b) rounds to k and not to k + 1.
-_REL = 1e-12
+REL_SLACK = 1e-12
 
 
 def canonical(M, n: int | None = None, dtype=float) -> sp.csr_matrix:
@@ -89,7 +74,8 @@ def values_at(M: sp.csr_matrix | None, keys: np.ndarray) -> np.ndarray:
     return np.where(hit, M.data[pos_c], 0).astype(float)
 
 
-def _entries(D: sp.csr_matrix):
+def entries(D: sp.csr_matrix):
+    """Row, column and value of every stored entry of a CSR matrix."""
     rows = np.repeat(np.arange(D.shape[0], dtype=np.int64), np.diff(D.indptr))
     return rows, D.indices.astype(np.int64), D.data.astype(float)
 
@@ -109,7 +95,7 @@ def mask_at(mask, keys: np.ndarray) -> np.ndarray:
     return a[keys // n, keys % n].astype(bool)
 
 
-def _keep_pairs(D: sp.csr_matrix, keep: np.ndarray) -> sp.csr_matrix:
+def keep_pairs(D: sp.csr_matrix, keep: np.ndarray) -> sp.csr_matrix:
     """``D`` with only the stored entries where ``keep`` is true (canonical CSR)."""
     out = D.copy()
     out.data = np.where(keep, out.data, 0.0)
@@ -142,7 +128,8 @@ def one_slot_time(demand, config, circuit_Bps: float, *, base=None) -> float:
     return float(t.max())
 
 
-def _caps(ports, n: int, name: str) -> np.ndarray:
+def port_caps(ports, n: int, name: str) -> np.ndarray:
+    """Free ports per GPU (a scalar or one per GPU) as an int array of length ``n``; ``name`` names it in errors."""
     a = np.broadcast_to(np.asarray(ports, dtype=np.int64), (n,)).copy()
     if (a < 0).any():
         raise ScheduleError(f"{name}: free ports must be >= 0, got {int(a.min())}")
@@ -208,14 +195,14 @@ def best_config(demand, ports, circuit_Bps: float = 1.0, *, col_ports=None, base
     """
     D = canonical(demand)
     n = D.shape[0]
-    rp = _caps(ports, n, "ports")
-    cp = rp if col_ports is None else _caps(col_ports, n, "col_ports")
+    rp = port_caps(ports, n, "ports")
+    cp = rp if col_ports is None else port_caps(col_ports, n, "col_ports")
     empty = sp.csr_matrix((n, n), dtype=np.int64)
     if D.nnz == 0:
         return empty, 0.0
     D.setdiag(0)
     D.eliminate_zeros()
-    rows, cols, w = _entries(D)
+    rows, cols, w = entries(D)
     keys = rows * n + cols
     r = values_at(canonical(base), keys) if base is not None else np.zeros(len(w))
     ok = mask_at(allowed, keys)
@@ -230,7 +217,7 @@ def best_config(demand, ports, circuit_Bps: float = 1.0, *, col_ports=None, base
 
     def need(T):
         x = w / (T * b)
-        k = np.ceil(x * (1 - _REL)) - r
+        k = np.ceil(x * (1 - REL_SLACK)) - r
         return np.where(ok, np.maximum(k, 0), 0)
 
     def feasible(T):
@@ -240,7 +227,7 @@ def best_config(demand, ports, circuit_Bps: float = 1.0, *, col_ports=None, base
     # Candidate thresholds w / (k b), k = 1..kmax, at least the floor set by reserved-only pairs.
     ks = np.arange(1, kmax + 1, dtype=float)
     cand = np.unique((w[:, None] / (ks[None, :] * b)).ravel())
-    cand = cand[cand >= t_floor * (1 - _REL)]
+    cand = cand[cand >= t_floor * (1 - REL_SLACK)]
     if t_floor > 0:
         cand = np.unique(np.append(cand, t_floor))
     if len(cand) == 0 or not feasible(cand[-1]):

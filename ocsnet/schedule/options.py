@@ -5,12 +5,12 @@ candidate step (:mod:`.candidates`) that builds phases of several slots:
 
 * :class:`Option` -- one several-slot way to serve a distinct demand, with
   its hold times and the time it costs;
-* :func:`_options_for` -- hold times of given slot configurations by the
+* :func:`options_for` -- hold times of given slot configurations by the
   linear program :func:`~ocsnet.schedule.decompose.retime`, offered in every
   rotation of the slot order;
-* :class:`_Slots` and :func:`_maximal_windows` -- the fewest slots a window
+* :class:`SlotCounts` and :func:`maximal_windows` -- the fewest slots a window
   of phases needs (Konig), and the longest windows that fit a slot count;
-* :func:`_chain_options` and :func:`_carry_chain` -- chains that hand a
+* :func:`chain_options` and :func:`carry_chain` -- chains that hand a
   phase's last configuration (or its unserved pairs) on to the next phase,
   so consecutive several-slot phases change configuration once less.
 
@@ -31,7 +31,7 @@ from .decompose import decompose, retime
 from ..errors import ScheduleError
 
 # Cap on matching terms per decomposition (BvN may need up to nnz of them).
-_MAX_TERMS = 4096
+MAX_TERMS = 4096
 # Decompositions with at most this many slots are also offered in every rotation of their order.
 _MAX_ROTATIONS = 16
 
@@ -94,7 +94,7 @@ def _last_hold(problem, D: sp.csr_matrix, cfgs: list, hold: np.ndarray) -> np.nd
     return out
 
 
-class _Slots:
+class SlotCounts:
     """Fewest slots a window of phases needs so that every circuit-only pair gets a circuit.
 
     That is ``ceil(max degree / free ports)`` over the union of the window's
@@ -129,7 +129,7 @@ class _Slots:
         return out
 
 
-def _maximal_windows(uid: np.ndarray, rep: np.ndarray, slots: _Slots, max_starts: int):
+def maximal_windows(uid: np.ndarray, rep: np.ndarray, slots: SlotCounts, max_starts: int):
     """Maximal windows (from each change of demand in ``rep``) that fit the slots their first phase needs, or one more.
 
     Returns ``[(counts per distinct demand, slots)]`` for windows of at least two phases.
@@ -167,7 +167,7 @@ def _maximal_windows(uid: np.ndarray, rep: np.ndarray, slots: _Slots, max_starts
     return out
 
 
-def _options_for(problem, D: sp.csr_matrix, ids: list[int], cfgs: list, method: str) -> list[Option]:
+def options_for(problem, D: sp.csr_matrix, ids: list[int], cfgs: list, method: str) -> list[Option]:
     """Several-slot options serving ``D`` with the given slot configurations, in every rotation.
 
     Hold times by :func:`~ocsnet.schedule.decompose.retime` (the linear program)
@@ -229,7 +229,7 @@ def _fill(L: sp.csr_matrix, nxt_keys: np.ndarray, n: int, free_out, free_in) -> 
     return matching.canonical(L + M, dtype=np.int64)
 
 
-def _chain_options(problem, demands, uid, rep, slots: _Slots, cs: ConfigSet, kw, max_phases: int):
+def chain_options(problem, demands, uid, rep, slots: SlotCounts, cs: ConfigSet, kw, max_phases: int):
     """Several-slot options that hand a configuration from one phase to the next.
 
     Along the representative phase sequence: a phase first serves what the
@@ -260,7 +260,7 @@ def _chain_options(problem, demands, uid, rep, slots: _Slots, cs: ConfigSet, kw,
             first = [(prev_ids, prev_cfg)]
         cfgs = []
         if rest.nnz:
-            cfgs, _ = decompose(rest, problem.free_out, b, method="min-slots", max_terms=_MAX_TERMS, **kw)
+            cfgs, _ = decompose(rest, problem.free_out, b, method="min-slots", max_terms=MAX_TERMS, **kw)
         if not cfgs:
             if not first:
                 prev_ids = prev_cfg = None
@@ -272,7 +272,7 @@ def _chain_options(problem, demands, uid, rep, slots: _Slots, cs: ConfigSet, kw,
         ids = [c for c, _ in first] + [cs.add(C) for C in cfgs]
         allc = [C for _, C in first] + cfgs
         if len(allc) >= 2:
-            out.setdefault(u, []).extend(_options_for(problem, D, ids, allc, "chain")[:1])
+            out.setdefault(u, []).extend(options_for(problem, D, ids, allc, "chain")[:1])
         prev_ids, prev_cfg = ids[-1], allc[-1]
     return out
 
@@ -310,7 +310,7 @@ def _cover(n: int, required: np.ndarray, extra: np.ndarray, free_out, free_in, r
     return sp.csr_matrix((np.ones(len(k), np.int64), (k // n, k % n)), shape=(n, n))
 
 
-def _carry_chain(problem, demands, uid, rep, slots: _Slots, cs: ConfigSet, max_phases: int):
+def carry_chain(problem, demands, uid, rep, slots: SlotCounts, cs: ConfigSet, max_phases: int):
     """Two-slot options that carry a phase's unserved pairs into the next phase's first slot.
 
     Phase ``p`` holds ``X_p`` (handed to it) and then ``X_{p+1}``, which must
@@ -340,7 +340,7 @@ def _carry_chain(problem, demands, uid, rep, slots: _Slots, cs: ConfigSet, max_p
             X = None
             continue
         ids = [cs.add(X), cs.add(Y)]
-        ops = _options_for(problem, demands[u], ids, [cs.configs[ids[0]], cs.configs[ids[1]]], "carry")
+        ops = options_for(problem, demands[u], ids, [cs.configs[ids[0]], cs.configs[ids[1]]], "carry")
         if ops:
             out.setdefault(u, []).append(ops[0])     # this order: X first, Y handed on
         X = Y

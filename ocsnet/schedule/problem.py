@@ -386,26 +386,29 @@ class OCSProblem:
         trace : ocsnet.traffic.Trace
             Phases (``demand`` over GPU ranks, ``gap_s``) and optional ``period``.
         fabric : ocsnet.fabric.Fabric, optional
-            An OCS fabric: ``fabric.meta["ocs"]`` supplies ``ports_per_gpu``,
-            ``circuit_Bps``, ``reconfig_delay_s`` and optionally ``packet_Bps``;
+            An OCS fabric: ``fabric.ocs`` (:class:`ocsnet.fabric.OCSInfo`)
+            supplies ``ports_per_gpu``, ``circuit_Bps`` and ``reconfig_delay_s``;
             when it is not ``all_to_all`` the allowed pairs come from
-            :func:`ocsnet.topology.optical.allowed_pairs`.
-        ports, circuit_Bps, reconfig_delay_s, packet_Bps : optional
+            :func:`ocsnet.topology.circuits.allowed_pairs`.
+        ports, circuit_Bps, reconfig_delay_s : optional
             Override (or, without a fabric, give) the fabric's values.
+        packet_Bps : float, optional
+            Rate of the packet fallback network (default 0: none).
         reserved, partial_reconfig, allowed, name
             As in :class:`OCSProblem`.
 
         Raises
         ------
         ScheduleError
-            The fabric has no ``meta["ocs"]`` and a value is not given, the
+            The fabric has no OCS (``fabric.ocs is None``), a value is not given, the
             trace and fabric disagree on the number of GPUs, or the problem is invalid.
         """
-        ocs = {}
+        ocs = None
         if fabric is not None:
-            ocs = dict(getattr(fabric, "meta", {}).get("ocs") or {})
-            if not ocs:
-                raise ScheduleError("fabric: meta['ocs'] is missing; build it with ocsnet.topology.ocs_fabric")
+            ocs = getattr(fabric, "ocs", None)
+            if ocs is None:
+                raise ScheduleError("fabric: has no optical circuit switch (fabric.ocs is None); "
+                                    "build it with ocsnet.topology.ocs_fabric")
             n_f = getattr(fabric, "n_gpus", None)
             if n_f is not None and int(n_f) != int(trace.demand[0].shape[0] if trace.demand else 0):
                 raise ScheduleError(f"trace: has {trace.demand[0].shape[0]} GPUs but the fabric has {n_f}")
@@ -413,22 +416,22 @@ class OCSProblem:
         def pick(value, key, default=None):
             if value is not None:
                 return value
-            if key in ocs:
-                return ocs[key]
+            if ocs is not None and hasattr(ocs, key):
+                return getattr(ocs, key)
             if default is not None:
                 return default
-            raise ScheduleError(f"{key}: not given and not in fabric.meta['ocs']")
+            raise ScheduleError(f"{key}: not given and no fabric with an OCS to take it from")
 
         meta = {"trace": dict(getattr(trace, "meta", {}) or {})}
         if fabric is not None:
             meta["fabric"] = getattr(fabric, "name", "")
-            if allowed is None and ocs.get("all_to_all") is False:
+            if allowed is None and not ocs.all_to_all:
                 # a multi-level OCS grid connects only some pairs (per-level port
                 # budgets are not modelled: any d ports may serve any allowed pair)
-                from ..topology.optical import allowed_pairs
+                from ..topology.circuits import allowed_pairs
                 allowed = allowed_pairs(fabric)
         return cls(trace.demand, trace.gap_s, pick(ports, "ports_per_gpu"), pick(circuit_Bps, "circuit_Bps"),
-                   pick(reconfig_delay_s, "reconfig_delay_s"), packet_Bps=pick(packet_Bps, "packet_Bps", 0.0),
+                   pick(reconfig_delay_s, "reconfig_delay_s"), packet_Bps=0.0 if packet_Bps is None else packet_Bps,
                    reserved=reserved, partial_reconfig=partial_reconfig, allowed=allowed,
                    name=name if name is not None else str(meta["trace"].get("name", "")),
                    period=getattr(trace, "period", None), meta=meta)

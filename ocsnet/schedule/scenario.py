@@ -65,7 +65,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
 
 import ocsnet
 
@@ -218,7 +217,7 @@ def load_scenario(name_or_path) -> Scenario:
 
 
 def synthetic_demand(pattern: str, n_gpus: int, phases: int, message_B: float, *, group: int | None = None,
-                     density: float = 0.25, seed: int = 0) -> list[sp.csr_matrix]:
+                     density: float = 0.25, seed: int = 0) -> list:
     """Demand matrices of a synthetic pattern inside groups of ``group`` consecutive GPUs.
 
     ``ring``: every GPU sends to the next in its group, every phase the same
@@ -232,6 +231,8 @@ def synthetic_demand(pattern: str, n_gpus: int, phases: int, message_B: float, *
     G = int(group or n)
     if G < 2 or n % G:
         raise SpecError(f"group: {G} must be >= 2 and divide n_gpus = {n}")
+    import scipy.sparse as sp
+
     g = np.arange(n)
     base = (g // G) * G
     rng = np.random.default_rng(seed)
@@ -309,20 +310,19 @@ def build_problem(scenario: Scenario | str, *, reconfig_delay_s: float | None = 
 
     sc = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
     fab = _fabric(sc)
-    om = dict(fab.meta.get("ocs") or {})
-    if not om:
-        raise SpecError(f"{sc.name}.fabric: {fab.name!r} has no optical circuit switch (meta['ocs'])")
+    om = fab.ocs
+    if om is None:
+        raise SpecError(f"{sc.name}.fabric: {fab.name!r} has no optical circuit switch (fabric.ocs is None)")
     o = sc.ocs
     allowed = None
     ports = o.get("ports_per_gpu")
     note = ""
-    if not om.get("all_to_all", True):
-        from ..topology.optical import allowed_pairs
+    if not om.all_to_all:
+        from ..topology.circuits import allowed_pairs
         allowed = allowed_pairs(fab)
-        ppl = om.get("planes_per_level") or [om["ports_per_gpu"]]
         if ports is None:
-            ports = int(min(ppl))
-            note = (f"multi-level OCS wiring {om.get('domain_shape')}: scheduling min(planes_per_level) = "
+            ports = int(min(om.planes_per_level))
+            note = (f"multi-level OCS wiring {list(om.domain_shape)}: scheduling min(planes_per_level) = "
                     f"{ports} ports per GPU so every configuration is realizable")
     kw = dict(
         ports=ports,
@@ -355,9 +355,9 @@ def build_problem(scenario: Scenario | str, *, reconfig_delay_s: float | None = 
         gap = units.to_si("gap_us", s.get("gap_us", 0.0))
         period = (0, 1, s["phases"]) if s["pattern"] in ("ring", "bidirectional-ring", "all-to-all") else None
         pick = {k: v for k, v in kw.items() if v is not None}
-        ports = pick.pop("ports", om["ports_per_gpu"])
-        b = pick.pop("circuit_Bps", om["circuit_Bps"])
-        delta = pick.pop("reconfig_delay_s", om["reconfig_delay_s"])
+        ports = pick.pop("ports", om.ports_per_gpu)
+        b = pick.pop("circuit_Bps", om.circuit_Bps)
+        delta = pick.pop("reconfig_delay_s", om.reconfig_delay_s)
         try:
             prob = OCSProblem(demand, np.full(s["phases"], gap), ports, b, delta, name=sc.name, period=period,
                               meta={"fabric": fab.name}, **pick)

@@ -7,7 +7,7 @@ below, so importing :mod:`ocsnet.topology` stays cheap.
 
 from __future__ import annotations
 
-import importlib
+from ..lazy import exports
 
 _EXPORTS = {
     # packet switching
@@ -31,15 +31,4 @@ _EXPORTS = {
     "summary": "metrics",
 }
 
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    mod = _EXPORTS.get(name)
-    if mod is None:
-        raise AttributeError(f"module 'ocsnet.topology' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{mod}"), name)
-
-
-def __dir__():
-    return __all__
+__all__, __getattr__, __dir__ = exports(__name__, _EXPORTS)

@@ -29,7 +29,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..errors import FabricError
-from ..fabric import Fabric
+from ..fabric import Fabric, OCSInfo
 from .optical import concat_attrs, grid_strides
 
 __all__ = ["apply_circuits", "allowed_pairs", "pair_level", "CIRCUIT_LINK"]
@@ -42,12 +42,13 @@ CIRCUIT_LINK = "fiber-circuit"
 _CLOSED_FORMS = ("diameter_hops", "avg_hops", "bisection_Bps")
 
 
-def _ocs_meta(fabric: Fabric) -> dict:
-    om = fabric.meta.get("ocs")
-    if not isinstance(om, dict) or "ports_per_gpu" not in om or "circuit_Bps" not in om:
-        raise FabricError(f"fabric {fabric.name!r}: has no optical circuit switch (meta['ocs'] with "
-                          "ports_per_gpu and circuit_Bps is missing); build it with ocs_fabric or hybrid")
-    return om
+def _ocs_info(fabric: Fabric) -> OCSInfo:
+    if not isinstance(fabric, Fabric):
+        raise FabricError(f"fabric: expected an ocsnet Fabric, got {type(fabric).__name__}")
+    if fabric.ocs is None:
+        raise FabricError(f"fabric {fabric.name!r}: has no optical circuit switch (fabric.ocs is None); "
+                          "build it with ocs_fabric or hybrid")
+    return fabric.ocs
 
 
 def pair_level(fabric: Fabric, src, dst) -> np.ndarray:
@@ -63,8 +64,7 @@ def pair_level(fabric: Fabric, src, dst) -> np.ndarray:
     >>> pair_level(f, [0, 0, 0], [1, 3, 4]).tolist()     # ranks 1: same line of dim 0; 3: of dim 1
     [0, 1, -1]
     """
-    om = _ocs_meta(fabric)
-    shape = om.get("domain_shape", [fabric.n_gpus])
+    shape = _ocs_info(fabric).domain_shape
     src = np.atleast_1d(np.asarray(src, dtype=np.int64))
     dst = np.atleast_1d(np.asarray(dst, dtype=np.int64))
     if len(shape) == 1:
@@ -91,7 +91,7 @@ def allowed_pairs(fabric: Fabric, src=None, dst=None):
     -------
     numpy.ndarray of bool, or scipy.sparse.csr_matrix of bool
         Without ``src``/``dst``: the ``N x N`` boolean CSR matrix of allowed
-        pairs (zero diagonal).  When ``meta["ocs"]["all_to_all"]`` is true it
+        pairs (zero diagonal).  When ``fabric.ocs.all_to_all`` is true it
         is every off-diagonal pair; prefer the flag to materializing it.
 
     Examples
@@ -105,9 +105,8 @@ def allowed_pairs(fabric: Fabric, src=None, dst=None):
         if src is None or dst is None:
             raise FabricError("allowed_pairs: give both src and dst, or neither")
         return pair_level(fabric, src, dst) >= 0
-    om = _ocs_meta(fabric)
     n = fabric.n_gpus
-    shape = om.get("domain_shape", [n])
+    shape = _ocs_info(fabric).domain_shape
     strides = grid_strides(shape)
     r = np.arange(n, dtype=np.int64)
     cols = []
@@ -189,7 +188,7 @@ def apply_circuits(fabric: Fabric, circuits) -> Fabric:
     Fabric
         The OCS nodes and GPU<->OCS edges are removed; every other node and edge
         is kept; edge ``i -> j`` has capacity ``C[i, j] * circuit_Bps``, tech
-        ``circuit``, latency ``meta["ocs"]["circuit_latency_s"]`` (link +
+        ``circuit``, latency ``fabric.ocs.circuit_latency_s`` (link +
         OCS insertion + link) and edge attributes ``link = "fiber-circuit"``
         and ``circuits = C[i, j]``.  ``meta["circuits"]`` counts them.
 
@@ -213,11 +212,11 @@ def apply_circuits(fabric: Fabric, circuits) -> Fabric:
     >>> logical.n_nodes, logical.n_edges
     (8, 16)
     """
-    om = _ocs_meta(fabric)
+    om = _ocs_info(fabric)
     if fabric.meta.get("logical"):
         raise FabricError(f"fabric {fabric.name!r}: circuits are already applied; apply them to the physical fabric")
     n = fabric.n_gpus
-    d = int(om["ports_per_gpu"])
+    d = om.ports_per_gpu
     i, j, v = _circuit_triplets(circuits, n)
     _check_sums(i, j, v, n, d, "ports_per_gpu", "")
     lvl = pair_level(fabric, i, j)
@@ -225,8 +224,8 @@ def apply_circuits(fabric: Fabric, circuits) -> Fabric:
     if len(bad):
         k = bad[0]
         raise FabricError(f"circuits[{i[k]}, {j[k]}] = {v[k]}: GPUs {i[k]} and {j[k]} share no circuit domain "
-                          f"(domain_shape {om.get('domain_shape')}); the wiring cannot join them directly")
-    ppl = om.get("planes_per_level", [d])
+                          f"(domain_shape {list(om.domain_shape)}); the wiring cannot join them directly")
+    ppl = om.planes_per_level
     if len(ppl) > 1:
         for level, budget in enumerate(ppl):
             sel = lvl == level
@@ -239,8 +238,8 @@ def apply_circuits(fabric: Fabric, circuits) -> Fabric:
     k_old = int(keep_edge.sum())
     src = np.concatenate([new_index[fabric.src[keep_edge]], gnode[i]])
     dst = np.concatenate([new_index[fabric.dst[keep_edge]], gnode[j]])
-    cap = np.concatenate([fabric.capacity_Bps[keep_edge], v * float(om["circuit_Bps"])])
-    lat = np.concatenate([fabric.latency_s[keep_edge], np.full(len(v), float(om["circuit_latency_s"]))])
+    cap = np.concatenate([fabric.capacity_Bps[keep_edge], v * om.circuit_Bps])
+    lat = np.concatenate([fabric.latency_s[keep_edge], np.full(len(v), om.circuit_latency_s)])
     tech = np.concatenate([fabric.tech[keep_edge], np.full(len(v), "circuit", dtype=object)])
     old_attrs = {k: a[keep_edge] for k, a in fabric.edge_attrs.items() if k != "plane"}
     old_attrs["circuits"] = np.zeros(k_old, dtype=np.int64)
@@ -254,7 +253,7 @@ def apply_circuits(fabric: Fabric, circuits) -> Fabric:
     kind = fabric.kind[keep_node]
     try:
         return Fabric(kind, src, dst, cap, lat, tech, gpus=gnode, name=f"{fabric.name}+circuits", meta=meta,
-                      node_attrs=node_attrs, edge_attrs=edge_attrs, labels=labels)
+                      node_attrs=node_attrs, edge_attrs=edge_attrs, labels=labels, ocs=om)
     except FabricError as e:
         if "appears twice" in str(e):
             raise FabricError(f"circuits: a circuit duplicates a direct GPU-to-GPU link of the packet part ({e})") from None

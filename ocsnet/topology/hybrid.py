@@ -87,12 +87,13 @@ def hybrid(packet: Fabric | str | Callable, ocs_ports_per_gpu: int, *, ocs: str 
         The packet part's nodes (GPUs keep their indices and rank order) then
         the OCS units; its edges plus GPU<->OCS edges (edge attribute
         ``plane``, -1 on packet edges).  ``meta``: ``generator = "hybrid"``,
-        ``gpu``, ``packet`` (the packet part's meta), ``ocs`` (as
-        ``ocs_fabric``; :func:`~ocsnet.topology.optical.apply_circuits` keeps
-        the packet part and adds the circuits), ``packet_gpu_Bps``,
+        ``gpu``, ``packet`` (the packet part's meta), ``packet_gpu_Bps``,
         ``ocs_gpu_Bps``, and the packet part's ``diameter_hops``,
         ``avg_hops`` and ``bisection_Bps`` where it has them (still exact: no
-        traffic crosses an OCS until circuits are set).
+        traffic crosses an OCS until circuits are set).  ``fabric.ocs`` describes
+        the OCS part as for ``ocs_fabric``, with ``with_packet`` true;
+        :func:`~ocsnet.topology.circuits.apply_circuits` keeps the packet part
+        and adds the circuits.
 
     Raises
     ------
@@ -105,7 +106,7 @@ def hybrid(packet: Fabric | str | Callable, ocs_ports_per_gpu: int, *, ocs: str 
     Examples
     --------
     >>> f = hybrid("leaf_spine", 2, n_gpus=64, gpus_per_leaf=16, host_Bps=50e9)
-    >>> f.meta["packet_gpu_Bps"], f.meta["ocs_gpu_Bps"], f.meta["ocs"]["ports_per_gpu"]
+    >>> f.meta["packet_gpu_Bps"], f.meta["ocs_gpu_Bps"], f.ocs.ports_per_gpu
     (50000000000.0, 62500000000.0, 2)
 
     References
@@ -114,7 +115,7 @@ def hybrid(packet: Fabric | str | Callable, ocs_ports_per_gpu: int, *, ocs: str 
     2023 (TPU v4); Canakci et al., HotOS 2025 (Lite-GPUs).
     """
     pk = _resolve(packet, packet_params)
-    if "ocs" in pk.meta or (pk.kind == "ocs").any():
+    if pk.ocs is not None or (pk.kind == "ocs").any():
         raise FabricError(f"packet: fabric {pk.name!r} already has OCS planes; give a packet-switched fabric")
     d = as_int("ocs_ports_per_gpu", ocs_ports_per_gpu, 1)
     n = pk.n_gpus
@@ -139,7 +140,7 @@ def hybrid(packet: Fabric | str | Callable, ocs_ports_per_gpu: int, *, ocs: str 
         port_Bps = left / d
     b = as_bandwidth("port_Bps", port_Bps)
     part = ocs_part(n, d, ocs=ocs, link=link, port_Bps=b, domain_shape=domain_shape,
-                    planes_per_level=planes_per_level)
+                    planes_per_level=planes_per_level, with_packet=True)
     lk, o = part["link"], part["ocs"]
     u = part["n_ocs"]
     gnode = pk.gpus[part["gpu"]]
@@ -158,10 +159,10 @@ def hybrid(packet: Fabric | str | Callable, ocs_ports_per_gpu: int, *, ocs: str 
     meta = {"generator": "hybrid", "gpu": gpu_name, "ocs_model": o.name, "link": lk.name,
             "n_gpus": n, "ocs_ports_per_gpu": d, "port_Bps": b,
             "packet_gpu_Bps": packet_gpu_Bps, "ocs_gpu_Bps": d * b,
-            "packet": dict(pk.meta), "ocs": part["meta"]}
+            "packet": dict(pk.meta)}
     if "hardware" in pk.meta:
         meta["hardware"] = pk.meta["hardware"]
     meta.update({k: pk.meta[k] for k in _PACKET_FORMS if k in pk.meta})
     labels = None if pk.labels is None else list(pk.labels) + [f"ocs{i}" for i in range(u)]
     return Fabric(kind, src, dst, cap, lat, tech, gpus=pk.gpus, name=name or f"hybrid({pk.name}+ocs x{d})",
-                  meta=meta, node_attrs=node_attrs, edge_attrs=edge_attrs, labels=labels)
+                  meta=meta, node_attrs=node_attrs, edge_attrs=edge_attrs, labels=labels, ocs=part["info"])

@@ -4,43 +4,51 @@ Stage 3 of the pipeline.  :func:`write` and :func:`read` choose the format by
 the file's extension (``.json`` or ``.graphml``).  Both keep every node kind,
 the GPU rank order, every edge's ``capacity_Bps``/``latency_s``/``tech``,
 every extra node and edge attribute with its numpy dtype, original node
-labels, ``meta`` and the name.  Output is deterministic: the same fabric
+labels, ``meta``, the OCS description (``fabric.ocs``) and the name.  Output is deterministic: the same fabric
 gives a byte-identical file.
 
 The JSON layout is networkx's node-link form (``nodes`` with ``id``,
 ``links`` with ``source``/``target``), so
 ``networkx.node_link_graph(data, edges="links")`` reads it too; ``graph``
-holds ``name``, ``gpus``, ``meta`` and the attribute dtypes.  ``meta`` must
+holds ``name``, ``gpus``, ``meta``, ``ocs`` (the fields of
+:class:`~ocsnet.fabric.OCSInfo`, or null) and the attribute dtypes.  ``meta`` must
 be JSON-normal (dicts, lists, str, numbers, bools, None): generators store
 lists, never tuples.  Non-finite floats are written as ``NaN``/``Infinity``,
 as Python's json module does.
 
 GraphML (readable by Gephi, yEd, networkx) keeps only scalar attributes, so
-``meta``, the rank order, labels and dtypes travel as JSON strings in graph
-attributes (``meta_json``, ``gpus_json``, ``labels_json``, ``dtypes_json``).
+``meta``, ``ocs``, the rank order, labels and dtypes travel as JSON strings in
+graph attributes (``meta_json``, ``ocs_json``, ``gpus_json``, ``labels_json``,
+``dtypes_json``).
+
+Version 1 files kept the OCS description as a dict in ``meta["ocs"]``; they
+are read into ``fabric.ocs`` (version 2 writes it apart from ``meta``).
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import networkx as nx
 import numpy as np
 
 from ..errors import FabricError, SpecError
-from ..fabric import Fabric
+from ..fabric import Fabric, OCSInfo
+
+if TYPE_CHECKING:  # networkx loads with the first GraphML file
+    import networkx as nx
 
 __all__ = ["from_networkx", "to_node_link", "from_node_link", "write", "read", "FORMAT", "FORMAT_VERSION"]
 
 FORMAT = "ocsnet-fabric"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+VERSIONS = (1, 2)
 EXTENSIONS = (".json", ".graphml")
 _REQUIRED_EDGE = ("capacity_Bps", "latency_s", "tech")
 
 
-def from_networkx(graph: nx.Graph, **kwargs) -> Fabric:
+def from_networkx(graph: "nx.Graph", **kwargs) -> Fabric:
     """Wrap a networkx graph as a Fabric (see :meth:`ocsnet.fabric.Fabric.from_networkx`)."""
     return Fabric.from_networkx(graph, **kwargs)
 
@@ -106,6 +114,7 @@ def to_node_link(fabric: Fabric) -> dict:
     return {
         "format": FORMAT, "version": FORMAT_VERSION, "directed": True, "multigraph": False,
         "graph": {"name": fabric.name, "gpus": fabric.gpus.tolist(), "meta": fabric.meta,
+                  "ocs": None if fabric.ocs is None else fabric.ocs.to_dict(),
                   "node_dtypes": _dtypes(fabric.node_attrs), "edge_dtypes": _dtypes(fabric.edge_attrs),
                   "labels": fabric.labels is not None},
         "nodes": nodes, "links": links,
@@ -127,6 +136,20 @@ def _column(rows: list, key: str, where: str, dtype=None):
     return np.asarray(vals, dtype=dtype) if dtype is not None else vals
 
 
+# Keys of a version-1 ``meta["ocs"]`` that OCSInfo derives instead of storing.
+_V1_DERIVED = ("domain_size", "all_to_all", "max_circuit_hops", "avg_circuit_hops", "bisection_bound_Bps")
+
+
+def _split_ocs(meta: dict, ocs, version: int):
+    """(meta, OCSInfo or None) of a file: version 1 kept the OCS description in ``meta["ocs"]``."""
+    meta = dict(meta or {})
+    if version == 1 and isinstance(meta.get("ocs"), dict):
+        old = meta.pop("ocs")
+        ocs = {k: v for k, v in old.items() if k not in _V1_DERIVED}
+        ocs["with_packet"] = meta.get("generator") == "hybrid"
+    return meta, None if ocs is None else OCSInfo.from_dict(ocs)
+
+
 def from_node_link(data: dict) -> Fabric:
     """Rebuild a Fabric from :func:`to_node_link` output (or a file it was dumped to).
 
@@ -139,8 +162,9 @@ def from_node_link(data: dict) -> Fabric:
         raise FabricError(f"node-link data: expected a JSON object, got {type(data).__name__}")
     if data.get("format") != FORMAT:
         raise FabricError(f"format: expected {FORMAT!r}, got {data.get('format')!r} (not an ocsnet fabric file)")
-    if data.get("version") != FORMAT_VERSION:
-        raise FabricError(f"version: {data.get('version')!r} is not supported, expected {FORMAT_VERSION}")
+    if data.get("version") not in VERSIONS:
+        raise FabricError(f"version: {data.get('version')!r} is not supported, expected one of "
+                          f"{', '.join(map(str, VERSIONS))}")
     graph = _need(data, "graph", "node-link data")
     nodes = sorted(_need(data, "nodes", "node-link data"), key=lambda r: r.get("id", -1))
     links = _need(data, "links", "node-link data")
@@ -153,11 +177,12 @@ def from_node_link(data: dict) -> Fabric:
     node_attrs = {k: _column(nodes, k, "node", np.dtype(dt)) for k, dt in ndt.items()}
     edge_attrs = {k: _column(links, k, "link", np.dtype(dt)) for k, dt in edt.items()}
     labels = [_tuplify(x) for x in _column(nodes, "label", "node")] if graph.get("labels") else None
+    meta, ocs = _split_ocs(graph.get("meta", {}), graph.get("ocs"), data["version"])
     return Fabric(kind, _column(links, "source", "link", np.int64), _column(links, "target", "link", np.int64),
                   _column(links, "capacity_Bps", "link", float), _column(links, "latency_s", "link", float),
                   _column(links, "tech", "link"), gpus=np.asarray(_need(graph, "gpus", "graph"), dtype=np.int64),
-                  name=graph.get("name", "fabric"), meta=graph.get("meta", {}), node_attrs=node_attrs,
-                  edge_attrs=edge_attrs, labels=labels)
+                  name=graph.get("name", "fabric"), meta=meta, node_attrs=node_attrs,
+                  edge_attrs=edge_attrs, labels=labels, ocs=ocs)
 
 
 # ---- GraphML ---------------------------------------------------------------------------
@@ -169,10 +194,13 @@ def _py(v):
     return v
 
 
-def _to_graphml_graph(fabric: Fabric) -> nx.DiGraph:
+def _to_graphml_graph(fabric: Fabric) -> "nx.DiGraph":
+    import networkx as nx
+
     g = nx.DiGraph()
     g.graph.update({"name": fabric.name, "format": FORMAT, "version": FORMAT_VERSION,
                     "gpus_json": _dumps(fabric.gpus.tolist()), "meta_json": _dumps(fabric.meta),
+                    "ocs_json": _dumps(None if fabric.ocs is None else fabric.ocs.to_dict()),
                     "dtypes_json": _dumps({"node": _dtypes(fabric.node_attrs), "edge": _dtypes(fabric.edge_attrs)})})
     if fabric.labels is not None:
         g.graph["labels_json"] = _dumps(list(fabric.labels))
@@ -194,6 +222,8 @@ def _to_graphml_graph(fabric: Fabric) -> nx.DiGraph:
 
 
 def _write_graphml(fabric: Fabric, path: Path) -> None:
+    import networkx as nx
+
     g = _to_graphml_graph(fabric)
     # One GraphML type per attribute, from its Python type (int, float, str, bool); floats
     # are written with repr, so they read back bit for bit.  numpy dtypes travel in dtypes_json.
@@ -202,6 +232,8 @@ def _write_graphml(fabric: Fabric, path: Path) -> None:
 
 
 def _read_graphml(path: Path) -> Fabric:
+    import networkx as nx
+
     try:
         g = nx.read_graphml(path, node_type=int)
     except Exception as e:  # networkx raises several XML and type errors
@@ -225,11 +257,16 @@ def _read_graphml(path: Path) -> Fabric:
     labels = None
     if "labels_json" in g.graph:
         labels = [_tuplify(x) for x in json.loads(g.graph["labels_json"])]
+    version = g.graph.get("version")
+    if version not in VERSIONS:
+        raise FabricError(f"{path}: version {version!r} is not supported, expected one of {', '.join(map(str, VERSIONS))}")
+    meta, ocs = _split_ocs(json.loads(g.graph.get("meta_json", "{}")), json.loads(g.graph.get("ocs_json", "null")),
+                           version)
     return Fabric(kind, [u for u, _, _ in edges], [v for _, v, _ in edges],
                   [float(d["capacity_Bps"]) for _, _, d in edges], [float(d["latency_s"]) for _, _, d in edges],
                   [d["tech"] for _, _, d in edges], gpus=json.loads(g.graph["gpus_json"]),
-                  name=g.graph.get("name", "fabric"), meta=json.loads(g.graph.get("meta_json", "{}")),
-                  node_attrs=node_attrs, edge_attrs=edge_attrs, labels=labels)
+                  name=g.graph.get("name", "fabric"), meta=meta,
+                  node_attrs=node_attrs, edge_attrs=edge_attrs, labels=labels, ocs=ocs)
 
 
 # ---- dispatch by extension ---------------------------------------------------------------

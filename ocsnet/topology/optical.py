@@ -8,9 +8,7 @@ the direct and hybrid generators share.  Setting circuits on the wired
 fabric is the next step, in :mod:`ocsnet.topology.circuits`:
 :func:`~ocsnet.topology.circuits.apply_circuits` turns a circuit matrix ``C``
 (DESIGN.md, "The OCS scheduling problem") into the *logical* GPU-to-GPU
-fabric that the flow model routes on.  Its public names (``apply_circuits``,
-``allowed_pairs``, ``pair_level``, ``CIRCUIT_LINK``) can still be imported
-from here.
+fabric that the flow model routes on.
 
 Wiring (circuit domains)
 ------------------------
@@ -42,7 +40,7 @@ Latency
 -------
 A GPU->OCS edge has the link's latency plus the OCS insertion latency (the
 device it enters); an OCS->GPU edge the link's latency.  A circuit therefore
-costs ``link + insertion + link``; this is ``meta["ocs"]["circuit_latency_s"]``
+costs ``link + insertion + link``; this is ``fabric.ocs.circuit_latency_s``
 and the latency of every circuit edge
 :func:`~ocsnet.topology.circuits.apply_circuits` creates.
 
@@ -69,13 +67,9 @@ import numpy as np
 
 from .. import hardware
 from ..errors import SpecError
-from ..fabric import Fabric
+from ..fabric import Fabric, OCSInfo
 
-__all__ = ["ocs_fabric", "apply_circuits", "allowed_pairs", "pair_level", "CIRCUIT_LINK"]
-
-# Circuit names that moved to :mod:`ocsnet.topology.circuits`; resolved lazily
-# (module __getattr__) because circuits imports this module.
-_CIRCUIT_NAMES = ("apply_circuits", "allowed_pairs", "pair_level", "CIRCUIT_LINK")
+__all__ = ["ocs_fabric", "ocs_part", "grid_strides", "concat_attrs", "as_int", "as_bandwidth"]
 
 
 # ---- small shared validators -------------------------------------------------------
@@ -198,13 +192,15 @@ def grid_strides(shape: Sequence[int]) -> np.ndarray:
     return np.concatenate([[1], np.cumprod(shape[:-1])]).astype(np.int64)
 
 
-def ocs_part(n: int, d: int, *, ocs, link, port_Bps: float, domain_shape=None, planes_per_level=None) -> dict:
+def ocs_part(n: int, d: int, *, ocs, link, port_Bps: float, domain_shape=None, planes_per_level=None,
+             with_packet: bool = False) -> dict:
     """Wire ``n`` GPU ranks with ``d`` ports each to OCS planes (arrays only).
 
     Returns a dict with ``n_ocs``, ``ocs_level``, ``ocs_plane`` (per OCS unit),
-    ``gpu``/``unit``/``plane`` (per GPU port: rank, OCS unit, plane) and the
-    ``meta`` dict stored as ``fabric.meta["ocs"]``.  Used by :func:`ocs_fabric`
-    and :func:`ocsnet.topology.hybrid.hybrid`.
+    ``gpu``/``unit``/``plane`` (per GPU port: rank, OCS unit, plane), the
+    fabric's :class:`~ocsnet.fabric.OCSInfo` as ``info`` and the catalog
+    ``link`` and ``ocs`` specs.  Used by :func:`ocs_fabric` and
+    :func:`ocsnet.topology.hybrid.hybrid`.
     """
     o = hardware.ocs(ocs)
     lk = hardware.link(link)
@@ -226,49 +222,12 @@ def ocs_part(n: int, d: int, *, ocs, link, port_Bps: float, domain_shape=None, p
             ocs_plane.append(np.full(n_lines, p, dtype=np.int64))
             offset += n_lines
             p += 1
-    meta = {
-        "ports_per_gpu": d,
-        "circuit_Bps": port_Bps,
-        "reconfig_delay_s": o.reconfig_delay_s,
-        "ocs": o.name,
-        "link": lk.name,
-        "ocs_ports": o.ports,
-        "domain_size": max(shape),
-        "domain_shape": list(shape),
-        "planes_per_level": list(ppl),
-        "all_to_all": len(shape) == 1,
-        "circuit_latency_s": 2 * lk.latency_s + o.insertion_latency_s,
-        "n_ocs": offset,
-    }
-    meta.update(ocs_closed_forms(n, shape, ppl, port_Bps))
+    info = OCSInfo(ports_per_gpu=d, domain_shape=tuple(shape), planes_per_level=tuple(ppl), circuit_Bps=port_Bps,
+                   circuit_latency_s=2 * lk.latency_s + o.insertion_latency_s, reconfig_delay_s=o.reconfig_delay_s,
+                   ocs=o.name, ocs_ports=o.ports, link=lk.name, n_ocs=offset, with_packet=with_packet)
     return {"n_ocs": offset, "ocs_level": np.concatenate(ocs_level), "ocs_plane": np.concatenate(ocs_plane),
             "gpu": np.concatenate(gpu), "unit": np.concatenate(unit), "plane": np.concatenate(plane),
-            "meta": meta, "link": lk, "ocs": o}
-
-
-def ocs_closed_forms(n: int, shape: Sequence[int], ppl: Sequence[int], port_Bps: float) -> dict:
-    """Circuit-path figures of an OCS wiring, stored in ``meta["ocs"]``.
-
-    The physical fabric carries nothing until circuits are set (metrics treat
-    OCS nodes as non-transit), so these describe what circuits can reach:
-
-    - ``max_circuit_hops``: circuits on the longest shortest GPU-to-GPU circuit
-      path, ``L`` (one per dimension in which two GPUs' grid coordinates differ);
-    - ``avg_circuit_hops``: its mean over ordered pairs,
-      ``N/(N-1) * sum(1 - 1/s_l)``;
-    - ``bisection_bound_Bps`` (per direction): no circuit configuration can put
-      more across the worst balanced cut.  An OCS with ``a`` of its ``s`` GPUs
-      on one side passes at most ``min(a, s - a)`` circuits across, so a cut
-      along dimension ``l`` passes at most ``N/2 * d_l * b``; stated where that
-      cut is balanced (one level, or every ``s_l`` even).
-    """
-    out = {"max_circuit_hops": len(shape),
-           "avg_circuit_hops": n / (n - 1) * sum(1.0 - 1.0 / s for s in shape)}
-    if len(shape) == 1:
-        out["bisection_bound_Bps"] = (n // 2) * ppl[0] * port_Bps
-    elif all(s % 2 == 0 for s in shape):
-        out["bisection_bound_Bps"] = (n // 2) * min(ppl) * port_Bps
-    return out
+            "info": info, "link": lk, "ocs": o}
 
 
 def ocs_fabric(n_gpus: int, ports_per_gpu: int, *, gpu: str = "lite-base", ocs: str = "mems-3d",
@@ -303,10 +262,11 @@ def ocs_fabric(n_gpus: int, ports_per_gpu: int, *, gpu: str = "lite-base", ocs: 
         Nodes: the GPUs (ranks 0..N-1, nodes 0..N-1), then the OCS units (kind
         ``ocs``, node attributes ``plane`` and ``level``).  Edges: GPU->OCS and
         OCS->GPU for every port, tech of ``link``, edge attribute ``plane``.
-        ``meta["ocs"]`` holds ``ports_per_gpu``, ``circuit_Bps``,
-        ``reconfig_delay_s``, ``ocs``, ``domain_size``, ``domain_shape``,
-        ``planes_per_level``, ``all_to_all``, ``circuit_latency_s`` and the
-        circuit-path figures of :func:`ocs_closed_forms`.  There is no top-level
+        ``fabric.ocs`` (:class:`~ocsnet.fabric.OCSInfo`) holds ``ports_per_gpu``,
+        ``circuit_Bps``, ``reconfig_delay_s``, ``ocs``, ``domain_shape``,
+        ``planes_per_level``, ``circuit_latency_s`` and the circuit-path
+        figures (``max_circuit_hops``, ``avg_circuit_hops``,
+        ``bisection_bound_Bps``).  There is no top-level
         ``diameter_hops``/``bisection_Bps``: without circuits no GPU reaches
         another (an OCS is not a packet switch).
 
@@ -318,11 +278,11 @@ def ocs_fabric(n_gpus: int, ports_per_gpu: int, *, gpu: str = "lite-base", ocs: 
     Examples
     --------
     >>> f = ocs_fabric(64, 4)
-    >>> f.n_gpus, len(f.nodes_of_kind("ocs")), f.meta["ocs"]["all_to_all"]
+    >>> f.n_gpus, len(f.nodes_of_kind("ocs")), f.ocs.all_to_all
     (64, 4, True)
     >>> f = ocs_fabric(4096, 8)            # 4096 > 136 ports: 64 x 64 circuit domains
-    >>> f.meta["ocs"]["domain_shape"], f.meta["ocs"]["planes_per_level"]
-    ([64, 64], [4, 4])
+    >>> f.ocs.domain_shape, f.ocs.planes_per_level
+    ((64, 64), (4, 4))
 
     References
     ----------
@@ -349,16 +309,8 @@ def ocs_fabric(n_gpus: int, ports_per_gpu: int, *, gpu: str = "lite-base", ocs: 
         "level": np.concatenate([np.full(n, -1, dtype=np.int64), part["ocs_level"]]),
     }
     edge_attrs = {"link": np.full(2 * m, lk.name), "plane": np.concatenate([part["plane"], part["plane"]])}
-    om = part["meta"]
     meta = {"generator": "ocs_fabric", "n_gpus": n, "ports_per_gpu": d, "gpu": g.name, "ocs_model": o.name,
-            "link": lk.name, "port_Bps": b, "ocs": om}
+            "link": lk.name, "port_Bps": b}
     return Fabric(kind, src, dst, b, lat, lk.tech, gpus=np.arange(n), name=name or f"ocs-{n}x{d}",
-                  meta=meta, node_attrs=node_attrs, edge_attrs=edge_attrs)
+                  meta=meta, node_attrs=node_attrs, edge_attrs=edge_attrs, ocs=part["info"])
 
-
-def __getattr__(name: str):
-    """Resolve the circuit names that moved to :mod:`ocsnet.topology.circuits`."""
-    if name in _CIRCUIT_NAMES:
-        from . import circuits
-        return getattr(circuits, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

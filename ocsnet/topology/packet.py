@@ -49,7 +49,7 @@ import numpy as np
 from .. import hardware
 from ..errors import SpecError
 from ..fabric import Fabric
-from .packet_clos import (build_clos, build_rail, clos_dims, count_param, max_down, oversub_param,
+from .packet_clos import (NVSwitchDomain, build_clos, build_rail, clos_dims, count_param, max_down, oversub_param,
                           positive_Bps, record_spec, resolve_specs, uplinks)
 
 __all__ = ["fat_tree", "leaf_spine", "clos", "rail_optimized", "dgx_cluster"]
@@ -105,8 +105,9 @@ def fat_tree(k, *, gpu="lite-base", switch="tomahawk5", link=None, host_Bps=None
     N = k ** 3 // 4
     return build_clos(name=name or f"fat_tree(k={k})", generator="fat_tree",
                       params={"k": k, "host_Bps": None if host_Bps is None else h},
-                      gs=gs, ss=ss, ls=ls, leaf_of=np.arange(N) // half, n_leaves=k * half,
-                      d=half, u=half, p=half, tiers=3, host_Bps=h, meta_hw=hw)
+                      gpu_spec=gs, switch_spec=ss, link_spec=ls, leaf_of_gpu=np.arange(N) // half,
+                      n_leaves=k * half, gpus_per_leaf=half, uplinks_per_leaf=half, leaves_per_pod=half,
+                      tiers=3, host_Bps=h, hardware_meta=hw)
 
 
 def leaf_spine(n_gpus, *, gpus_per_leaf, oversubscription=1.0, gpu="lite-base", switch="tomahawk5",
@@ -165,8 +166,9 @@ def leaf_spine(n_gpus, *, gpus_per_leaf, oversubscription=1.0, gpu="lite-base", 
     return build_clos(name=name or f"leaf_spine({n_gpus})", generator="leaf_spine",
                       params={"n_gpus": n_gpus, "gpus_per_leaf": d, "oversubscription": o,
                               "host_Bps": None if host_Bps is None else h},
-                      gs=gs, ss=ss, ls=ls, leaf_of=np.arange(n_gpus) // d, n_leaves=L, d=d, u=u, p=L,
-                      tiers=2, host_Bps=h, meta_hw=hw)
+                      gpu_spec=gs, switch_spec=ss, link_spec=ls, leaf_of_gpu=np.arange(n_gpus) // d,
+                      n_leaves=L, gpus_per_leaf=d, uplinks_per_leaf=u, leaves_per_pod=L, tiers=2, host_Bps=h,
+                      hardware_meta=hw)
 
 
 
@@ -236,8 +238,9 @@ def clos(n_gpus, *, tiers=2, radix=None, oversubscription=1.0, gpu="lite-base", 
     return build_clos(name=name or f"clos({n_gpus}, tiers={tiers})", generator="clos",
                       params={"n_gpus": n_gpus, "tiers": tiers, "radix": r, "oversubscription": o,
                               "host_Bps": None if host_Bps is None else h},
-                      gs=gs, ss=ss, ls=ls, leaf_of=np.arange(n_gpus) // d, n_leaves=L, d=d, u=u, p=p,
-                      tiers=tiers, host_Bps=h, meta_hw=hw)
+                      gpu_spec=gs, switch_spec=ss, link_spec=ls, leaf_of_gpu=np.arange(n_gpus) // d,
+                      n_leaves=L, gpus_per_leaf=d, uplinks_per_leaf=u, leaves_per_pod=p, tiers=tiers,
+                      host_Bps=h, hardware_meta=hw)
 
 
 
@@ -292,7 +295,8 @@ def rail_optimized(n_nodes, *, gpus_per_node=8, nodes_per_leaf=None, tiers=None,
     gs, ss, ls = resolve_specs(gpu, switch, link, hw)
     h = ss.port_Bps if host_Bps is None else positive_Bps("host_Bps", host_Bps)
     return build_rail("rail_optimized", n_nodes, gpus_per_node, nodes_per_leaf, tiers, oversubscription,
-                      gs, ss, ls, h, hw, name, {"host_Bps": None if host_Bps is None else h})
+                      gpu_spec=gs, switch_spec=ss, link_spec=ls, host_Bps=h, hardware_meta=hw, name=name,
+                      params={"host_Bps": None if host_Bps is None else h})
 
 
 def dgx_cluster(n_nodes, *, gpu="h100-sxm", gpus_per_node=8, nodes_per_leaf=None, tiers=None,
@@ -358,5 +362,6 @@ def dgx_cluster(n_nodes, *, gpu="h100-sxm", gpus_per_node=8, nodes_per_leaf=None
     g = count_param("gpus_per_node", gpus_per_node, 1)
     lanes = math.ceil(gs.scaleup_Bps / nvs.port_Bps * (1 - 1e-12))
     chips = -(-g * lanes // nvs.ports) if nvswitch_chips is None else count_param("nvswitch_chips", nvswitch_chips, 1)
-    return build_rail("dgx_cluster", n_nodes, g, nodes_per_leaf, tiers, oversubscription, gs, ss, ls,
-                      gs.scaleout_Bps, hw, name, {"nvswitch_chips": chips}, nv=(nvs, nvl, chips))
+    return build_rail("dgx_cluster", n_nodes, g, nodes_per_leaf, tiers, oversubscription, gpu_spec=gs,
+                      switch_spec=ss, link_spec=ls, host_Bps=gs.scaleout_Bps, hardware_meta=hw, name=name,
+                      params={"nvswitch_chips": chips}, nvswitch=NVSwitchDomain(nvs, nvl, chips))

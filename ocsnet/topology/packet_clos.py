@@ -24,6 +24,8 @@ import dataclasses
 import math
 import numbers
 
+from typing import NamedTuple
+
 import numpy as np
 
 from .. import hardware
@@ -31,7 +33,7 @@ from ..errors import SpecError, check_range
 from ..fabric import Fabric
 
 __all__ = ["count_param", "positive_Bps", "oversub_param", "resolve_specs", "record_spec", "uplinks",
-           "max_down", "clos_dims", "build_clos", "clos_closed_forms", "build_rail"]
+           "max_down", "clos_dims", "build_clos", "clos_closed_forms", "build_rail", "NVSwitchDomain"]
 
 _CATALOG = {"gpu": hardware.gpus, "switch": hardware.switches, "link": hardware.links}
 
@@ -112,13 +114,44 @@ def clos_dims(n_leaves, radix, tiers, unit=1):
 
 # ---- the shared folded-Clos builder -----------------------------------------------------
 
-def build_clos(*, name, generator, params, gs, ss, ls, leaf_of, n_leaves, d, u, p, tiers, host_Bps,
-               meta_hw, rail_of_leaf=None, node_of=None, gpus_per_node=None, nv=None):
-    """Build a folded Clos from the GPU-to-leaf map ``leaf_of`` (conventions: :mod:`ocsnet.topology.packet`).
+class NVSwitchDomain(NamedTuple):
+    """One NVSwitch domain per server: the switch chip, the link to it and the chips per domain."""
 
-    ``nv`` = (nvswitch spec, its link spec, chips per domain) adds one NVSwitch domain
-    per server node, linked to that node's GPUs at the GPU's scale-up bandwidth.
+    switch: hardware.SwitchSpec
+    link: hardware.LinkSpec
+    chips: int
+
+
+def build_clos(*, name: str, generator: str, params: dict, gpu_spec, switch_spec, link_spec, leaf_of_gpu,
+               n_leaves: int, gpus_per_leaf: int, uplinks_per_leaf: int, leaves_per_pod: int, tiers: int,
+               host_Bps: float, hardware_meta: dict, rail_of_leaf=None, node_of_gpu=None,
+               gpus_per_node: int | None = None, nvswitch: NVSwitchDomain | None = None) -> Fabric:
+    """Build a folded Clos from the GPU-to-leaf map ``leaf_of_gpu`` (conventions: :mod:`ocsnet.topology.packet`).
+
+    Parameters
+    ----------
+    name, generator, params
+        The fabric's name and the generator name and parameters recorded in ``meta``.
+    gpu_spec, switch_spec, link_spec
+        Catalog specs of the GPUs, the packet switches and the links between them.
+    leaf_of_gpu : array of int
+        Leaf switch of every GPU rank.
+    n_leaves, gpus_per_leaf, uplinks_per_leaf, leaves_per_pod, tiers
+        Wiring: leaves, GPU ports and uplinks per leaf, leaves per pod (3 tiers), 2 or 3 tiers.
+    host_Bps : float
+        Bandwidth of a GPU's link to its leaf.
+    hardware_meta : dict
+        Non-catalog specs to record in ``meta["hardware"]``.
+    rail_of_leaf, node_of_gpu, gpus_per_node : optional
+        Rail layout (rail-optimized fabrics): rail of every leaf, server of every GPU.
+    nvswitch : NVSwitchDomain, optional
+        Adds one NVSwitch domain per server node, linked to that node's GPUs at
+        the GPU's scale-up bandwidth.
     """
+    gs, ss, ls = gpu_spec, switch_spec, link_spec
+    leaf_of, node_of, nv = leaf_of_gpu, node_of_gpu, nvswitch
+    d, u, p = gpus_per_leaf, uplinks_per_leaf, leaves_per_pod
+    meta_hw = hardware_meta
     N, L = len(leaf_of), n_leaves
     pods = -(-L // p) if tiers == 3 else 1
     n2 = u if tiers == 2 else pods * u
@@ -199,16 +232,23 @@ def build_clos(*, name, generator, params, gs, ss, ls, leaf_of, n_leaves, d, u, 
         meta["gpus_per_node"] = gpus_per_node
     if nv is not None:
         meta.update(nvswitch=nv[0].name, nvlink=nv[1].name, nvswitch_chips=int(nv[2]))
-    meta.update(clos_closed_forms(leaf_of, L, p, tiers, d, u, host_Bps, c,
-                                  node_of if nv is not None else None, gpus_per_node))
+    meta.update(clos_closed_forms(leaf_of, n_leaves=L, leaves_per_pod=p, tiers=tiers, gpus_per_leaf=d,
+                                  uplinks_per_leaf=u, host_Bps=host_Bps, port_Bps=c,
+                                  node_of_gpu=node_of if nv is not None else None, gpus_per_node=gpus_per_node))
     if meta_hw:
         meta["hardware"] = meta_hw
     return Fabric(kind, src, dst, cap, lat, tech, gpus=np.arange(N), name=name, meta=meta,
                   node_attrs=node_attrs, edge_attrs={"link": link_name})
 
 
-def clos_closed_forms(leaf_of, L, p, tiers, d, u, h, c, node_of, g) -> dict:
+def clos_closed_forms(leaf_of_gpu, *, n_leaves: int, leaves_per_pod: int, tiers: int, gpus_per_leaf: int,
+                      uplinks_per_leaf: int, host_Bps: float, port_Bps: float, node_of_gpu=None,
+                      gpus_per_node: int | None = None) -> dict:
     """GPU-to-GPU hop counts and, where proven exact, the bisection of a folded Clos.
+
+    In the formulas below ``N`` is the number of GPUs, ``L`` of leaves, ``p``
+    leaves per pod, ``d`` GPUs and ``u`` uplinks per leaf, ``h`` the host and
+    ``c`` the switch port bandwidth, ``g`` GPUs per server node.
 
     Hops: two GPUs on one leaf (or, with NVSwitch domains, in one server) are 2
     links apart; otherwise 4 within a pod (or anywhere in 2 tiers) and 6 across
@@ -220,7 +260,17 @@ def clos_closed_forms(leaf_of, L, p, tiers, d, u, h, c, node_of, g) -> dict:
     by cutting the GPU links of half the GPUs (value ``floor(N/2) * h``) or by
     splitting full leaves (2 tiers) or full pods (3 tiers) in halves (value
     ``N/2 * u*c/d``); the bound is recorded only when one of them reaches it.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> f = clos_closed_forms(np.arange(8) // 2, n_leaves=4, leaves_per_pod=2, tiers=3, gpus_per_leaf=2,
+    ...                       uplinks_per_leaf=2, host_Bps=1.0, port_Bps=1.0)
+    >>> f["diameter_hops"], f["bisection_Bps"]
+    (6, 4.0)
     """
+    leaf_of, node_of, g = leaf_of_gpu, node_of_gpu, gpus_per_node
+    L, p, d, u, h, c = n_leaves, leaves_per_pod, gpus_per_leaf, uplinks_per_leaf, host_Bps, port_Bps
     N = len(leaf_of)
     out = {}
     if node_of is not None and tiers == 3 and p % g and -(-L // p) > 1:
@@ -260,9 +310,11 @@ def clos_closed_forms(leaf_of, L, p, tiers, d, u, h, c, node_of, g) -> dict:
     return out
 
 
-def build_rail(generator, n_nodes, gpus_per_node, nodes_per_leaf, tiers, oversubscription, gs, ss, ls, h,
-               hw, name, params, nv=None):
+def build_rail(generator, n_nodes, gpus_per_node, nodes_per_leaf, tiers, oversubscription, *, gpu_spec,
+               switch_spec, link_spec, host_Bps, hardware_meta, name, params,
+               nvswitch: NVSwitchDomain | None = None) -> Fabric:
     """Shared body of :func:`rail_optimized` and :func:`dgx_cluster`."""
+    ss, h = switch_spec, host_Bps
     n_nodes = count_param("n_nodes", n_nodes, 1)
     g = count_param("gpus_per_node", gpus_per_node, 1)
     o = oversub_param(oversubscription)
@@ -291,6 +343,7 @@ def build_rail(generator, n_nodes, gpus_per_node, nodes_per_leaf, tiers, oversub
     params = {"n_nodes": n_nodes, "gpus_per_node": g, "nodes_per_leaf": d, "tiers": tiers,
               "oversubscription": o, **params}
     return build_clos(name=name or f"{generator}({n_nodes})", generator=generator, params=params,
-                      gs=gs, ss=ss, ls=ls, leaf_of=leaf_of, n_leaves=L, d=d, u=u, p=p, tiers=tiers,
-                      host_Bps=h, meta_hw=hw, rail_of_leaf=np.arange(L) % g, node_of=node_of,
-                      gpus_per_node=g, nv=nv)
+                      gpu_spec=gpu_spec, switch_spec=ss, link_spec=link_spec, leaf_of_gpu=leaf_of, n_leaves=L,
+                      gpus_per_leaf=d, uplinks_per_leaf=u, leaves_per_pod=p, tiers=tiers, host_Bps=h,
+                      hardware_meta=hardware_meta, rail_of_leaf=np.arange(L) % g, node_of_gpu=node_of,
+                      gpus_per_node=g, nvswitch=nvswitch)

@@ -6,7 +6,8 @@ lossless ``.npz`` format; :func:`build_trace` (in :mod:`.build`) makes the
 trace of a whole model step from a model, a parallel plan and a fabric.
 """
 
-from .build import build_trace
-from .trace import FORMAT_VERSION, Trace, place_steps
+from ..lazy import exports
 
-__all__ = ["Trace", "place_steps", "build_trace", "FORMAT_VERSION"]
+__all__, __getattr__, __dir__ = exports(__name__, {
+    "Trace": "trace", "place_steps": "trace", "FORMAT_VERSION": "trace", "build_trace": "build",
+})

@@ -48,10 +48,9 @@ Examples
 (True, True)
 """
 
-from __future__ import annotations
+from ..lazy import exports
 
-
-from .check import RELATIONS, Check, ValidationReport, worst_check, worst_pair
-from .run import GROUPS, run
-
-__all__ = ["Check", "ValidationReport", "run", "GROUPS", "RELATIONS", "worst_pair", "worst_check"]
+__all__, __getattr__, __dir__ = exports(__name__, {
+    "Check": "check", "ValidationReport": "check", "RELATIONS": "check", "worst_pair": "check",
+    "worst_check": "check", "run": "run", "GROUPS": "groups",
+})

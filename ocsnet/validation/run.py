@@ -16,19 +16,10 @@ import numpy as np
 from ..errors import SpecError
 
 from .check import Check, ValidationReport
+from .groups import GROUPS
 
 __all__ = ["GROUPS", "run"]
 
-#: Check groups in the order they run, and the module that computes each.
-GROUPS: dict[str, str] = {
-    "collectives": "network:collective_checks",
-    "flow": "network:flow_checks",
-    "schedule": "network:schedule_checks",
-    "flops": "models:flops_checks",
-    "astra": "topology:astra_checks",
-    "fat-tree": "topology:fat_tree_checks",
-    "literature": "models:literature_checks",
-}
 
 #: How ocsnet's number must relate to the reference: equal within the relative
 

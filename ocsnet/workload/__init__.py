@@ -8,7 +8,9 @@ the plan fits in memory.  :func:`ocsnet.traffic.build_trace` turns that into
 a :class:`ocsnet.traffic.Trace`.
 """
 
-from .models import ModelSpec, model
-from .parallel import ParallelPlan, gpu_domains, place
+from ..lazy import exports
 
-__all__ = ["ModelSpec", "model", "ParallelPlan", "place", "gpu_domains"]
+__all__, __getattr__, __dir__ = exports(__name__, {
+    "ModelSpec": "models", "model": "models",
+    "ParallelPlan": "parallel", "place": "parallel", "gpu_domains": "parallel",
+})

@@ -36,8 +36,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
-import scipy.sparse as sp
-from scipy.sparse.csgraph import connected_components
 
 from ..errors import WorkloadError
 from ..fabric import Fabric
@@ -188,6 +186,9 @@ def gpu_domains(fabric: Fabric) -> list[tuple[str, np.ndarray]]:
     nvs = fabric.kind == "nvswitch"
     if nvs.any():
         ok = nvs[fabric.dst] & (fabric.kind[fabric.src] == "gpu") | nvs[fabric.src] & (fabric.kind[fabric.dst] == "gpu")
+        import scipy.sparse as sp
+        from scipy.sparse.csgraph import connected_components
+
         adj = sp.coo_matrix((np.ones(int(ok.sum())), (fabric.src[ok], fabric.dst[ok])),
                             shape=(fabric.n_nodes, fabric.n_nodes))
         _, comp = connected_components(adj, directed=True, connection="weak")

@@ -1,0 +1,245 @@
+"""Timing a layer's collectives on a fabric: the helpers of :func:`ocsnet.evaluate`.
+
+Stage: evaluation (see docs/design.md, "The per-layer model").  On a packet or
+direct fabric a collective is timed congestion-free along its routes
+(alpha-beta) and with every replica's groups at once under max-min fair
+rates; on an OCS fabric the circuit schedule of one replica's layers gives
+the collective times and the exposed reconfiguration.  Routes, placements
+and prices are memoized per fabric (weakly: the memo goes with the fabric).
+"""
+
+from __future__ import annotations
+
+import weakref
+
+import numpy as np
+
+from ..collectives import expand
+from ..errors import WorkloadError
+from ..fabric import Fabric
+from ..flow.latency import bottleneck_Bps
+from ..workload import ParallelPlan
+from ..workload.layers import Collective, OpCost
+from ..workload.parallel import place
+from ..workload.step import StepProfile
+
+__all__ = ["group_ranks", "routes_of", "placed_ranks", "power_and_cost", "alpha_beta_collective",
+           "max_min_collective", "pp_send_time", "ocs_layer_times", "ocs_ideal_collective", "STEADY_LAYERS"]
+
+# Layers of the circuit sub-problem solved on an OCS fabric; the last one is the steady state.
+STEADY_LAYERS = 3
+
+
+# ---------------------------------------------------------------------------------------
+# groups of GPUs
+
+def group_ranks(ranks: np.ndarray, group: str, plan: ParallelPlan) -> np.ndarray:
+    """GPU ranks of every group of one parallel dimension, shape (n_groups, size)."""
+    dp, pp, tp = ranks.shape
+    if group == "tp":
+        return ranks.reshape(-1, tp)
+    if group == "ep":
+        ep = plan.ep
+        return ranks.reshape(dp // ep, ep, pp, tp).transpose(0, 2, 3, 1).reshape(-1, ep)
+    if group == "dp":
+        return ranks.transpose(1, 2, 0).reshape(-1, dp)
+    if group == "edp":
+        ep = plan.ep
+        return ranks.reshape(dp // ep, ep, pp, tp).transpose(1, 2, 3, 0).reshape(-1, dp // ep)
+    raise WorkloadError(f"group: {group!r} is not one of tp, ep, dp, edp")
+
+
+# Per-fabric memo of routes, placements and prices: a study evaluates many plans and
+# algorithms on the same fabric, and routing dominates the cost of a screen.  Weak keys:
+# the memo goes away with the fabric.
+_MEMO: "weakref.WeakKeyDictionary[Fabric, dict]" = weakref.WeakKeyDictionary()
+
+
+def _memo(fabric: Fabric) -> dict:
+    m = _MEMO.get(fabric)
+    if m is None:
+        m = _MEMO[fabric] = {}
+    return m
+
+
+def routes_of(fabric: Fabric, src, dst, method: str):
+    """Routes of the (src, dst) GPU pairs, each pair routed once per fabric and method."""
+    import scipy.sparse as sp
+
+    from ..flow import route
+    from ..flow.routing import Routes
+
+    memo = _memo(fabric)
+    have, known = memo.get(("routes", method), (np.zeros(0, np.int64), None))
+    n = fabric.n_gpus
+    want = np.asarray(src, np.int64) * n + np.asarray(dst, np.int64)
+    new = np.setdiff1d(want, have)
+    if len(new):
+        r = route(fabric, new // n, new % n, method=method)
+        if known is not None:
+            new = np.concatenate([have, new])
+            r = Routes(sp.hstack([known.incidence, r.incidence]).tocsc(), np.concatenate([known.src, r.src]),
+                       np.concatenate([known.dst, r.dst]), np.concatenate([known.hops, r.hops]),
+                       np.concatenate([known.latency_s, r.latency_s]), method)
+        order = np.argsort(new, kind="stable")
+        have, known = new[order], r.subset(order)
+        memo[("routes", method)] = (have, known)
+    return known.subset(np.searchsorted(have, want))
+
+
+def placed_ranks(plan: ParallelPlan, fabric: Fabric, strategy: str) -> np.ndarray:
+    key = ("place", plan.tp, plan.pp, plan.dp, plan.ep, strategy)
+    memo = _memo(fabric)
+    if key not in memo:
+        memo[key] = place(plan, fabric, strategy)
+    return memo[key]
+
+
+def power_and_cost(fabric: Fabric) -> tuple[dict, dict]:
+    """Power and cost of a fabric, computed once per fabric."""
+    memo = _memo(fabric)
+    if "priced" not in memo:
+        from ..topology import metrics
+        memo["priced"] = (metrics.power(fabric), metrics.cost(fabric))
+    return memo["priced"]
+
+
+# ---------------------------------------------------------------------------------------
+# collective timing on a packet or direct fabric
+
+def alpha_beta_collective(fabric: Fabric, group: np.ndarray, c: Collective) -> float:
+    """Congestion-free time of one group's collective along its routes on the fabric."""
+    steps = expand(c.kind, c.group_size, c.nbytes, c.algorithm, as_arrays=True)
+    if not steps:
+        return 0.0
+    p = len(group)
+    keys = np.unique(np.concatenate([s[0].astype(np.int64) * p + s[1] for s in steps]))
+    r = routes_of(fabric, group[keys // p], group[keys % p], "shortest")
+    bott = bottleneck_Bps(r, fabric.capacity_Bps)
+    total = 0.0
+    cache: dict[int, float] = {}
+    for s in steps:
+        t = cache.get(id(s[0]))
+        if t is None:
+            src, dst, nb = s
+            idx = np.searchsorted(keys, src.astype(np.int64) * p + dst)
+            lat = float(r.latency_s[idx].max()) if len(idx) else 0.0
+            bw = float(bott[idx].min()) if len(idx) else np.inf
+            sent = np.bincount(src, weights=nb, minlength=p).max() if len(src) else 0.0
+            recv = np.bincount(dst, weights=nb, minlength=p).max() if len(dst) else 0.0
+            t = lat + max(sent, recv) / bw
+            cache[id(s[0])] = t
+        total += t
+    return total
+
+
+def max_min_collective(fabric: Fabric, groups: np.ndarray, c: Collective) -> float:
+    """Congestion-aware time: every group runs the collective at once, max-min rates per step."""
+    from ..flow import flows_from_demand, phase_time
+    from ..traffic import Trace
+
+    if c.kind == "send-recv" or len(groups) == 0:
+        return 0.0
+    tr = Trace.from_collective(c.kind, groups, c.nbytes, c.algorithm, n_gpus=fabric.n_gpus)
+    times: dict[int, float] = {}
+    total = 0.0
+    for m in tr.demand:                     # equal steps share one matrix object: timed once
+        t = times.get(id(m))
+        if t is None:
+            src, dst, _ = flows_from_demand(m, fabric.n_gpus)
+            r = routes_of(fabric, src, dst, "ecmp")
+            t = times[id(m)] = float(phase_time(fabric, m, routes=r, fidelity="max-min").time_s)
+        total += t
+    return total
+
+
+def pp_send_time(fabric: Fabric, ranks: np.ndarray, c: Collective | None) -> float:
+    """Congestion-free time of one pipeline send (the slowest stage boundary of replica 0)."""
+    if c is None or ranks.shape[1] < 2:
+        return 0.0
+    from ..flow.latency import alpha_beta_time
+
+    src = ranks[0, :-1, :].ravel()
+    dst = ranks[0, 1:, :].ravel()
+    r = routes_of(fabric, src, dst, "shortest")
+    return float(np.max(alpha_beta_time(r, fabric.capacity_Bps, np.full(len(src), c.nbytes))))
+
+
+# ---------------------------------------------------------------------------------------
+# OCS fabrics: the circuit schedule of one replica's layers
+
+def ocs_layer_times(fabric: Fabric, prof: StepProfile, plan: ParallelPlan, schedule_method: str,
+               reconfig_delay_s: float | None, time_limit_s: float | None, bound: str = "best"):
+    """Collective and exposed-reconfiguration time per layer from a solved circuit schedule.
+
+    The sub-problem holds one replica's TP group (times its EP peers): ``ep x tp``
+    GPUs, the layer's collectives as phases with the compute between them as
+    gaps, repeated for the layers of a stage.
+    """
+    from ..schedule import OCSProblem, solve
+    from ..traffic import Trace
+
+    ocs = fabric.ocs
+    lp = prof.layer
+    tp, ep = plan.tp, plan.ep if any(c.group == "ep" for c in lp.collectives) else 1
+    local = np.arange(ep * tp).reshape(ep, tp)
+    n = ep * tp
+    demand, gaps, owner = [], [], []
+    pending_gap = 0.0
+    ci = -1
+    for x in lp.items:
+        if isinstance(x, OpCost):
+            pending_gap += x.time_s
+            continue
+        ci += 1
+        groups = local if x.group == "tp" else local.T if x.group == "ep" else None
+        if groups is None or x.group_size < 2:
+            continue
+        tr = Trace.from_collective(x.kind, groups, x.nbytes, x.algorithm, n_gpus=n)
+        for k, m in enumerate(tr.demand):
+            demand.append(m)
+            gaps.append(pending_gap if k == 0 else 0.0)
+            owner.append(ci)
+            pending_gap = 0.0
+    n_coll = ci + 1
+    reconf = np.zeros(n_coll)
+    data = np.zeros(n_coll)
+    if not demand:
+        return data, reconf, None, 0
+    # Identical layers reach a steady state after the first (whose first configuration is free):
+    # solve a few layers and take the last one's times as every layer's.
+    layers = int(min(prof.stage_layers.max(), STEADY_LAYERS))
+    P1 = len(demand)
+    # Layer r > 1 waits for the compute after the previous layer's last collective too.
+    gap = np.array(gaps + ([pending_gap + gaps[0]] + gaps[1:]) * (layers - 1), dtype=float)
+    trace = Trace(demand * layers, gap, meta={"sub-problem": f"{n} GPUs of one replica"})
+    trace.period = trace.detect_period()
+    prob = OCSProblem.from_trace(trace, ports=ocs.ports_per_gpu - (1 if plan.pp > 1 else 0),
+                                 circuit_Bps=ocs.circuit_Bps,
+                                 reconfig_delay_s=ocs.reconfig_delay_s if reconfig_delay_s is None else reconfig_delay_s,
+                                 name="layer circuits")
+    sched = solve(prob, method=schedule_method, time_limit_s=time_limit_s, bound=bound)
+    lat = ocs.circuit_latency_s
+    for p in range(P1 * (layers - 1), P1 * layers):          # the last (steady-state) layer
+        ph = sched.phases[p]
+        # a slot's duration includes the exposed part of the reconfiguration before it
+        exposed = float(sum(s.exposed_s for s in ph.slots if s.reconfig))
+        data[owner[p % P1]] += (ph.end_s - ph.start_s) - exposed + lat
+        reconf[owner[p % P1]] += exposed
+    return data, reconf, sched, layers
+
+
+def ocs_ideal_collective(fabric: Fabric, c: Collective, ports: int) -> float:
+    """Circuit-ideal time: every step on ``ports`` circuits per pair, no reconfiguration."""
+    ocs = fabric.ocs
+    steps = expand(c.kind, c.group_size, c.nbytes, c.algorithm, as_arrays=True)
+    lat = ocs.circuit_latency_s
+    total = 0.0
+    p = c.group_size
+    for src, dst, nb in steps:
+        if not len(src):
+            continue
+        peers = np.bincount(src, minlength=p).max()
+        per_pair = max(1, ports // max(int(peers), 1))
+        total += lat + float(nb.max()) / (per_pair * ocs.circuit_Bps)
+    return total

@@ -1,0 +1,17 @@
+"""The validation groups by name (no heavy imports: ``ocsnet validate --help`` lists them).
+
+Stage: validation (see docs/design.md).
+"""
+
+__all__ = ["GROUPS"]
+
+#: Check groups in the order they run, and the module that computes each.
+GROUPS: dict[str, str] = {
+    "collectives": "network:collective_checks",
+    "flow": "network:flow_checks",
+    "schedule": "network:schedule_checks",
+    "flops": "models:flops_checks",
+    "astra": "topology:astra_checks",
+    "fat-tree": "topology:fat_tree_checks",
+    "literature": "models:literature_checks",
+}
