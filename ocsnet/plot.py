@@ -1,9 +1,10 @@
 """Figures (matplotlib).
 
-The last stage of the pipeline, beside the CLI: it reads results and never
-feeds anything back.  Every function takes an optional ``ax`` and returns it,
-so figures compose; matplotlib is imported when a figure is drawn, not when
-this module is imported.
+The last stage of the pipeline, beside the CLI: every function draws data it
+is given (a schedule, the study's rows, sweep and utilization curves) and
+never runs a model or feeds anything back; the study computes what its
+figures show (see docs/design.md, "The study").  matplotlib is imported when
+a figure is drawn, not when this module is imported.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ import numpy as np
 
 from .units import fmt_time
 
-__all__ = ["schedule_gantt", "schedule_intervals"]
+__all__ = ["schedule_gantt", "schedule_intervals", "normalized_comparison", "layer_breakdown", "reconfig_sweep",
+           "link_utilization"]
 
 _COLORS = {"compute": "#d9d9d9", "exposed": "#d62728", "hidden": "#ff9896"}
 # tab20 entries without its reds and pinks (6, 7, 12, 13), which mark reconfigurations.
@@ -257,52 +259,23 @@ def reconfig_sweep(sweep: list[dict]):
     return fig
 
 
-def link_utilization(result, max_systems: int = 6):
-    """Utilization of the busiest links during the largest tensor-parallel collective step.
+def link_utilization(curves: list[dict]):
+    """Sorted link-utilization curves, one per system (busiest link first).
 
-    For the best plan of the first (model, mode) on every packet or direct
-    fabric, the step with the most bytes is timed by the max-min model and
-    the per-link utilization is drawn as a sorted curve.  Returns the figure,
-    or ``None`` when no system qualifies.
+    ``curves`` are what :func:`ocsnet.evaluation.utilization.study_link_utilization`
+    computes (``StudyResult.link_utilization``): dicts with ``system``,
+    ``tp``, ``algorithm`` and ``utilization`` (fractions, busiest first).
+    Returns the figure, or ``None`` when there is nothing to draw.
     """
     import matplotlib.pyplot as plt
 
-    from . import topology
-    from .collectives import expand
-    from .flow import phase_time
-    from .traffic import place_steps
-    from .workload.parallel import place
-
-    first = next(iter(result.choices.values()), [])
-    fig, ax = plt.subplots(figsize=(6.5, 3.6))
-    drawn = 0
-    fabrics = {}
-    for c in first:
-        ev = c.best
-        if ev is None or c.system.kind == "OCS" or drawn >= max_systems:
-            continue
-        key = (c.system.fabric, c.system.gpu)
-        if key not in fabrics:
-            from .evaluation.study import bandwidth_overrides as _bandwidth_overrides
-            fabrics[key] = topology.build(c.system.fabric, gpu=c.system.gpu, **_bandwidth_overrides(c.system),
-                                          **c.system.overrides)
-        f = fabrics[key]
-        colls = [x for x in ev.profile.layer.collectives if x.group == "tp" and x.group_size > 1]
-        if not colls:
-            continue
-        x = max(colls, key=lambda x: x.nbytes)
-        ranks = place(ev.plan, f)
-        steps = expand(x.kind, x.group_size, x.nbytes, x.algorithm)
-        big = max(steps, key=lambda m: m.sum())
-        demand = place_steps([big], ranks.reshape(-1, ev.plan.tp), f.n_gpus)[0]
-        res = phase_time(f, demand, fidelity="max-min")
-        u = np.sort(res.link_utilization[res.link_utilization > 0])[::-1]
-        if len(u):
-            ax.plot(np.arange(1, len(u) + 1), 100 * u, label=f"{c.system.label} ({ev.plan.tp}-way {x.algorithm})")
-            drawn += 1
-    if not drawn:
-        plt.close(fig)
+    curves = [c for c in curves if len(c["utilization"])]
+    if not curves:
         return None
+    fig, ax = plt.subplots(figsize=(6.5, 3.6))
+    for c in curves:
+        u = np.asarray(c["utilization"], dtype=float)
+        ax.plot(np.arange(1, len(u) + 1), 100 * u, label=f"{c['system']} ({c['tp']}-way {c['algorithm']})")
     ax.set_xscale("log")
     ax.set_xlabel("links, busiest first")
     ax.set_ylabel("utilization during the step (%)")

@@ -102,6 +102,12 @@ def test_nothing_imports_the_cli_or_plot():
     assert plot_users <= {"ocsnet.evaluation.report"}          # the report writer draws the study's figures
 
 
+def test_plot_draws_given_data_and_runs_no_model():
+    """plot.py imports nothing of the pipeline but units: it cannot rebuild a fabric or re-time a phase."""
+    g = import_graph()
+    assert set(g.successors("ocsnet.plot")) <= {"ocsnet.units"}
+
+
 def _loaded(code: str) -> dict:
     """Modules loaded by ``code`` in a fresh interpreter."""
     probe = (f"import sys, json\n{code}\n"

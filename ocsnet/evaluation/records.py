@@ -81,6 +81,7 @@ class StudyResult:
     elapsed_s: float
     fabrics: dict            # system label -> fabric summary
     sweep_schedule: SweepSchedule | None = None
+    link_utilization: list = field(default_factory=list)   # curves of utilization.study_link_utilization
     extras: dict = field(default_factory=dict)   # analysis name -> its data (see study.ANALYSES)
 
     def summary_rows(self) -> list[dict]:

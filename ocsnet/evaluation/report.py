@@ -154,7 +154,7 @@ def _figures(result: StudyResult, out: Path) -> dict:
         fig.savefig(out / "ocs_schedule.png", dpi=110, bbox_inches="tight")
         plt.close(fig)
         figs["schedule"] = "ocs_schedule.png"
-    fig = plot.link_utilization(result)
+    fig = plot.link_utilization(result.link_utilization)
     if fig is not None:
         fig.savefig(out / "link_utilization.png", dpi=110, bbox_inches="tight")
         plt.close(fig)

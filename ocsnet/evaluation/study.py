@@ -46,6 +46,7 @@ from ..workload.step import memory_fit
 from .per_layer import evaluate
 from .records import Choice, StudyResult, SweepSchedule, System
 from .search import OBJECTIVES, choose, sizes_for
+from .utilization import study_link_utilization
 
 __all__ = ["DEFAULT_STUDY", "ANALYSES", "OBJECTIVES", "StudyResult", "Choice", "System", "run_study", "analysis_module",
            "study_config", "systems", "sizes_for", "bandwidth_overrides"]
@@ -207,7 +208,8 @@ def run_study(config: dict | None = None, *, progress: bool = True,
                 limit = float(cfg["latency_vs_baseline"]) * row[-1].best.latency_s
         choices[(m, mode)] = row
     sweep, shown = _sweep(cfg, choices, fabrics, progress, t0)
-    result = StudyResult(cfg, choices, sweep, time.perf_counter() - t0, summaries, shown)
+    util = study_link_utilization(next(iter(choices.values()), []), fabrics)
+    result = StudyResult(cfg, choices, sweep, time.perf_counter() - t0, summaries, shown, util)
     for name in cfg["analyses"]:
         _progress(f"analysis {name} ({time.perf_counter() - t0:.1f} s)", progress)
         result.extras[name] = analysis_module(name).analyse(cfg, result, fabrics, progress=progress)
