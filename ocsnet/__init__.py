@@ -6,7 +6,7 @@ evaluate each model layer's collectives on a fabric.
 ``ocsnet.evaluate(model, plan, fabric, mode, options)`` is the per-layer
 evaluation (:func:`ocsnet.evaluation.evaluate`, options in
 :class:`ocsnet.evaluation.EvalOptions`), loaded on first use so that
-``import ocsnet`` stays cheap (see docs/design.md, "Layout").
+``import ocsnet`` stays cheap (see docs/design.md, "Layout and import rules").
 """
 
 __version__ = "0.1.0"

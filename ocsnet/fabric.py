@@ -3,11 +3,11 @@
 Stage 3 of the pipeline.  A :class:`Fabric` is array-first: generators hand it
 edge arrays (source, destination, capacity, latency, technology), which is
 what lets a 524,288-GPU fat-tree be built in seconds.  The networkx directed
-graph that DESIGN.md names is built on first access of :attr:`Fabric.graph`
+graph that docs/design.md names is built on first access of :attr:`Fabric.graph`
 and carries every attribute, so every networkx algorithm works unchanged;
 :meth:`Fabric.from_networkx` wraps any graph with the right attributes.
 
-Conventions (DESIGN.md): every node has ``kind`` (one of :data:`KINDS`); every
+Conventions (docs/design.md, "Fabrics"): every node has ``kind`` (one of :data:`KINDS`); every
 directed edge is one direction of a link with ``capacity_Bps`` (> 0),
 ``latency_s`` (>= 0) and ``tech`` (one of :data:`TECHS`).  GPUs are listed in
 rank order in :attr:`Fabric.gpus` (node indices).  Nodes are the integers

@@ -2,7 +2,7 @@
 
 The ground floor, like :mod:`ocsnet.units` and :mod:`ocsnet.errors`.  It keeps
 ``import ocsnet.<package>`` cheap (no networkx, scipy, OR-Tools or matplotlib
-until a function that needs them is used); see docs/design.md, "Layout".
+until a function that needs them is used); see docs/design.md, "Layout and import rules".
 """
 
 from __future__ import annotations

@@ -30,6 +30,30 @@ _BIN = {"Ki": 2.0**10, "Mi": 2.0**20, "Gi": 2.0**30, "Ti": 2.0**40, "Pi": 2.0**5
 
 _TIME = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9, "ps": 1e-12, "min": 60.0, "h": 3600.0}
 
+
+
+def _scale(value: float, factor: float) -> float:
+    """``value * factor``, dividing by the exact power of ten for sub-unit factors.
+
+    ``10 * 1e-6`` is ``9.999999999999999e-06`` in binary floating point, but
+    ``10 / 1e6`` is the nearest double to 1e-5: dividing keeps one rounding.
+    """
+    if 0 < factor < 1:
+        inverse = round(1.0 / factor)
+        if abs(inverse * factor - 1.0) < 1e-12:
+            return value / inverse
+    return value * factor
+
+
+def _unscale(value: float, factor: float) -> float:
+    """``value / factor`` (inverse of :func:`_scale`), multiplying by the exact power of ten."""
+    if 0 < factor < 1:
+        inverse = round(1.0 / factor)
+        if abs(inverse * factor - 1.0) < 1e-12:
+            return value * inverse
+    return value / factor
+
+
 _NUM = r"([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)"
 _RE = re.compile(r"^\s*" + _NUM + r"\s*([A-Za-zµ/]*)\s*$")
 
@@ -88,7 +112,7 @@ def parse_time(text: str | float, field: str | None = None) -> float:
         return value
     if unit not in _TIME:
         raise UnitError(f"{field or 'duration'}: unknown time unit {unit!r} in {text!r}; use s, ms, us, ns")
-    return value * _TIME[unit]
+    return _scale(value, _TIME[unit])
 
 
 def parse_bytes(text: str | float, field: str | None = None) -> float:
@@ -135,12 +159,12 @@ def suffix_factor(field: str) -> float:
 
 def to_si(field: str, value: float) -> float:
     """Convert a value stored under a unit-suffixed field name to SI."""
-    return float(value) * suffix_factor(field)
+    return _scale(float(value), suffix_factor(field))
 
 
 def from_si(field: str, value: float) -> float:
     """Convert an SI value to the unit named by a field's suffix."""
-    return float(value) / suffix_factor(field)
+    return _unscale(float(value), suffix_factor(field))
 
 
 def fmt_time(seconds: float) -> str:

@@ -145,3 +145,31 @@ def test_a_subcommand_loads_only_what_it_uses():
 
 def test_the_probe_sees_heavy_imports():
     assert "scipy" in {m.split(".")[0] for m in _loaded("import ocsnet.flow.maxmin")}
+
+
+def test_docstrings_cite_sections_of_the_design_document():
+    """Every ``docs/design.md, "Section"`` citation names a heading of the design document, and no
+    docstring points at a file outside the repository."""
+    import re
+
+    doc = (ROOT / "docs" / "design.md").read_text(encoding="utf-8")
+    headings = {m.group(1).strip() for m in re.finditer(r"^#+ (.+)$", doc, re.M)}
+    cited = []
+    for p in sorted(PACKAGE.rglob("*.py")):
+        text = p.read_text(encoding="utf-8")
+        assert "DESIGN.md" not in text, p
+        for m in re.finditer(r'docs/design\.md,\s+"([^"]+)"', text):
+            cited.append((p.name, " ".join(m.group(1).split())))
+    assert cited
+    missing = [(f, h) for f, h in cited if h not in headings]
+    assert not missing, missing
+
+
+def test_the_suite_runs_every_docstring_example():
+    """pytest collects the package's doctests (pyproject: --doctest-modules over ocsnet/)."""
+    import tomllib
+
+    cfg = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]
+    assert "ocsnet" in cfg["testpaths"] and "--doctest-modules" in cfg["addopts"]
+    with_examples = [p for p in PACKAGE.rglob("*.py") if ">>> " in p.read_text(encoding="utf-8")]
+    assert len(with_examples) >= 30

@@ -11,8 +11,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
+from hypothesis_budget import examples
 
 from ocsnet.collectives import (ALGORITHMS, PIPELINED, alpha_beta_time, binary_tree, bus_bandwidth_factor,
                                 bytes_received_per_rank, bytes_sent_per_rank, double_binary_tree, expand,
@@ -426,7 +427,7 @@ def test_closed_form_equals_step_by_step_time(kind, alg, p, k):
         assert t == pytest.approx(step_time(expand(kind, p, 3e6, alg, chunks=k), alpha, B), rel=1e-12, abs=0)
 
 
-@settings(max_examples=150, deadline=None)
+@examples(150)
 @given(pair=st.sampled_from(ALL_PAIRS), p=st.integers(1, 40), k=st.integers(1, 6),
        N=st.one_of(st.just(0.0), st.floats(1.0, 1e12)), alpha=st.floats(0, 1e-3), B=st.floats(1e6, 1e13))
 def test_closed_form_equals_steps_hypothesis(pair, p, k, N, alpha, B):
@@ -538,13 +539,3 @@ def test_unsupported_pair_lists_the_supported_ones():
 def test_rhd_all_reduce_on_non_power_of_two_costs_the_extra_steps():
     assert n_steps("all-reduce", 12, "rhd") == 2 * 3 + 2
     assert n_steps("all-reduce", 16, "rhd") == 2 * 4
-
-
-def test_docstring_examples_run():
-    import doctest
-
-    import ocsnet.collectives as pkg
-    from ocsnet.collectives import algorithms, cost, steps, trees
-    for mod in (pkg, algorithms, cost, steps, trees):
-        res = doctest.testmod(mod, optionflags=doctest.NORMALIZE_WHITESPACE)
-        assert res.failed == 0 and res.attempted > 0, mod.__name__

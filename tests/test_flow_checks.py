@@ -4,7 +4,8 @@ import json
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, strategies as st
+from hypothesis_budget import examples
 
 from ocsnet.errors import FlowError
 from ocsnet.flow import (CHECKS, check_flows, check_phase, check_trace, max_min_fair, pattern_demand, phase_time,
@@ -12,7 +13,7 @@ from ocsnet.flow import (CHECKS, check_flows, check_phase, check_trace, max_min_
 from test_flow_fabrics import fat_tree, random_fabric, ring, star
 
 
-@settings(max_examples=30, deadline=None)
+@examples(30)
 @given(seed=st.integers(0, 10_000), method=st.sampled_from(["shortest", "ecmp"]))
 def test_overloaded_links_and_budget_misses_match_loops(seed, method):
     rng = np.random.default_rng(seed)

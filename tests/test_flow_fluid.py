@@ -4,7 +4,8 @@ independent event simulation over LP rates."""
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, strategies as st
+from hypothesis_budget import examples
 
 from ocsnet.errors import FlowError
 from ocsnet.flow import (completion_times, flows_from_demand, pattern_demand, phase_time, route, route_paths,
@@ -81,7 +82,7 @@ def reference_fluid(A, c, size, start):
     return fin
 
 
-@settings(max_examples=60, deadline=None)
+@examples(60)
 @given(seed=st.integers(0, 2**31), staggered=st.booleans())
 def test_matches_an_independent_event_simulation(seed, staggered):
     rng = np.random.default_rng(seed)
@@ -94,7 +95,7 @@ def test_matches_an_independent_event_simulation(seed, staggered):
     np.testing.assert_allclose(completion_times(A, c, size, start), reference_fluid(A, c, size, start), rtol=1e-6)
 
 
-@settings(max_examples=80, deadline=None)
+@examples(80)
 @given(seed=st.integers(0, 2**31), grow=st.floats(1.01, 3.0), scale=st.floats(0.1, 10.0))
 def test_bounds_monotonicity_and_scaling(seed, grow, scale):
     rng = np.random.default_rng(seed)
@@ -165,7 +166,7 @@ def test_all_to_all_fat_tree_full_bisection():
     assert res.time_s == pytest.approx(15 * 1e6 / 1e9, rel=1e-9)
 
 
-@settings(max_examples=15, deadline=None)
+@examples(15)
 @given(seed=st.integers(0, 10_000), routing=st.sampled_from(["shortest", "ecmp"]),
        pattern=st.sampled_from(["all-to-all", "permutation", "random", "incast"]))
 def test_alpha_beta_never_slower_than_max_min(seed, routing, pattern):
@@ -244,7 +245,7 @@ def test_trace_errors_name_the_phase():
 
 def test_ocs_fabric_with_circuits_applied():
     """On the physical OCS fabric nothing routes; with a ring of circuits applied, a ring
-    phase takes bytes over one circuit plus the circuit latency, and the DESIGN.md one-slot
+    phase takes bytes over one circuit plus the circuit latency, and the docs/design.md one-slot
     phase time max D[i,j] / (C[i,j] b) for direct routing."""
     from ocsnet.topology import apply_circuits, ocs_fabric
     phys = ocs_fabric(8, 2)

@@ -4,7 +4,8 @@ bottleneck characterization."""
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, strategies as st
+from hypothesis_budget import examples
 
 from ocsnet.errors import FlowError
 from ocsnet.flow import max_min_fair, route
@@ -59,7 +60,7 @@ def assert_rates_close(got, want, rtol=1e-6):
     np.testing.assert_allclose(got[fin], want[fin], rtol=rtol, atol=1e-12)
 
 
-@settings(max_examples=200, deadline=None)
+@examples(200)
 @given(instances())
 def test_agrees_with_lp_sequence(inst):
     A, c, cap = inst
@@ -69,7 +70,7 @@ def test_agrees_with_lp_sequence(inst):
     assert bottleneck_ok(A, c, cap, r)
 
 
-@settings(max_examples=100, deadline=None)
+@examples(100)
 @given(seed=st.integers(0, 2**31), L=st.integers(5, 60), F=st.integers(5, 200), ecmp=st.booleans())
 def test_agrees_with_loops_on_larger_instances(seed, L, F, ecmp):
     """Random sparse routes with mixed capacities (log-uniform over four decades), some caps,
@@ -195,7 +196,7 @@ def test_links_renumbered_as_they_empty():
     assert info["rounds"] >= 3 and info["frozen_per_round"][0] >= n_free
 
 
-@settings(max_examples=60, deadline=None)
+@examples(60)
 @given(st.lists(st.integers(1, 40_000), min_size=1, max_size=7), st.integers(0, 1000))
 def test_bucket_widths_are_an_optimal_partition(n_cols, seed):
     """The dynamic program against every partition of the distinct widths into runs."""

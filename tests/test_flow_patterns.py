@@ -2,14 +2,15 @@
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, strategies as st
+from hypothesis_budget import examples
 
 from ocsnet.errors import FlowError
 from ocsnet.flow import PATTERNS, pattern_demand, pattern_flows
 from ocsnet.flow.patterns import MAX_FLOWS
 
 
-@settings(max_examples=30, deadline=None)
+@examples(30)
 @given(n=st.integers(2, 60), seed=st.integers(0, 1000))
 def test_pattern_shapes(n, seed):
     counts = {"all-to-all": n * (n - 1), "permutation": n, "ring": n, "incast": n - 1, "random": n}

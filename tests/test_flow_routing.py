@@ -3,7 +3,8 @@
 import networkx as nx
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, strategies as st
+from hypothesis_budget import examples
 
 from ocsnet.errors import FlowError
 from ocsnet.fabric import Fabric
@@ -87,7 +88,7 @@ def test_ecmp_fat_tree_closed_form():
     assert r.hops.tolist() == [6]
 
 
-@settings(max_examples=60, deadline=None)
+@examples(60)
 @given(seed=st.integers(0, 10_000), method=st.sampled_from(["shortest", "ecmp"]), direct=st.booleans())
 def test_random_fabrics_against_networkx(seed, method, direct):
     fabric = random_direct(seed) if direct else random_fabric(seed)
@@ -107,7 +108,7 @@ def test_random_fabrics_against_networkx(seed, method, direct):
             assert all(got[k] == pytest.approx(want[k], rel=1e-12) for k in want)
 
 
-@settings(max_examples=40, deadline=None)
+@examples(40)
 @given(seed=st.integers(0, 10_000), method=st.sampled_from(["shortest", "ecmp"]))
 def test_routes_are_destination_based_and_deterministic(seed, method):
     """A flow's route depends only on its own endpoints, not on the other flows routed with it."""

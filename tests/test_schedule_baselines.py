@@ -14,7 +14,7 @@ import scipy.sparse as sp
 
 from ocsnet.errors import ScheduleError
 from ocsnet.schedule import METHODS, OCSProblem, Schedule, solve, validate
-from ocsnet.schedule import decompose, matching
+from ocsnet.schedule import decompose
 from ocsnet.schedule.baselines import BASELINES, solve_baseline
 from ocsnet.schedule.brute import brute_force
 from ocsnet.schedule.scenario import synthetic_demand
@@ -226,7 +226,7 @@ def _mixed_problem():
 
 @pytest.mark.parametrize("method", ("heuristic",) + BASE)
 def test_same_problem_twice_gives_byte_identical_json(method):
-    # DESIGN.md: same inputs and seed give byte-identical JSON.  Wall times
+    # docs/design.md: same inputs and seed give byte-identical JSON.  Wall times
     # differ between runs, so they must stay out of the default JSON (and of meta).
     a, b = solve(_mixed_problem(), method), solve(_mixed_problem(), method)
     text = a.to_json()

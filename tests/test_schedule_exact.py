@@ -13,7 +13,8 @@ import math
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from hypothesis import HealthCheck, assume, event, given, settings, strategies as st
+from hypothesis import assume, event, given, strategies as st
+from hypothesis_budget import examples
 
 from ocsnet.errors import ScheduleError
 from ocsnet.schedule.exact import OPTIMAL_REL_GAP, solve_exact
@@ -23,7 +24,6 @@ from ocsnet.schedule.validate import validate
 brute = importlib.import_module("ocsnet.schedule.brute")
 bounds = importlib.import_module("ocsnet.schedule.bounds")
 
-SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 
 
 # ---- tiny random instances -------------------------------------------------------------------
@@ -74,7 +74,7 @@ def one_slot_optimum(prob):
         return None
 
 
-@settings(max_examples=100, **SETTINGS)
+@examples(100)
 @given(tiny())
 def test_exact_equals_brute_force_with_one_slot(prob):
     b = one_slot_optimum(prob)
@@ -96,7 +96,7 @@ def test_exact_equals_brute_force_with_one_slot(prob):
     assert s.meta.get("model_schedule_invalid") is None
 
 
-@settings(max_examples=30, **SETTINGS)
+@examples(30)
 @given(tiny(extension=st.just("none"), max_n=3))
 def test_exact_equals_brute_force_with_two_slots(prob):
     b2 = brute.brute_force_two_slots(prob)
@@ -110,7 +110,7 @@ def test_exact_equals_brute_force_with_two_slots(prob):
     assert s.lower_bound_s <= b2 * (1 + 1e-9)
 
 
-@settings(max_examples=25, **SETTINGS)
+@examples(25)
 @given(tiny(extension=st.sampled_from(["packet", "reserved", "allowed"]), max_n=3))
 def test_several_slots_with_extensions_never_lose_to_one_slot(prob):
     # no enumeration of several-slot schedules with these extensions exists here; the one-slot
@@ -123,7 +123,7 @@ def test_several_slots_with_extensions_never_lose_to_one_slot(prob):
     assert bounds.lower_bound_s(prob) * (1 - 1e-9) <= s.lower_bound_s <= s.makespan_s
 
 
-@settings(max_examples=60, **SETTINGS)
+@examples(60)
 @given(tiny())
 def test_every_bound_is_below_the_optimum(prob):
     b = one_slot_optimum(prob)
@@ -135,7 +135,7 @@ def test_every_bound_is_below_the_optimum(prob):
     assert bounds.lower_bound_s(prob) >= prob.lower_bound_s() * (1 - 1e-12)
 
 
-@settings(max_examples=40, **SETTINGS)
+@examples(40)
 @given(tiny(extension=st.just("none"), max_n=3))
 def test_bounds_with_several_slots_are_below_the_two_slot_optimum(prob):
     b2 = brute.brute_force_two_slots(prob)

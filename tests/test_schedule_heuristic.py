@@ -11,17 +11,19 @@ import itertools
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
+from hypothesis_budget import examples
 
 from ocsnet.errors import ScheduleError
 from ocsnet.schedule import OCSProblem, solve, validate
 from ocsnet.schedule import decompose, matching
-from ocsnet.schedule.heuristic import (Candidates, ConfigSet, PhaseTimes, build_candidates, choose,
-                                       solve_heuristic, unique_demands)
+from ocsnet.schedule.candidates import Candidates, ConfigSet, build_candidates, unique_demands
+from ocsnet.schedule.dp import PhaseTimes, choose
+from ocsnet.schedule.heuristic import solve_heuristic
 from ocsnet.schedule.timing import retime
 
-FAST = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FAST = examples(40)
 
 
 def ring(n, nbytes=1e6, step=1, group=None):
@@ -205,7 +207,7 @@ def dp_over(problem, configs):
     return problem.gap_s.sum() + total, plan, cand
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@examples(25)
 @given(seed=st.integers(0, 10**6), variant=st.sampled_from(["plain", "reserved", "partial", "packet", "all"]))
 def test_dp_is_exact_over_candidates_against_brute_force(seed, variant):
     rng = np.random.default_rng(seed)

@@ -1,7 +1,7 @@
 """validate / retime / Schedule: hand-timed schedules, every kind of violation, JSON round trip.
 
 Every expected time below is worked out by hand in the comments from the
-reference semantics (DESIGN.md, ocsnet.schedule.problem).
+reference semantics (docs/design.md, ocsnet.schedule.problem).
 """
 
 import math
@@ -9,7 +9,8 @@ import math
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, strategies as st
+from hypothesis_budget import examples
 
 from ocsnet.errors import ScheduleError
 from ocsnet.schedule.io import Schedule
@@ -205,7 +206,7 @@ def reference_makespan(prob, cfg):
     return t
 
 
-@settings(max_examples=60, deadline=None)
+@examples(60)
 @given(one_slot_case())
 def test_retime_matches_an_independent_reference(case):
     prob, cfg = case

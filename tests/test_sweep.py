@@ -14,8 +14,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
+from hypothesis_budget import examples
 
 from ocsnet.cli import main
 from ocsnet.errors import SweepError
@@ -81,7 +82,7 @@ def test_bad_specs_name_the_field(data, match):
         parse_sweep(data)
 
 
-@settings(max_examples=25, deadline=None)
+@examples(25)
 @given(n=st.integers(1, 40), seed=st.integers(0, 1000), k=st.integers(1, 4))
 def test_latin_hypercube_fills_every_stratum_once(n, seed, k):
     hi = {"reconfig_delay_us": 1e6, "latency_limit_ms": 1e6, "context": 4_000_000, "seq_len": 4_000_000}
@@ -116,7 +117,7 @@ def brute_front(v, senses):
     return np.array([not any((g[j] >= g[i]).all() and (g[j] > g[i]).any() for j in range(n)) for i in range(n)])
 
 
-@settings(max_examples=60, deadline=None)
+@examples(60)
 @given(st.lists(st.tuples(st.integers(0, 6), st.integers(0, 6), st.integers(0, 6)), min_size=1, max_size=40),
        st.lists(st.sampled_from(["max", "min"]), min_size=3, max_size=3))
 def test_non_dominated_equals_brute_force(rows, senses):

@@ -6,7 +6,8 @@ import math
 import networkx as nx
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, strategies as st
+from hypothesis_budget import examples
 
 from ocsnet import hardware
 from ocsnet.errors import SpecError
@@ -45,7 +46,7 @@ def _torus_links(dims, wrap):
     return sum(n // k * ((k if k > 2 else 1) if wrap else k - 1) for k in dims)
 
 
-@settings(max_examples=40, deadline=None)
+@examples(40)
 @given(st.lists(st.integers(2, 6), min_size=1, max_size=3), st.booleans())
 def test_torus_counts_and_hops(dims, wrap):
     f = torus(dims, wrap=wrap)
@@ -71,7 +72,7 @@ def test_torus_bisection_brute_force(dims, wrap):
     assert f.meta["bisection_Bps"] == pytest.approx(_bisection_brute(f))
 
 
-@settings(max_examples=25, deadline=None)
+@examples(25)
 @given(st.lists(st.integers(2, 6), min_size=1, max_size=4).filter(lambda d: math.prod(d) <= 16), st.booleans())
 def test_torus_bisection_claims_hold(dims, wrap):
     f = torus(dims, wrap=wrap)

@@ -7,7 +7,8 @@ import math
 import networkx as nx
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, strategies as st
+from hypothesis_budget import examples
 
 from ocsnet import hardware
 from ocsnet.errors import SpecError
@@ -81,7 +82,7 @@ def brute_hops(f):
 # ---- hops --------------------------------------------------------------------------------
 
 @given(small_fabrics(max_gpus=10))
-@settings(max_examples=60, deadline=None)
+@examples(60)
 def test_exact_hops_agree_with_networkx_bfs(f):
     d, avg, conn = brute_hops(f)
     h = hops(f, "exact")
@@ -93,7 +94,7 @@ def test_exact_hops_agree_with_networkx_bfs(f):
 
 
 @given(small_fabrics(max_gpus=10), st.integers(1, 12))
-@settings(max_examples=30, deadline=None)
+@examples(30)
 def test_sampled_hops_bound_the_exact_ones(f, k):
     exact = hops(f, "exact")
     s = hops(f, "sampled", n_sources=k)
@@ -154,7 +155,7 @@ def test_hops_bad_arguments():
 # ---- bisection ----------------------------------------------------------------------------
 
 @given(small_fabrics())
-@settings(max_examples=60, deadline=None)
+@examples(60)
 def test_exact_bisection_matches_brute_force(f):
     b = bisection(f, "exact", time_limit_s=30)
     assert b["optimal"]
@@ -167,7 +168,7 @@ def test_exact_bisection_matches_brute_force(f):
 
 
 @given(small_fabrics())
-@settings(max_examples=30, deadline=None)
+@examples(30)
 def test_rank_split_is_an_upper_bound(f):
     r = bisection(f, "rank-split")
     assert r["bisection_Bps"] >= brute_bisection(f) - 1e-3
@@ -307,12 +308,3 @@ def test_summary_of_a_half_million_gpu_fat_tree_uses_closed_forms():
     assert s["n_gpus"] == 524288 and s["n_packet_switches"] == 5 * 128 ** 2 // 4
     assert s["diameter_method"] == s["bisection_method"] == "closed-form"
     assert s["unpriced_nodes"] == 0
-
-
-def test_docstring_examples_run():
-    import doctest
-
-    from ocsnet.topology import metrics, metrics_bisection, packet
-    for mod in (packet, metrics, metrics_bisection):
-        r = doctest.testmod(mod)
-        assert r.attempted > 0 and r.failed == 0, mod.__name__

@@ -7,7 +7,8 @@ import networkx as nx
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, strategies as st
+from hypothesis_budget import examples
 from scipy.sparse import csgraph
 
 from ocsnet import hardware
@@ -76,7 +77,7 @@ def test_default_grid_for_4096_gpus():
     assert max(om.domain_shape) <= hardware.ocs("mems-3d").ports
 
 
-@settings(max_examples=60, deadline=None)
+@examples(60)
 @given(st.integers(2, 30000))
 def test_default_shape_fits_the_ocs(n):
     ports = hardware.ocs("mems-3d").ports
@@ -167,7 +168,7 @@ def test_ocs_fabric_errors_name_the_field(kwargs, match):
 
 # ---- apply_circuits ------------------------------------------------------------------------
 
-@settings(max_examples=25, deadline=None)
+@examples(25)
 @given(st.integers(2, 24), st.integers(1, 4), st.integers(0, 2**31 - 1))
 def test_apply_circuits_capacities(n, d, seed):
     f = ocs_fabric(n, d)

@@ -14,7 +14,8 @@ import math
 import networkx as nx
 import numpy as np
 import pytest
-from hypothesis import assume, given, settings, strategies as st
+from hypothesis import assume, given, strategies as st
+from hypothesis_budget import examples
 
 from ocsnet import hardware
 from ocsnet.errors import SpecError
@@ -182,7 +183,7 @@ def test_leaf_spine_closed_forms(n, d, o):
 
 @given(n=st.integers(1, 48), d=st.integers(1, 12), o=st.sampled_from([1.0, 1.5, 2.0, 3.0, 4.0]),
        h=st.sampled_from([None, 25e9, 100e9, 200e9]))
-@settings(max_examples=25, deadline=None)
+@examples(25)
 def test_leaf_spine_properties_and_exact_bisection(n, d, o, h):
     # At most 16 leaves: CP-SAT proves these cuts in seconds, but e.g. 32 one-GPU leaves with
     # 2 spines (host_Bps = 2 ports) exhaust its deterministic work limit without proof.

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, strategies as st
+from hypothesis_budget import examples
 
 from ocsnet.errors import WorkloadError
 from ocsnet.traffic import Trace, place_steps
@@ -68,7 +69,7 @@ def brute_period(keys):
     return best, cover
 
 
-@settings(max_examples=60, deadline=None)
+@examples(60)
 @given(st.lists(st.integers(0, 2), min_size=0, max_size=14),
        st.integers(1, 4), st.integers(0, 5), st.lists(st.integers(0, 2), max_size=4))
 def test_detect_period_matches_brute_force(block, reps, pre_len, suffix):

@@ -74,12 +74,3 @@ def test_tiny_model_param_count_by_hand():
     # attention 8*(8+4+4) + 8*8 = 192; mlp 2*8*16 = 256; norms 2*8; embeddings tied 10*8 + final norm 8
     assert m.layer_params() == 192 + 256 + 16
     assert m.params() == 2 * (192 + 256 + 16) + 80 + 8
-
-
-@pytest.mark.parametrize("mod", ["ocsnet.workload.models", "ocsnet.workload.parallel", "ocsnet.workload.layers",
-                                 "ocsnet.workload.step", "ocsnet.traffic.trace", "ocsnet.traffic.build"])
-def test_docstring_examples_run(mod):
-    import doctest
-    import importlib
-    res = doctest.testmod(importlib.import_module(mod))
-    assert res.attempted > 0 and res.failed == 0

@@ -2,7 +2,8 @@
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, strategies as st
+from hypothesis_budget import examples
 
 from ocsnet.errors import WorkloadError
 from ocsnet.fabric import Fabric
@@ -123,7 +124,7 @@ def test_topology_aware_uses_leftovers_when_domains_too_small():
     assert all(len(np.unique(node[g])) == 2 for g in r.reshape(-1, 16))
 
 
-@settings(max_examples=40, deadline=None)
+@examples(40)
 @given(st.integers(1, 4), st.integers(1, 3), st.integers(1, 4), st.integers(1, 6),
        st.sampled_from([4, 6, 8]), st.booleans())
 def test_placement_is_injective(tp_exp, pp, dp, n_nodes, per_node, interleave):

@@ -5,7 +5,7 @@ makespan beside the best of these bounds, so the gap it prints is honest.
 Each bound below is a proof, stated in its docstring, and the tests check
 each against brute-force optima on tiny instances.
 
-* :func:`design_bound_s` -- DESIGN.md: gaps plus ``max(row, col sum) / (d b
+* :func:`design_bound_s` -- docs/design.md: gaps plus ``max(row, col sum) / (d b
   + packet_Bps)`` per phase.  Valid under every extension.
 * :func:`transfer_bounds_s` -- per phase, also the slowest single pair: a pair
   never moves faster than all the circuits its two GPUs can give it (or the
@@ -51,7 +51,7 @@ def _entries(D: sp.csr_matrix):
 
 
 def design_bound_s(problem) -> float:
-    """The DESIGN.md bound: ``sum_p g_p + max(max row sum, max col sum of D_p) / (d b + packet_Bps)``.
+    """The docs/design.md bound: ``sum_p g_p + max(max row sum, max col sum of D_p) / (d b + packet_Bps)``.
 
     A GPU sends and receives over at most ``d`` circuits (reserved ones
     included) plus the packet network, and gaps are always paid.

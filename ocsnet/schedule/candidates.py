@@ -23,7 +23,7 @@ times (:class:`~ocsnet.schedule.dp.PhaseTimes`) the dynamic program needs.
 
 References
 ----------
-DESIGN.md, "The OCS scheduling problem" (reference semantics, lower bound).
+docs/design.md, "The OCS schedule" (reference semantics, lower bound).
 """
 
 from __future__ import annotations

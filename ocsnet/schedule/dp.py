@@ -25,7 +25,7 @@ networkx or ``scipy.sparse.csgraph`` would cost O(P K^2) memory.
 
 References
 ----------
-DESIGN.md, "The OCS scheduling problem" (reference semantics).
+docs/design.md, "The OCS schedule" (reference semantics).
 """
 
 from __future__ import annotations

@@ -245,7 +245,7 @@ def solve_exact(problem, time_limit_s: float = 10.0, max_slots_per_phase: int = 
             hint_multi_slot(model, v, data, h_sched, un, problem)
     # a proven bound helps CP-SAT stop as soon as it reaches it (the model never undercuts a true time)
     if math.isfinite(bound_s) and bound_s - gsum > 0:
-        model.Add(v["objective"] >= un.down(bound_s - gsum))
+        model.add(v["objective"] >= un.down(bound_s - gsum))
     t_build = time.perf_counter() - t0
 
     # 3. solve
@@ -264,7 +264,7 @@ def solve_exact(problem, time_limit_s: float = 10.0, max_slots_per_phase: int = 
             setattr(solver.parameters, key, val)
         except (AttributeError, TypeError, ValueError) as e:
             raise ScheduleError(f"parameters: CP-SAT has no parameter {key!r} = {val!r} ({e})") from None
-    code = solver.Solve(model)
+    code = solver.solve(model)
     name = _STATUS.get(code, str(code))
 
     # 4. read back and re-time
@@ -272,8 +272,8 @@ def solve_exact(problem, time_limit_s: float = 10.0, max_slots_per_phase: int = 
     meta = {"cp_sat_status": name, "q_s": un.q, "rounding_s": E, "slots_per_phase": S,
             "general_lower_bound_s": general, "num_workers": workers,
             "hint_makespan_s": None if h_sched is None else h_sched.makespan_s,
-            "n_pairs": int(len(data.keys)), "n_variables": len(model.Proto().variables),
-            "n_constraints": len(model.Proto().constraints)}
+            "n_pairs": int(len(data.keys)), "n_variables": len(model.proto.variables),
+            "n_constraints": len(model.proto.constraints)}
     sched = None
     if code in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         if S == 1 and plain:
@@ -288,20 +288,20 @@ def solve_exact(problem, time_limit_s: float = 10.0, max_slots_per_phase: int = 
             lp = Schedule.from_configs(problem, per_phase, method="exact", lower_bound_s=0.0)
             if validate(problem, lp).ok and lp.makespan_s < sched.makespan_s:
                 sched = lp
-        meta["objective_s"] = gsum + un.q * solver.ObjectiveValue()
-        meta["objective_bound_s"] = gsum + un.q * solver.BestObjectiveBound()
+        meta["objective_s"] = gsum + un.q * solver.objective_value
+        meta["objective_bound_s"] = gsum + un.q * solver.best_objective_bound
         if not validate(problem, sched).ok:    # cannot happen if the model is right; never return it
             meta["model_schedule_invalid"] = True
             sched = None
     elif code == cp_model.INFEASIBLE:
         raise ScheduleError(f"max_slots_per_phase: no schedule with {S} slot(s) per phase exists")
     elif code == cp_model.MODEL_INVALID:  # pragma: no cover - a bug in the model
-        raise ScheduleError(f"exact: CP-SAT rejected the model ({model.Validate()})")
+        raise ScheduleError(f"exact: CP-SAT rejected the model ({model.validate()})")
     bound_model = -math.inf
     if code in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-        bound_model = gsum + un.q * solver.BestObjectiveBound() - E
-    elif code == cp_model.UNKNOWN and math.isfinite(solver.BestObjectiveBound()):
-        bound_model = gsum + un.q * solver.BestObjectiveBound() - E
+        bound_model = gsum + un.q * solver.best_objective_bound - E
+    elif code == cp_model.UNKNOWN and math.isfinite(solver.best_objective_bound):
+        bound_model = gsum + un.q * solver.best_objective_bound - E
     if sched is None or (h_sched is not None and h_sched.makespan_s < sched.makespan_s):
         if h_sched is None:
             raise ScheduleError(f"exact: CP-SAT found no schedule within time_limit_s = {time_limit_s} "
@@ -322,5 +322,5 @@ def solve_exact(problem, time_limit_s: float = 10.0, max_slots_per_phase: int = 
     sched.solve_time_s = time.perf_counter() - t0
     sched.meta = meta
     # wall times differ between runs: kept out of meta (and of to_json())
-    sched.timings = {"hint_time_s": t_hint, "build_time_s": t_build - t_hint, "cp_sat_time_s": solver.WallTime()}
+    sched.timings = {"hint_time_s": t_hint, "build_time_s": t_build - t_hint, "cp_sat_time_s": solver.wall_time}
     return sched

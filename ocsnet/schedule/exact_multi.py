@@ -36,13 +36,13 @@ def build_multi_slot(problem, data: ModelData, un: TimeUnits, horizon: int, S: i
     P, b, pb, d = problem.P, problem.circuit_Bps, problem.packet_Bps, problem.ports
     nU = len(data.keys)
     m = cp_model.CpModel()
-    c = [[[m.NewIntVar(0, int(data.cmax[u]), f"c{p}_{s}_{u}") for u in range(nU)] for s in range(S)]
+    c = [[[m.new_int_var(0, int(data.cmax[u]), f"c{p}_{s}_{u}") for u in range(nU)] for s in range(S)]
          for p in range(P)]
-    z = [[None if (p == 0 and s == 0) else m.NewBoolVar(f"z{p}_{s}") for s in range(S)] for p in range(P)]
-    tau = [[m.NewIntVar(0, horizon, f"tau{p}_{s}") for s in range(S)] for p in range(P)]
-    h = [[m.NewIntVar(0, horizon, f"h{p}_{s}") for s in range(S)] for p in range(P)]
+    z = [[None if (p == 0 and s == 0) else m.new_bool_var(f"z{p}_{s}") for s in range(S)] for p in range(P)]
+    tau = [[m.new_int_var(0, horizon, f"tau{p}_{s}") for s in range(S)] for p in range(P)]
+    h = [[m.new_int_var(0, horizon, f"h{p}_{s}") for s in range(S)] for p in range(P)]
     lb_units = [un.down(x) for x in problem.phase_lower_bounds_s()]
-    T = [m.NewIntVar(lb_units[p], max(horizon, lb_units[p]), f"T{p}") for p in range(P)]
+    T = [m.new_int_var(lb_units[p], max(horizon, lb_units[p]), f"T{p}") for p in range(P)]
     err = np.zeros(P)
     delta = problem.reconfig_delay_s
     prods = [[[] for _ in range(S)] for _ in range(P)]
@@ -54,17 +54,17 @@ def build_multi_slot(problem, data: ModelData, un: TimeUnits, horizon: int, S: i
             zz = z[p][s]
             prev = None if zz is None else (c[p][s - 1] if s > 0 else c[p - 1][S - 1])
             if zz is None:
-                m.Add(tau[p][s] == h[p][s])
+                m.add(tau[p][s] == h[p][s])
             else:
-                m.Add(tau[p][s] == h[p][s] + un.up(x) * zz)
+                m.add(tau[p][s] == h[p][s] + un.up(x) * zz)
                 for u in range(nU):
-                    m.Add(c[p][s][u] == prev[u]).OnlyEnforceIf(zz.Not())
+                    m.add(c[p][s][u] == prev[u]).only_enforce_if(~zz)
             if s > 0:
                 # unused slots come last and take no time
-                m.Add(tau[p][s] == 0).OnlyEnforceIf(z[p][s].Not())
+                m.add(tau[p][s] == 0).only_enforce_if(~z[p][s])
                 if s + 1 < S:
-                    m.AddImplication(z[p][s + 1], z[p][s])
-        m.Add(T[p] >= sum(tau[p]))
+                    m.add_implication(z[p][s + 1], z[p][s])
+        m.add(T[p] >= sum(tau[p]))
         r, cc, dem, uu, Rv = data.phase[p]
         rowm = {}                                 # gpu -> list of (slot, product var)
         colm = {}
@@ -72,7 +72,7 @@ def build_multi_slot(problem, data: ModelData, un: TimeUnits, horizon: int, S: i
         for i, j, D, u, R in zip(r, cc, dem, uu, Rv):
             if u < 0:
                 if R > 0:                         # only reserved circuits, all the time
-                    m.Add(T[p] >= un.up(D / (R * b)))
+                    m.add(T[p] >= un.up(D / (R * b)))
                 else:
                     packet_terms.setdefault((0, i), []).append((D, None))
                     packet_terms.setdefault((1, j), []).append((D, None))
@@ -80,8 +80,8 @@ def build_multi_slot(problem, data: ModelData, un: TimeUnits, horizon: int, S: i
             K = int(data.cmax[u])
             served = []
             for s in range(S):
-                prod = m.NewIntVar(0, (R + K) * horizon, f"m{p}_{s}_{u}")
-                m.AddMultiplicationEquality(prod, [c[p][s][u] + R, h[p][s]])
+                prod = m.new_int_var(0, (R + K) * horizon, f"m{p}_{s}_{u}")
+                m.add_multiplication_equality(prod, [c[p][s][u] + R, h[p][s]])
                 prods[p][s].append((u, prod))
                 served.append(prod)
                 rowm.setdefault(i, []).append((s, prod))
@@ -92,28 +92,28 @@ def build_multi_slot(problem, data: ModelData, un: TimeUnits, horizon: int, S: i
                         served.append(R * xd * z[p][s])
             need = int(math.ceil(D / (b * un.q) - 1e-9))
             if pb > 0 and R == 0:
-                w = m.NewBoolVar(f"w{p}_{u}")
+                w = m.new_bool_var(f"w{p}_{u}")
                 wvars[p][u] = w
                 for s in range(S):
-                    m.Add(c[p][s][u] == 0).OnlyEnforceIf(w)
-                m.Add(sum(served) >= need).OnlyEnforceIf(w.Not())
+                    m.add(c[p][s][u] == 0).only_enforce_if(w)
+                m.add(sum(served) >= need).only_enforce_if(~w)
                 packet_terms.setdefault((0, i), []).append((D, w))
                 packet_terms.setdefault((1, j), []).append((D, w))
             else:
-                m.Add(sum(served) >= need)
+                m.add(sum(served) >= need)
         for s in range(S):                        # cuts: a GPU's circuits carry at most d b per second
             for group in (rowm, colm):
                 for g, lst in group.items():
                     grp_prods = [pv for (ss, pv) in lst if ss == s]
                     if len(grp_prods) > 1:
-                        m.Add(sum(grp_prods) <= d * h[p][s])
+                        m.add(sum(grp_prods) <= d * h[p][s])
         for terms in packet_terms.values():
             const = sum(D for D, lit in terms if lit is None)
             var = [(un.up(D / pb), lit) for D, lit in terms if lit is not None]
-            m.Add(T[p] >= un.up(const / pb) + sum(cf * lit for cf, lit in var))
+            m.add(T[p] >= un.up(const / pb) + sum(cf * lit for cf, lit in var))
             err[p] = max(err[p], 1 + len(var))
         err[p] = max(err[p], 3 * S)
-    m.Minimize(sum(T))
+    m.minimize(sum(T))
     return m, {"c": c, "z": z, "tau": tau, "h": h, "T": T, "err": err, "prod": prods, "w": wvars,
                "objective": sum(T)}
 
@@ -144,21 +144,21 @@ def hint_multi_slot(m, v, data: ModelData, hint: Schedule, un: TimeUnits, proble
             # unit in the rounded-down exposure
             hold = un.up(max(0.0, sl.duration_s - sl.exposed_s)) + margin if used else 0
             for u, val in enumerate(vals):
-                m.AddHint(v["c"][p][s][u], int(val))
+                m.add_hint(v["c"][p][s][u], int(val))
             if zz is not None:
-                m.AddHint(zz, zval)
-            m.AddHint(v["h"][p][s], hold)
-            m.AddHint(v["tau"][p][s], hold + xq)
+                m.add_hint(zz, zval)
+            m.add_hint(v["h"][p][s], hold)
+            m.add_hint(v["tau"][p][s], hold + xq)
             vals_s.append(vals)
             taus.append(hold + xq)
             for (u, prod) in v["prod"][p][s]:
-                m.AddHint(prod, int((data.Ru[u] + vals[u]) * hold))
+                m.add_hint(prod, int((data.Ru[u] + vals[u]) * hold))
         total = sum(taus)
         if pb > 0:
             # packet-carried pairs: no circuit in any slot
             anyc = np.any(np.stack(vals_s), axis=0)
             for u, w in v["w"][p].items():
-                m.AddHint(w, int(not anyc[u]))
+                m.add_hint(w, int(not anyc[u]))
             r, cc, dem, uu, Rv = data.phase[p]
             held = anyc[np.maximum(uu, 0)] if len(anyc) else np.zeros(len(uu), dtype=bool)
             pk = (Rv == 0) & ((uu < 0) | ~held)
@@ -166,7 +166,7 @@ def hint_multi_slot(m, v, data: ModelData, hint: Schedule, un: TimeUnits, proble
                 load = max(np.bincount(r[pk], dem[pk], minlength=problem.N).max(),
                            np.bincount(cc[pk], dem[pk], minlength=problem.N).max())
                 total = max(total, un.up(load / pb) + int(pk.sum()) + 1)
-        m.AddHint(v["T"][p], int(total))
+        m.add_hint(v["T"][p], int(total))
 
 
 def read_multi_slot(solver, v, data: ModelData, N: int, un: TimeUnits):
@@ -176,10 +176,10 @@ def read_multi_slot(solver, v, data: ModelData, N: int, un: TimeUnits):
         S = len(v["c"][p])
         for s in range(S):
             zz = v["z"][p][s]
-            if s > 0 and not solver.BooleanValue(zz):
+            if s > 0 and not solver.boolean_value(zz):
                 break
-            vals = np.array([solver.Value(x) for x in v["c"][p][s]], dtype=int)
-            tau = solver.Value(v["tau"][p][s])
+            vals = np.array([solver.value(x) for x in v["c"][p][s]], dtype=int)
+            tau = solver.value(v["tau"][p][s])
             nz = vals > 0
             cfgs.append(sp.csr_matrix((vals[nz], (data.rows[nz], data.cols[nz])), shape=(N, N)))
             durs.append(tau * un.q)

@@ -118,28 +118,28 @@ def add_ports(m, problem, data: ModelData, cnt) -> None:
                 continue
             g = int(gpus[grp[0]])
             if int(data.cmax[grp].sum()) > int(free[g]):
-                m.Add(sum(cnt[u] for u in grp) <= int(free[g]))
+                m.add(sum(cnt[u] for u in grp) <= int(free[g]))
 
 def build_one_slot(problem, data: ModelData, un: TimeUnits, horizon: int):
     P, b, pb = problem.P, problem.circuit_Bps, problem.packet_Bps
     nU = len(data.keys)
     m = cp_model.CpModel()
-    e = [[[m.NewBoolVar(f"e{p}_{u}_{k}") for k in range(data.cmax[u] + 1)] for u in range(nU)] for p in range(P)]
+    e = [[[m.new_bool_var(f"e{p}_{u}_{k}") for k in range(data.cmax[u] + 1)] for u in range(nU)] for p in range(P)]
     cnt = [[sum(k * e[p][u][k] for k in range(1, data.cmax[u] + 1)) for u in range(nU)] for p in range(P)]
     for p in range(P):
         for u in range(nU):
-            m.AddExactlyOne(e[p][u])
+            m.add_exactly_one(e[p][u])
         add_ports(m, problem, data, cnt[p])
     lb_units = [un.down(x) for x in problem.phase_lower_bounds_s()]
-    T = [m.NewIntVar(lb_units[p], max(horizon, lb_units[p]), f"T{p}") for p in range(P)]
-    z = [None] + [m.NewBoolVar(f"z{p}") for p in range(1, P)]
+    T = [m.new_int_var(lb_units[p], max(horizon, lb_units[p]), f"T{p}") for p in range(P)]
+    z = [None] + [m.new_bool_var(f"z{p}") for p in range(1, P)]
     err = np.zeros(P)                        # rounding: most units the model may overstate phase p
     for p in range(1, P):
         for u in range(nU):
-            m.Add(cnt[p][u] == cnt[p - 1][u]).OnlyEnforceIf(z[p].Not())
+            m.add(cnt[p][u] == cnt[p - 1][u]).only_enforce_if(~z[p])
         Xq = un.up(data.X[p])
         if Xq > 0:
-            m.Add(T[p] >= Xq * z[p])
+            m.add(T[p] >= Xq * z[p])
     for p, (r, c, dem, uu, Rv) in enumerate(data.phase):
         x = float(data.X[p])
         Xq = un.up(x)
@@ -147,7 +147,7 @@ def build_one_slot(problem, data: ModelData, un: TimeUnits, horizon: int):
         for k_, (i, j, D, u, R) in enumerate(zip(r, c, dem, uu, Rv)):
             if u < 0:                         # no circuit possible: reserved or packet only
                 if R > 0:
-                    m.Add(T[p] >= un.up(D / (R * b)))
+                    m.add(T[p] >= un.up(D / (R * b)))
                 else:
                     packet_terms.setdefault((0, i), []).append((D, None))
                     packet_terms.setdefault((1, j), []).append((D, None))
@@ -155,46 +155,46 @@ def build_one_slot(problem, data: ModelData, un: TimeUnits, horizon: int):
             K = data.cmax[u]
             ev = e[p][u]
             if R == 0 and pb <= 0:
-                m.Add(ev[0] == 0)             # must hold a circuit
+                m.add(ev[0] == 0)             # must hold a circuit
             if R == 0 and pb > 0:
                 packet_terms.setdefault((0, i), []).append((D, ev[0]))
                 packet_terms.setdefault((1, j), []).append((D, ev[0]))
             t0 = [0.0 if (R + k == 0) else _pair_time(D, R, R + k, R + k, 0.0, b) for k in range(K + 1)]
             if p == 0 or x <= 0:
-                m.Add(T[p] >= sum(un.up(t0[k]) * ev[k] for k in range(K + 1) if t0[k] > 0))
+                m.add(T[p] >= sum(un.up(t0[k]) * ev[k] for k in range(K + 1) if t0[k] > 0))
                 continue
             if problem.partial_reconfig:
                 prev = e[p - 1][u]
                 f = {}
                 for a in range(K + 1):
                     for k in range(K + 1):
-                        f[a, k] = m.NewBoolVar(f"f{p}_{u}_{a}_{k}")
+                        f[a, k] = m.new_bool_var(f"f{p}_{u}_{a}_{k}")
                 for a in range(K + 1):
-                    m.Add(sum(f[a, k] for k in range(K + 1)) == prev[a])
+                    m.add(sum(f[a, k] for k in range(K + 1)) == prev[a])
                 for k in range(K + 1):
-                    m.Add(sum(f[a, k] for a in range(K + 1)) == ev[k])
+                    m.add(sum(f[a, k] for a in range(K + 1)) == ev[k])
                 terms = []
                 for (a, k), fv in f.items():
                     t = 0.0 if R + k == 0 else (t0[k] if a == k else _pair_time(D, R, R + k, R + min(a, k), x, b))
                     if t > 0:
                         terms.append(un.up(t) * fv)
                 if terms:
-                    m.Add(T[p] >= sum(terms))
+                    m.add(T[p] >= sum(terms))
             elif R == 0:
                 # change: x + D/(k b); no change: D/(k b)  ->  T >= Xq z + table
-                m.Add(T[p] >= Xq * z[p] + sum(un.up(t0[k]) * ev[k] for k in range(1, K + 1)))
+                m.add(T[p] >= Xq * z[p] + sum(un.up(t0[k]) * ev[k] for k in range(1, K + 1)))
                 err[p] = max(err[p], 2)
             else:
                 tx = [0.0 if R + k == 0 else _pair_time(D, R, R + k, R, x, b) for k in range(K + 1)]
-                m.Add(T[p] >= sum(un.up(t0[k]) * ev[k] for k in range(K + 1) if t0[k] > 0))
-                m.Add(T[p] >= sum(un.up(tx[k]) * ev[k] for k in range(K + 1) if tx[k] > 0)).OnlyEnforceIf(z[p])
+                m.add(T[p] >= sum(un.up(t0[k]) * ev[k] for k in range(K + 1) if t0[k] > 0))
+                m.add(T[p] >= sum(un.up(tx[k]) * ev[k] for k in range(K + 1) if tx[k] > 0)).only_enforce_if(z[p])
         for terms in packet_terms.values():
             const = sum(D for D, lit in terms if lit is None)
             var = [(un.up(D / pb), lit) for D, lit in terms if lit is not None]
-            m.Add(T[p] >= un.up(const / pb) + sum(cf * lit for cf, lit in var))
+            m.add(T[p] >= un.up(const / pb) + sum(cf * lit for cf, lit in var))
             err[p] = max(err[p], 1 + len(var))
         err[p] = max(err[p], 1)
-    m.Minimize(sum(T))
+    m.minimize(sum(T))
     return m, {"e": e, "z": z, "T": T, "err": err, "objective": sum(T)}
 
 
@@ -211,15 +211,15 @@ def build_thresholds(problem, data: ModelData, un: TimeUnits, horizon: int):
     P, b = problem.P, problem.circuit_Bps
     nU = len(data.keys)
     m = cp_model.CpModel()
-    c = [[m.NewIntVar(0, int(data.cmax[u]), f"c{p}_{u}") for u in range(nU)] for p in range(P)]
-    z = [None] + [m.NewBoolVar(f"z{p}") for p in range(1, P)]
+    c = [[m.new_int_var(0, int(data.cmax[u]), f"c{p}_{u}") for u in range(nU)] for p in range(P)]
+    z = [None] + [m.new_bool_var(f"z{p}") for p in range(1, P)]
     lbp = problem.phase_lower_bounds_s()
     obj, theta, order = [], [], []
     for p in range(P):
         add_ports(m, problem, data, c[p])
         if p > 0:
             for u in range(nU):
-                m.Add(c[p][u] == c[p - 1][u]).OnlyEnforceIf(z[p].Not())
+                m.add(c[p][u] == c[p - 1][u]).only_enforce_if(~z[p])
             Xq = un.up(float(data.X[p]))
             if Xq > 0:
                 obj.append(Xq * z[p])
@@ -235,13 +235,13 @@ def build_thresholds(problem, data: ModelData, un: TimeUnits, horizon: int):
         lo = max(float(lbp[p]), float((dem / (K * b)).max()))
         hi = float(dem.max() / b)
         th = np.unique(cand[(cand >= lo * (1 - 1e-12)) & (cand <= hi * (1 + 1e-12))])
-        a = [m.NewBoolVar(f"a{p}_{j}") for j in range(len(th))]
-        m.Add(a[-1] == 1)
+        a = [m.new_bool_var(f"a{p}_{j}") for j in range(len(th))]
+        m.add(a[-1] == 1)
         for j in range(len(th) - 1):
-            m.AddImplication(a[j], a[j + 1])
+            m.add_implication(a[j], a[j + 1])
         thq = [un.up(t) for t in th]
         obj.append(thq[0])
-        obj.extend((thq[j + 1] - thq[j]) * a[j].Not() for j in range(len(th) - 1) if thq[j + 1] > thq[j])
+        obj.extend((thq[j + 1] - thq[j]) * ~a[j] for j in range(len(th) - 1) if thq[j + 1] > thq[j])
         for u, D in zip(uu, dem):
             lits = []
             for k in range(1, int(data.cmax[u])):
@@ -249,10 +249,10 @@ def build_thresholds(problem, data: ModelData, un: TimeUnits, horizon: int):
                 j = int(np.searchsorted(th, D / (k * b) * (1 - 1e-12), side="left")) - 1
                 if j >= 0:
                     lits.append(a[j])
-            m.Add(c[p][u] >= 1 + sum(lits))
+            m.add(c[p][u] >= 1 + sum(lits))
         theta.append(th)
         order.append(a)
-    m.Minimize(sum(obj))
+    m.minimize(sum(obj))
     return m, {"c": c, "z": z, "a": order, "theta": theta, "err": np.full(P, 2.0), "objective": sum(obj)}
 
 
@@ -263,21 +263,21 @@ def hint_thresholds(m, v, data: ModelData, hint: Schedule, problem):
         vals = np.asarray(C[data.rows, data.cols]).ravel().astype(int) if len(data.rows) else np.zeros(0, int)
         vals = np.minimum(vals, data.cmax)
         for u, val in enumerate(vals):
-            m.AddHint(v["c"][p][u], int(val))
+            m.add_hint(v["c"][p][u], int(val))
         if p > 0:
-            m.AddHint(v["z"][p], int(not np.array_equal(vals, prev)))
+            m.add_hint(v["z"][p], int(not np.array_equal(vals, prev)))
         prev = vals
         r, cc, dem, uu, Rv = data.phase[p]
         if len(dem):
             t = float((dem / (np.maximum(vals[uu], 1) * problem.circuit_Bps)).max())
             for j, lit in enumerate(v["a"][p]):
-                m.AddHint(lit, int(t <= v["theta"][p][j] * (1 + 1e-12)))
+                m.add_hint(lit, int(t <= v["theta"][p][j] * (1 + 1e-12)))
 
 
 def read_thresholds(solver, v, data: ModelData, N: int):
     per_phase = []
     for cp in v["c"]:
-        vals = np.array([solver.Value(x) for x in cp], dtype=int)
+        vals = np.array([solver.value(x) for x in cp], dtype=int)
         nz = vals > 0
         per_phase.append([sp.csr_matrix((vals[nz], (data.rows[nz], data.cols[nz])), shape=(N, N))])
     return per_phase, None
@@ -292,16 +292,16 @@ def hint_one_slot(m, v, data: ModelData, hint: Schedule):
         vals = np.minimum(vals, data.cmax)
         for u, val in enumerate(vals):
             for k, lit in enumerate(v["e"][p][u]):
-                m.AddHint(lit, int(k == val))
+                m.add_hint(lit, int(k == val))
         if p > 0:
-            m.AddHint(v["z"][p], int(not np.array_equal(vals, prev)))
+            m.add_hint(v["z"][p], int(not np.array_equal(vals, prev)))
         prev = vals
 
 
 def read_one_slot(solver, v, data: ModelData, N: int):
     per_phase = []
     for ep in v["e"]:
-        vals = np.array([next(k for k, lit in enumerate(eu) if solver.BooleanValue(lit)) for eu in ep], dtype=int)
+        vals = np.array([next(k for k, lit in enumerate(eu) if solver.boolean_value(lit)) for eu in ep], dtype=int)
         nz = vals > 0
         per_phase.append([sp.csr_matrix((vals[nz], (data.rows[nz], data.cols[nz])), shape=(N, N))])
     return per_phase, None

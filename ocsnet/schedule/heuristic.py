@@ -15,13 +15,11 @@ the solver; its steps live in their own modules:
    :class:`~ocsnet.schedule.io.Schedule` re-timed by the reference semantics
    (:func:`assemble`, :func:`schedule_from_plan`), with the lower bound and gap.
 
-The result is optimal over the candidate set.  The names of the steps
-(``build_candidates``, ``choose``, ``Candidates``, ``ConfigSet``,
-``PhaseTimes``, ``unique_demands``, ...) stay importable from here.
+The result is optimal over the candidate set.
 
 References
 ----------
-DESIGN.md, "The OCS scheduling problem" (reference semantics, lower bound).
+docs/design.md, "The OCS schedule" (reference semantics, lower bound).
 """
 
 from __future__ import annotations
@@ -32,12 +30,10 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..errors import ScheduleError
-from .candidates import WINDOWS, Candidates, ConfigSet, build_candidates, unique_demands
-from .dp import PhaseTimes, choose
-from .options import Option
+from .candidates import WINDOWS, Candidates, build_candidates
+from .dp import choose
 
-__all__ = ["solve_heuristic", "Candidates", "build_candidates", "choose", "ConfigSet", "PhaseTimes", "Option",
-           "unique_demands", "assemble", "schedule_from_plan", "design_bound_s"]
+__all__ = ["solve_heuristic", "assemble", "schedule_from_plan", "design_bound_s"]
 
 
 def assemble(problem, configs: list[sp.csr_matrix], seq: list[list[int]], durations: list, *, method: str,
@@ -99,7 +95,7 @@ def schedule_from_plan(problem, cand: Candidates, plan, exposed_s: np.ndarray, *
 
 
 def design_bound_s(problem, demands: list, uid: np.ndarray) -> float:
-    """The DESIGN.md lower bound computed once per distinct demand (gaps plus peak / (d b + packet))."""
+    """The docs/design.md lower bound computed once per distinct demand (gaps plus peak / (d b + packet))."""
     peak = np.array([max(np.asarray(D.sum(axis=1)).max(initial=0.0), np.asarray(D.sum(axis=0)).max(initial=0.0))
                      if D.nnz else 0.0 for D in demands])
     cap = problem.ports * problem.circuit_Bps + problem.packet_Bps
@@ -126,7 +122,7 @@ def solve_heuristic(problem, time_limit_s: float | None = None, max_slots_per_ph
         serves at their bound (see :func:`~ocsnet.schedule.decompose.decompose`).
     bound : {"best", "design"}
         ``best``: the tightest bound of :mod:`ocsnet.schedule.bounds`;
-        ``design``: the DESIGN.md bound only, computed per distinct demand
+        ``design``: the docs/design.md bound only, computed per distinct demand
         (for very long traces where the tighter bounds cost more than the solve).
 
     Returns

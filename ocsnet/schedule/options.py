@@ -16,7 +16,7 @@ candidate step (:mod:`.candidates`) that builds phases of several slots:
 
 References
 ----------
-DESIGN.md, "The OCS scheduling problem" (reference semantics).
+docs/design.md, "The OCS schedule" (reference semantics).
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ validated input of every scheduler; :mod:`.validate` holds the one reference
 implementation of the timing semantics below, and every solver's output is
 re-timed by it.
 
-Reference semantics (DESIGN.md, "The OCS scheduling problem")
+Reference semantics (docs/design.md, "The OCS schedule")
 --------------------------------------------------------------
 N GPUs with ``d`` optical ports each; a *configuration* is an integer N x N
 matrix ``C`` (zero diagonal, row and column sums <= ``d``); each circuit
@@ -70,13 +70,13 @@ Extensions (each off by default; B's heuristic implements the same rules)
     A boolean mask of the pairs the OCS wiring can connect; circuits of a
     configuration must lie inside it.
 
-Lower bound (DESIGN.md): every phase needs at least
+Lower bound (docs/design.md): every phase needs at least
 ``max(max row sum, max column sum of D_p) / (d b + packet_Bps)`` of transfer
 and the gaps are always paid; :mod:`.bounds` proves tighter bounds.
 
 References
 ----------
-DESIGN.md of this project, "The OCS scheduling problem".
+docs/design.md, "The OCS schedule".
 """
 
 from __future__ import annotations
@@ -352,7 +352,7 @@ class OCSProblem:
         return peak[self._distinct_idx] / (self.ports * self.circuit_Bps + self.packet_Bps)
 
     def lower_bound_s(self) -> float:
-        """The DESIGN.md lower bound: all gaps plus every phase's transfer bound.
+        """The docs/design.md lower bound: all gaps plus every phase's transfer bound.
 
         Valid under every extension: a GPU never sends or receives faster than
         ``d b`` over circuits (reserved ones included) plus ``packet_Bps``.

@@ -43,7 +43,7 @@ scenario::
     method = "heuristic"
     time_limit_s = 10
     max_slots_per_phase = 8
-    bound = "best"                 # best | design (the DESIGN.md bound only: cheap on long traces)
+    bound = "best"                 # best | design (the docs/design.md bound only: cheap on long traces)
 
 Parsing is strict: an unknown key, a missing required key, a value of the
 wrong type or out of range raises :class:`~ocsnet.errors.SpecError` naming it.

@@ -51,7 +51,7 @@ def solve(problem: OCSProblem, method: str = "auto", time_limit_s: float | None 
         Most slots (configurations) a phase may use.
     bound : {"best", "design"}
         Lower bound the heuristic reports: the tightest of
-        :mod:`ocsnet.schedule.bounds`, or the DESIGN.md bound alone (cheap on
+        :mod:`ocsnet.schedule.bounds`, or the docs/design.md bound alone (cheap on
         very long traces), for the heuristic and the baselines; ``exact``
         always reports its proven bound.
 

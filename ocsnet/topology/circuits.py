@@ -7,8 +7,8 @@ OCS part of :func:`~ocsnet.topology.hybrid.hybrid`).  This module holds:
 * :func:`pair_level` and :func:`allowed_pairs`: which GPU pairs the wiring can
   join by a circuit (two GPUs whose circuit-domain coordinates differ in
   exactly one dimension ``l``, through a level-``l`` plane);
-* the checks of a circuit matrix ``C`` (DESIGN.md, "The OCS scheduling
-  problem"): integer, non-negative, zero diagonal, every row and column sum at
+* the checks of a circuit matrix ``C`` (docs/design.md, "The OCS
+  schedule"): integer, non-negative, zero diagonal, every row and column sum at
   most ``ports_per_gpu`` and, level by level, at most ``planes_per_level``
   (exact by Konig's theorem inside each line's OCS units; see
   :mod:`ocsnet.topology.optical`);

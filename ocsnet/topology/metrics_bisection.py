@@ -129,35 +129,35 @@ def _exact(fabric: Fabric, time_limit_s: float) -> dict:
         return int(round(c / q))
 
     m = cp_model.CpModel()
-    x = {v: m.NewBoolVar(f"x{v}") for v in np.flatnonzero(~twin).tolist()}
+    x = {v: m.new_bool_var(f"x{v}") for v in np.flatnonzero(~twin).tolist()}
     cost = []
     for e, (u, v, c) in enumerate(zip(src.tolist(), dst.tolist(), cap.tolist())):
-        y = m.NewBoolVar(f"y{e}")
-        m.Add(y >= x[u] - x[v])
+        y = m.new_bool_var(f"y{e}")
+        m.add(y >= x[u] - x[v])
         if sym:
-            m.Add(y >= x[v] - x[u])
+            m.add(y >= x[v] - x[u])
         cost.append(wt(c) * y)
     counts = []
     for t, (members, outs, ins) in enumerate(groups):
         k = len(members)
-        nt = m.NewIntVar(0, k, f"n{t}")
+        nt = m.new_int_var(0, k, f"n{t}")
         counts.append(nt)
         prod = {}
         for v in sorted({v for v, _ in outs + ins}):
-            w = m.NewIntVar(0, k, f"w{t}_{v}")    # w = nt * x_v
-            m.Add(w <= k * x[v])
-            m.Add(w <= nt)
-            m.Add(w >= nt - k * (1 - x[v]))
+            w = m.new_int_var(0, k, f"w{t}_{v}")    # w = nt * x_v
+            m.add(w <= k * x[v])
+            m.add(w <= nt)
+            m.add(w >= nt - k * (1 - x[v]))
             prod[v] = w
         cost += [wt(c) * (nt - prod[v]) for v, c in outs]        # twin in half 1, neighbour in half 2
         cost += [wt(c) * (k * x[v] - prod[v]) for v, c in ins]   # neighbour in half 1, twin in half 2
     in_first = sum(nt for (members, _, _), nt in zip(groups, counts) if isgpu[members[0]]) + sum(x[g] for g in singles)
     lo, hi = N // 2, (N + 1) // 2
-    m.Add(in_first >= lo)
-    m.Add(in_first <= (lo if sym else hi))
+    m.add(in_first >= lo)
+    m.add(in_first <= (lo if sym else hi))
     if sym and N % 2 == 0 and x:
-        m.Add(x[min(x)] == 1)
-    m.Minimize(sum(cost))
+        m.add(x[min(x)] == 1)
+    m.minimize(sum(cost))
 
     solver = cp_model.CpSolver()
     # A deterministic work limit (about seconds) keeps the answer reproducible;
@@ -167,18 +167,18 @@ def _exact(fabric: Fabric, time_limit_s: float) -> dict:
     solver.parameters.num_workers = 1
     solver.parameters.random_seed = 0
     solver.parameters.linearization_level = 2  # LP cuts: proves fat-tree k=6 in seconds, not minutes
-    status = solver.Solve(m)
+    status = solver.solve(m)
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):  # pragma: no cover - any split is feasible
         raise SpecError(f"time_limit_s: CP-SAT found no balanced cut of {fabric.name!r} within "
-                        f"{time_limit_s} s (status {solver.StatusName(status)}); raise the limit")
+                        f"{time_limit_s} s (status {solver.status_name(status)}); raise the limit")
     side = np.zeros(n, dtype=bool)
     for v, xv in x.items():
-        side[v] = bool(solver.Value(xv))
+        side[v] = bool(solver.value(xv))
     for (members, _, _), nt in zip(groups, counts):
-        side[members[: solver.Value(nt)]] = True
+        side[members[: solver.value(nt)]] = True
     value = cut_Bps(fabric, side)              # recomputed from the float capacities
     optimal = status == cp_model.OPTIMAL
-    bound = value if optimal else solver.BestObjectiveBound() * q
+    bound = value if optimal else solver.best_objective_bound * q
     return {"bisection_Bps": value, "method": "exact-cpsat" if optimal else "exact-cpsat (time limit; upper bound)",
             "optimal": optimal, "lower_bound_Bps": float(bound), "side": side}
 

@@ -7,7 +7,7 @@ planes per level, the circuit-path closed forms) and the small validators that
 the direct and hybrid generators share.  Setting circuits on the wired
 fabric is the next step, in :mod:`ocsnet.topology.circuits`:
 :func:`~ocsnet.topology.circuits.apply_circuits` turns a circuit matrix ``C``
-(DESIGN.md, "The OCS scheduling problem") into the *logical* GPU-to-GPU
+(docs/design.md, "The OCS schedule") into the *logical* GPU-to-GPU
 fabric that the flow model routes on.
 
 Wiring (circuit domains)

@@ -4,8 +4,8 @@ Stage 5 of the pipeline (after the workload and the collective algorithms).
 A :class:`Trace` holds P phases; phase ``p`` is a demand matrix ``D_p``
 (``N x N`` scipy CSR, bytes from GPU rank ``i`` to rank ``j``, zero
 diagonal) and a gap ``g_p``: the compute time that must pass after phase
-``p-1``'s traffic ends before phase ``p``'s may start (DESIGN.md, "The OCS
-scheduling problem").  The schedule solver and the flow model consume it.
+``p-1``'s traffic ends before phase ``p``'s may start (docs/design.md, "The OCS
+schedule").  The schedule solver and the flow model consume it.
 
 Compact repeats.  Phases that are equal may share one matrix *object*: a
 list that holds the same CSR object 7,560 times costs one matrix of memory.

@@ -241,7 +241,7 @@ def _ring_trace_problem(n_gpus: int, layers: int, ports: int, nbytes: float):
         parts.append(Trace.from_collective("all-gather", [order[::-1]], nbytes, "ring", n_gpus=n_gpus, gap_s=gap))
     tr = Trace.concat(parts)
     prob = schedule.OCSProblem(tr.demand, tr.gap_s, ports=ports, circuit_Bps=b, reconfig_delay_s=delta)
-    # Closed-form bound (DESIGN.md): gaps plus, per phase, the busiest GPU's bytes over d b.
+    # Closed-form bound (docs/design.md): gaps plus, per phase, the busiest GPU's bytes over d b.
     rows = np.array([max(np.asarray(D.sum(axis=1)).max(), np.asarray(D.sum(axis=0)).max()) for D in tr.demand])
     bound = float(tr.gap_s.sum() + rows.sum() / (ports * b))
     return prob, bound
@@ -275,4 +275,4 @@ def schedule_checks(quick: bool = False, seed: int = 0) -> Iterator[Check]:
                       what="heuristic makespan of ring reduce-scatter then reverse-ring all-gather per layer "
                             "(gaps longer than the reconfiguration delay, so the bound is reachable) against the "
                             "closed-form lower bound: gaps + sum over phases of max row/column sum / (d b)",
-                      quantity="makespan_us", source="closed-form lower bound (DESIGN.md)", tolerance=1e-9)
+                      quantity="makespan_us", source="closed-form lower bound (docs/design.md)", tolerance=1e-9)
