@@ -105,7 +105,7 @@ def test_from_trace_with_an_ocs_fabric():
 
     t = Trace([sp.csr_matrix(ring(8)), sp.csr_matrix(ring(8, 1e6, 3))], [1e-4, 2e-4], period=None)
 
-    from ocsnet.fabric import OCSInfo
+    from ocsnet.ocsinfo import OCSInfo
 
     class FakeFabric:                      # the only things from_trace reads
         n_gpus = 8

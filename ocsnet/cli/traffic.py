@@ -18,6 +18,7 @@ from pathlib import Path
 
 from .. import units
 from ..errors import WorkloadError
+from ..workload.modes import MODES
 
 
 def register(subparsers) -> None:
@@ -25,7 +26,7 @@ def register(subparsers) -> None:
         "traffic", help="per-layer ops, collectives and the traffic trace of a model",
         description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", required=True, help="catalog model, e.g. llama3-405b, gpt3-175b, mixtral-8x22b")
-    p.add_argument("--mode", required=True, choices=("prefill", "decode", "train"))
+    p.add_argument("--mode", required=True, choices=MODES)
     p.add_argument("--tp", type=int, default=1, help="tensor-parallel degree (default 1)")
     p.add_argument("--pp", type=int, default=1, help="pipeline stages (default 1)")
     p.add_argument("--dp", type=int, default=None,

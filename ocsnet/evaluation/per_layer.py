@@ -47,7 +47,8 @@ from .. import hardware, units
 from ..errors import WorkloadError
 from ..fabric import Fabric
 from ..workload import ParallelPlan
-from ..workload.layers import INFERENCE_MODES, OpCost
+from ..workload.layers import OpCost
+from ..workload.modes import INFERENCE_MODES
 from ..workload.models import model as get_model
 from ..workload.step import StepProfile, step_profile
 from .options import EvalOptions

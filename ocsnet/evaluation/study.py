@@ -40,7 +40,7 @@ from typing import Any, Callable
 from .. import hardware, units
 from ..errors import SpecError, WorkloadError
 from ..workload import ParallelPlan
-from ..workload.layers import INFERENCE_MODES
+from ..workload.modes import INFERENCE_MODES
 from ..workload.models import model as get_model
 from ..workload.step import memory_fit
 from .per_layer import evaluate

@@ -386,7 +386,7 @@ class OCSProblem:
         trace : ocsnet.traffic.Trace
             Phases (``demand`` over GPU ranks, ``gap_s``) and optional ``period``.
         fabric : ocsnet.fabric.Fabric, optional
-            An OCS fabric: ``fabric.ocs`` (:class:`ocsnet.fabric.OCSInfo`)
+            An OCS fabric: ``fabric.ocs`` (:class:`ocsnet.ocsinfo.OCSInfo`)
             supplies ``ports_per_gpu``, ``circuit_Bps`` and ``reconfig_delay_s``;
             when it is not ``all_to_all`` the allowed pairs come from
             :func:`ocsnet.topology.circuits.allowed_pairs`.

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from ..errors import SweepError
-from ..workload.layers import INFERENCE_MODES
+from ..workload.modes import INFERENCE_MODES
 
 __all__ = ["Knob", "KNOBS", "PointSetup", "resolve", "knob_table", "torus_dims"]
 

@@ -29,7 +29,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..errors import FabricError
-from ..fabric import Fabric, OCSInfo
+from ..fabric import Fabric
+from ..ocsinfo import OCSInfo
 from .optical import concat_attrs, grid_strides
 
 __all__ = ["apply_circuits", "allowed_pairs", "pair_level", "CIRCUIT_LINK"]

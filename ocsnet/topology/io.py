@@ -11,7 +11,7 @@ The JSON layout is networkx's node-link form (``nodes`` with ``id``,
 ``links`` with ``source``/``target``), so
 ``networkx.node_link_graph(data, edges="links")`` reads it too; ``graph``
 holds ``name``, ``gpus``, ``meta``, ``ocs`` (the fields of
-:class:`~ocsnet.fabric.OCSInfo`, or null) and the attribute dtypes.  ``meta`` must
+:class:`~ocsnet.ocsinfo.OCSInfo`, or null) and the attribute dtypes.  ``meta`` must
 be JSON-normal (dicts, lists, str, numbers, bools, None): generators store
 lists, never tuples.  Non-finite floats are written as ``NaN``/``Infinity``,
 as Python's json module does.
@@ -34,7 +34,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import FabricError, SpecError
-from ..fabric import Fabric, OCSInfo
+from ..fabric import Fabric
+from ..ocsinfo import OCSInfo
 
 if TYPE_CHECKING:  # networkx loads with the first GraphML file
     import networkx as nx

@@ -67,7 +67,8 @@ import numpy as np
 
 from .. import hardware
 from ..errors import SpecError
-from ..fabric import Fabric, OCSInfo
+from ..fabric import Fabric
+from ..ocsinfo import OCSInfo
 
 __all__ = ["ocs_fabric", "ocs_part", "grid_strides", "concat_attrs", "as_int", "as_bandwidth"]
 
@@ -198,7 +199,7 @@ def ocs_part(n: int, d: int, *, ocs, link, port_Bps: float, domain_shape=None, p
 
     Returns a dict with ``n_ocs``, ``ocs_level``, ``ocs_plane`` (per OCS unit),
     ``gpu``/``unit``/``plane`` (per GPU port: rank, OCS unit, plane), the
-    fabric's :class:`~ocsnet.fabric.OCSInfo` as ``info`` and the catalog
+    fabric's :class:`~ocsnet.ocsinfo.OCSInfo` as ``info`` and the catalog
     ``link`` and ``ocs`` specs.  Used by :func:`ocs_fabric` and
     :func:`ocsnet.topology.hybrid.hybrid`.
     """
@@ -262,7 +263,7 @@ def ocs_fabric(n_gpus: int, ports_per_gpu: int, *, gpu: str = "lite-base", ocs: 
         Nodes: the GPUs (ranks 0..N-1, nodes 0..N-1), then the OCS units (kind
         ``ocs``, node attributes ``plane`` and ``level``).  Edges: GPU->OCS and
         OCS->GPU for every port, tech of ``link``, edge attribute ``plane``.
-        ``fabric.ocs`` (:class:`~ocsnet.fabric.OCSInfo`) holds ``ports_per_gpu``,
+        ``fabric.ocs`` (:class:`~ocsnet.ocsinfo.OCSInfo`) holds ``ports_per_gpu``,
         ``circuit_Bps``, ``reconfig_delay_s``, ``ocs``, ``domain_shape``,
         ``planes_per_level``, ``circuit_latency_s`` and the circuit-path
         figures (``max_circuit_hops``, ``avg_circuit_hops``,

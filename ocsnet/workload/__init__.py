@@ -13,4 +13,5 @@ from ..lazy import exports
 __all__, __getattr__, __dir__ = exports(__name__, {
     "ModelSpec": "models", "model": "models",
     "ParallelPlan": "parallel", "place": "parallel", "gpu_domains": "parallel",
+    "MODES": "modes", "INFERENCE_MODES": "modes",
 })

@@ -53,16 +53,13 @@ from dataclasses import dataclass, field, replace
 
 from .. import hardware, units
 from ..errors import WorkloadError
+from .modes import MODES
 from .models import ModelSpec, model as get_model
 from .parallel import ParallelPlan
 
-__all__ = ["MODES", "INFERENCE_MODES", "DEFAULT_ALGORITHMS", "OpCost", "Collective", "LayerProfile", "Shape",
+__all__ = ["DEFAULT_ALGORITHMS", "OpCost", "Collective", "LayerProfile", "Shape",
            "layer_profile", "roofline", "shape", "NORM_FLOPS"]
 
-#: Modes of a step: inference prefill and decode, and a training step.
-MODES = ("prefill", "decode", "train")
-#: The modes the per-layer evaluation and the study time (latency and tokens/s).
-INFERENCE_MODES = MODES[:2]
 #: Algorithm per collective kind unless the caller names one (the first of
 #: ``ocsnet.collectives.ALGORITHMS[kind]``).
 DEFAULT_ALGORITHMS = {"all-reduce": "ring", "reduce-scatter": "ring", "all-gather": "ring",
