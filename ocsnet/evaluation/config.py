@@ -33,8 +33,15 @@ _UNSET = ("reconfig_delay_us",)
 
 
 def list_studies() -> list[str]:
-    """Names of the study files, built-in and from user folders, sorted."""
-    return folders.names("studies")
+    """Names of the study files, built-in and from user folders, sorted (sweep specs, with a [sweep] table, excluded)."""
+    out = []
+    for name, f in folders.files("studies").items():
+        try:
+            if "sweep" not in tomllib.loads(f.read_text()):
+                out.append(name)
+        except (tomllib.TOMLDecodeError, OSError, UnicodeDecodeError):
+            out.append(name)
+    return sorted(out)
 
 
 def _read(f: folders.File) -> dict[str, Any]:
@@ -68,8 +75,10 @@ def load_study(name_or_path) -> dict[str, Any]:
         if not p.is_file():
             raise SpecError(f"study: no such file {text!r}")
         f = folders.File(p.stem, p, str(p))
-    else:
+    elif text.endswith(".toml") or len(Path(text).parts) > 1 or text in list_studies():
         f = folders.find("studies", name_or_path, "study")
+    else:
+        raise SpecError(f"study: unknown name {text!r}; known: {', '.join(list_studies()) or '(none)'}")
     try:
         return _read(f)
     except (OSError, UnicodeDecodeError) as e:
@@ -143,9 +152,9 @@ def check_types(cfg: dict[str, Any], where: str = "study") -> None:
         name = f"{where}.{key}"
         if key == "description":
             checks.string(name, v, empty=True)
-        elif key in ("models", "variants", "algorithms", "sweep_algorithms"):
+        elif key in ("models", "algorithms", "sweep_algorithms"):
             _strings(name, v)
-        elif key == "sweep_models":                     # empty: no reconfiguration sweep
+        elif key in ("sweep_models", "analyses", "variants"):   # empty: no sweep, no analysis, baseline only
             _strings(name, v, empty=True)
         elif key == "modes":
             _strings(name, v, ("prefill", "decode"))
