@@ -180,7 +180,7 @@ def normalized_comparison(rows: list[dict]):
     import matplotlib.pyplot as plt
 
     keys, systems = _study_keys(rows)
-    modes = [m for m in ("prefill", "decode") if any(k[1] == m for k in keys)]
+    modes = list(dict.fromkeys(k[1] for k in keys))          # in the study's order
     models = list(dict.fromkeys(k[0] for k in keys))
     fig, axes = plt.subplots(len(modes), 2, figsize=(13, 3.6 * len(modes)), squeeze=False)
     cmap = plt.get_cmap("tab20")
