@@ -48,7 +48,7 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import breadth_first_order
 
 from ..errors import FlowError
-from ..fabric import SWITCH_KINDS, Fabric
+from ..fabric import Fabric
 from .names import METHODS, UNREACHABLE
 
 __all__ = ["Routes", "route", "gpus_forward", "edge_lookup", "routable_edges", "check_ranks"]
@@ -123,7 +123,7 @@ class Routes:
 def gpus_forward(fabric: Fabric, gpu_forwarding: bool | None = None) -> bool:
     """Whether GPUs forward transit traffic (see :meth:`ocsnet.fabric.Fabric.gpus_forward`):
     ``gpu_forwarding`` if given, else ``fabric.meta["gpu_forwarding"]`` if set, else
-    true exactly when the fabric has no node of a kind in :data:`SWITCH_KINDS`."""
+    true exactly when the fabric has no node of a kind in :data:`ocsnet.fabric.SWITCH_KINDS`."""
     return fabric.gpus_forward(gpu_forwarding)
 
 
