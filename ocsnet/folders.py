@@ -29,7 +29,7 @@ Examples
 --------
 >>> "lite-ocs" in names("topologies")
 True
->>> find("topologies", "lite-ocs").origin
+>>> find("topologies", "lite-ocs", "spec").origin
 'built-in'
 """
 

@@ -175,7 +175,7 @@ def normalized_comparison(rows: list[dict]):
     """Throughput per H100-equivalent and latency of every system, normalized to the H100 baseline.
 
     One panel pair (throughput, latency) per mode; bars grouped by model.
-    ``rows`` are :meth:`ocsnet.study.StudyResult.summary_rows`.  Returns the figure.
+    ``rows`` are :meth:`ocsnet.evaluation.records.StudyResult.summary_rows`.  Returns the figure.
     """
     import matplotlib.pyplot as plt
 

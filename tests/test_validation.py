@@ -259,8 +259,8 @@ def test_literature_checks_flag_wrong_hardware_and_bounds(monkeypatch):
 
 def test_lite_check_reports_a_disagreement(monkeypatch):
     """If the study found the Lite-GPU cluster well behind per H100-equivalent, the check says so."""
-    import ocsnet.evaluation.study as study
-    real = study.StudyResult.summary_rows
+    from ocsnet.evaluation.records import StudyResult
+    real = StudyResult.summary_rows
 
     def halved(self):
         rows = real(self)
@@ -269,7 +269,7 @@ def test_lite_check_reports_a_disagreement(monkeypatch):
                 r["throughput_vs_h100"] *= 0.5
         return rows
 
-    monkeypatch.setattr(study.StudyResult, "summary_rows", halved)
+    monkeypatch.setattr(StudyResult, "summary_rows", halved)
     [c] = vmodels._lite_checks(quick=True)
     assert not c.passed and c.ocsnet < 1.0 - vmodels.LITE_STUDY["tolerance"] and c.relation == ">="
     assert "DISAGREE" in ValidationReport([c]).table()

@@ -18,6 +18,6 @@ __all__, __getattr__, __dir__ = exports(__name__, {
     "EvalOptions": "options",
     "System": "records", "Choice": "records", "StudyResult": "records", "Screened": "records",
     "SweepSchedule": "records",
-    "run_study": "study", "study_config": "study", "DEFAULT_STUDY": "study",
+    "run_study": "study", "study_config": "study", "DEFAULT_STUDY": "config",
     "write_report": "report", "summary_table": "report", "format_table": "report",
 })

@@ -35,7 +35,7 @@ import importlib
 import itertools
 import sys
 import time
-from typing import Any, Callable
+from typing import Callable
 
 from .. import hardware, units
 from ..errors import SpecError, WorkloadError
@@ -45,12 +45,11 @@ from ..workload.models import model as get_model
 from ..workload.step import memory_fit
 from .config import DEFAULT_STUDY, check_types
 from .per_layer import evaluate
-from .records import Choice, StudyResult, SweepSchedule, System
-from .search import OBJECTIVES, choose, sizes_for
+from .records import StudyResult, SweepSchedule, System
+from .search import OBJECTIVES, choose
 from .utilization import study_link_utilization
 
-__all__ = ["DEFAULT_STUDY", "ANALYSES", "OBJECTIVES", "StudyResult", "Choice", "System", "run_study", "analysis_module",
-           "study_config", "systems", "sizes_for", "bandwidth_overrides"]
+__all__ = ["ANALYSES", "run_study", "analysis_module", "study_config", "systems", "bandwidth_overrides"]
 
 #: Analyses that run after the plan search, each adding a section to the report.  Name ->
 #: module; the module defines ``DEFAULTS`` (its config section, ``cfg[name]``),
