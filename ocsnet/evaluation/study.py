@@ -94,6 +94,7 @@ ANALYSES: dict[str, str] = {
     # silicon economics (how small a GPU should be)
     # memory architecture
     # serving under SLOs
+    "serving": "ocsnet.serving.study",
     # faults and reliability
     # fidelity against measured systems
 }
