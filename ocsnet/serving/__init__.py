@@ -10,6 +10,7 @@ which an :class:`SLO` holds; :class:`SplitDeployment` and
 transfer timed on the fabric.  See docs/design.md, "Serving".
 """
 
+from . import engine
 from .goodput import goodput, knee, size_replicas
 from .iteration import IterationModel, PiecewiseLinear, kv_bytes_per_token, tabulate
 from .requests import Requests, generate, read_trace, synthetic, workloads, write_trace
