@@ -43,12 +43,14 @@ def run_replica_plain(arrival, prompt, output, model, *, capacity_tokens: int, m
                 first[i] = t
                 gen[i] = 1
                 state[i] = 2 if out[i] > 1 else 3
-                if out[i] <= 1:
+                if out[i] <= 1:             # nothing to decode: done at once, its slot is free again
                     finish[i] = t
+                    running -= 1
+                    used -= int(pr[i] + out[i])
             else:
                 state[i] = 1
         if not ((state == 1) | (state == 2)).any():
-            t = float(arr[np.flatnonzero(state == 0)[0]])
+            t = max(t, float(arr[np.flatnonzero(state == 0)[0]]))
             continue
         pre = np.flatnonzero(state == 1)
         dec = np.flatnonzero(state == 2)

@@ -91,10 +91,11 @@ def analyse(cfg: dict, result, fabrics: dict, *, progress: bool = False) -> dict
     out = {"config": {k: sc[k] for k in sorted(sc)}, "models": {}}
     reqs = synthetic(sc["workload"], n=int(sc["requests"]), seed=int(sc["seed"]))
     out["workload"] = reqs.summary()
+    out["skipped"] = []
     for mname in sc["models"]:
         if (mname, "decode") not in result.choices or (mname, "prefill") not in result.choices:
-            raise SpecError(f"study.serving.models: {mname!r} needs both prefill and decode in the study's modes "
-                            "and models")
+            out["skipped"].append(f"{mname}: serving needs the model with both prefill and decode in the study")
+            continue
         s = _slo_for(sc["slo"], mname)
         layers = get_model(mname).layers
         by_label = {}
@@ -214,6 +215,8 @@ def report(data: dict, outdir: Path, *, figures: bool = True) -> list[str]:
           "round-robin dispatch. Iteration times are tabulated from the per-layer evaluation of each system's plans. "
           "Goodput is the highest rate at which the SLO percentile of TTFT and of TPOT both hold (search over the "
           f"rate); {c['replicas']} replicas per unsplit deployment. Files: `serving.json`.", ""]
+    for note in data.get("skipped", []):
+        md += [f"- Not served: {note}.", ""]
     for mname, d in data["models"].items():
         s = d["slo"]
         md += [f"### {mname}: SLO {s['name']} (p{s['percentile']:g} TTFT {s['ttft_ms']:g} ms, TPOT {s['tpot_ms']:g} ms)", ""]
