@@ -19,7 +19,6 @@ Same inputs and seed give the same requests.
 from __future__ import annotations
 
 import csv
-import functools
 import math
 from dataclasses import dataclass
 
@@ -149,7 +148,6 @@ def generate(n: int, rate: float, *, prompt=1024, output=128, arrival: str = "po
     return Requests(arr, _lengths(rng, int(n), prompt, "prompt"), _lengths(rng, int(n), output, "output"), name)
 
 
-@functools.cache
 def workloads() -> dict[str, dict]:
     """Named workloads of ``ocsnet/catalog/workloads.toml`` (published trace statistics)."""
     from ..hardware import load_table

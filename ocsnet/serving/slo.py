@@ -10,7 +10,6 @@ the tokens after the first (requests of one output token have none).
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -58,7 +57,6 @@ class SLO:
         return a <= self.ttft_s and b <= self.tpot_s
 
 
-@functools.cache
 def presets() -> dict[str, SLO]:
     """The named SLOs of ``ocsnet/catalog/slos.toml``."""
     from ..hardware import load_table
