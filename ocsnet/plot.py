@@ -12,7 +12,7 @@ import numpy as np
 
 from .units import fmt_time
 
-__all__ = ["schedule_gantt", "schedule_intervals"]
+__all__ = ["schedule_gantt", "schedule_intervals", "silicon_fractions"]
 
 _COLORS = {"compute": "#d9d9d9", "exposed": "#d62728", "hidden": "#ff9896"}
 # tab20 entries without its reds and pinks (6, 7, 12, 13), which mark reconfigurations.
@@ -310,3 +310,34 @@ def link_utilization(result, max_systems: int = 6):
     ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
+
+
+def silicon_fractions(rows: list[dict], ax=None, *, title: str | None = None):
+    """Cost per H100-equivalent (left axis) and yield (right axis) against die fraction.
+
+    ``rows`` are :func:`ocsnet.silicon.table.fraction_rows` (keys ``fraction``,
+    ``die_mm2``, ``cost_per_h100e``, ``yield``, ``max_clock``).
+    """
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6.4, 4.0))
+    x = np.arange(len(rows))
+    cost = [r["cost_per_h100e"] for r in rows]
+    ax.plot(x, cost, "o-", color="#1f77b4", label="cost per H100-equivalent")
+    ax.axhline(1.0, color="#1f77b4", lw=0.6, ls=":")
+    ax.set_ylabel("cost per H100-equivalent (parent = 1)", color="#1f77b4")
+    ax.set_xticks(x, [f"{r['fraction']}\n{r['die_mm2']:.0f} mm²" for r in rows])
+    ax.set_xlabel("fraction of the parent die")
+    ax2 = ax.twinx()
+    ax2.plot(x, [r["yield"] for r in rows], "s--", color="#2ca02c", label="yield")
+    ax2.plot(x, [r["max_clock"] - 1 for r in rows], "^:", color="#d62728", label="clock headroom (max - 1)")
+    ax2.set_ylim(0, 1.05)
+    ax2.set_ylabel("yield / clock headroom")
+    lines = ax.get_lines()[:1] + ax2.get_lines()
+    ax.legend(lines, [ln.get_label() for ln in lines], loc="upper center", fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=10)
+    return ax
