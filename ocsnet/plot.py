@@ -12,7 +12,7 @@ import numpy as np
 
 from .units import fmt_time
 
-__all__ = ["schedule_gantt", "schedule_intervals", "silicon_fractions"]
+__all__ = ["schedule_gantt", "schedule_intervals", "silicon_fractions", "tornado"]
 
 _COLORS = {"compute": "#d9d9d9", "exposed": "#d62728", "hidden": "#ff9896"}
 # tab20 entries without its reds and pinks (6, 7, 12, 13), which mark reconfigurations.
@@ -340,4 +340,32 @@ def silicon_fractions(rows: list[dict], ax=None, *, title: str | None = None):
     ax.legend(lines, [ln.get_label() for ln in lines], loc="upper center", fontsize=8)
     if title:
         ax.set_title(title, fontsize=10)
+    return ax
+
+
+def tornado(rows: list[dict], ax=None, *, title: str | None = None, max_rows: int = 10):
+    """Tornado chart: one bar per parameter from its low-value result to its high-value result.
+
+    ``rows`` are :func:`ocsnet.evaluation.sensitivity.tornado` rows (``parameter``,
+    ``ratio_low``, ``ratio_high``, ``ratio_default``), largest swing first.
+    """
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = rows[:max_rows]
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7.0, 0.45 * len(rows) + 1.2))
+    base = rows[0]["ratio_default"] if rows else 1.0
+    y = np.arange(len(rows))[::-1]
+    for yi, r in zip(y, rows):
+        lo, hi = r["ratio_low"], r["ratio_high"]
+        ax.barh(yi, lo - base, left=base, color="#1f77b4", height=0.6)
+        ax.barh(yi, hi - base, left=base, color="#ff7f0e", height=0.6)
+    ax.axvline(base, color="k", lw=0.8)
+    ax.axvline(1.0, color="#d62728", lw=0.8, ls="--")
+    ax.set_yticks(y, [f"{r['parameter']} [{r['low']:g}, {r['high']:g}]" for r in rows], fontsize=8)
+    ax.set_xlabel("cost per million tokens over the H100's (blue: low value, orange: high value)")
+    if title:
+        ax.set_title(title, fontsize=9)
     return ax

@@ -92,6 +92,7 @@ DEFAULT_STUDY: dict[str, Any] = {
 ANALYSES: dict[str, str] = {
     # collectives (fabric-aware algorithms)
     # silicon economics (how small a GPU should be)
+    "silicon": "ocsnet.evaluation.economics",
     # memory architecture
     # serving under SLOs
     # faults and reliability

@@ -26,13 +26,15 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+import numpy as np
+
 from .. import units
 from ..errors import SpecError, check_range
 from .params import Params, params as get_params
 from .wafer import check_reticle, die_dimensions, dies_per_wafer
 from .yields import die_yield
 
-__all__ = ["CostBreakdown", "gpu_cost", "IO_KINDS"]
+__all__ = ["CostBreakdown", "gpu_cost", "cost_terms", "IO_KINDS"]
 
 IO_KINDS = ("cpo", "pluggable", "copper")
 
@@ -97,28 +99,38 @@ def gpu_cost(area_mm2: float, hbm_GB: float, *, network_Bps: float = 0.0, io: st
                        method=dies_method)
     if n < 1:
         raise SpecError(f"die: {w:.1f} x {h:.1f} mm leaves no whole die on the wafer")
+    t = cost_terms(area_mm2, hbm_GB, n, p)
+    if np.any(t["yield_total"] <= 0):
+        raise SpecError("yield: no good die (wafer_process_yield or die yield is 0)")
+    if np.any(t["assembly_yield"] <= 0) or p["package.final_test_yield"] <= 0:
+        raise SpecError("package: assembly_step_yield and final_test_yield must be in (0, 1]")
+    per_Bps = {"cpo": p["optics.cpo_usd_per_Gbps"], "pluggable": p["optics.pluggable_usd_per_Gbps"],
+               "copper": 0.0}[io] / units.to_si("x_Gbps", 1.0)
+    t = {k: float(v) for k, v in t.items()}
+    return CostBreakdown(area_mm2=float(area_mm2), width_mm=w, height_mm=h, dies_per_wafer=float(n),
+                         optics_usd=network_Bps * per_Bps, **t)
+
+
+def cost_terms(area_mm2, hbm_GB, dies_per_wafer, p) -> dict:
+    """The cost terms of one GPU (US dollars), array-friendly: any ``p[key]`` may be a numpy array of samples.
+
+    ``p`` maps the catalog's ``"section.key"`` names to values (a :class:`Params`
+    or a dict); ``dies_per_wafer`` is given because it depends on the geometry only.
+    """
     y = die_yield(area_mm2, p["yield.defect_density_per_cm2"], model=p["yield.model"],
                   alpha=p["yield.clustering_alpha"], critical_layers=p["yield.critical_layers"])
     ytot = y * p["yield.wafer_process_yield"]
-    if ytot <= 0:
-        raise SpecError("yield: no good die (wafer_process_yield or die yield is 0)")
-    raw = p["wafer.price_usd"] / n
+    raw = p["wafer.price_usd"] / dies_per_wafer
     test = p["test.prober_usd_per_hour"] / 3600.0 * p["test.test_s_per_mm2"] * area_mm2
     good = (raw + test) / ytot
     stacks = hbm_GB / p["hbm.stack_GB"] if p["hbm.stack_GB"] > 0 else 0.0
     hbm = hbm_GB * p["hbm.usd_per_GB"]
     inter_mm2 = (area_mm2 + stacks * p["hbm.stack_footprint_mm2"]) * p["package.interposer_margin"]
     inter = inter_mm2 * p["package.interposer_usd_per_mm2"]
-    asm = p["package.assembly_usd"]
+    asm = p["package.assembly_usd"] + 0.0 * area_mm2
     ay = p["package.assembly_step_yield"] ** (1.0 + stacks)
-    fy = p["package.final_test_yield"]
-    if ay <= 0 or fy <= 0:
-        raise SpecError("package: assembly_step_yield and final_test_yield must be in (0, 1]")
-    gpu = ((good + hbm + inter + asm) / ay + p["package.final_test_usd"]) / fy
-    per_Bps = {"cpo": p["optics.cpo_usd_per_Gbps"], "pluggable": p["optics.pluggable_usd_per_Gbps"],
-               "copper": 0.0}[io] / units.to_si("x_Gbps", 1.0)
-    return CostBreakdown(
-        area_mm2=float(area_mm2), width_mm=w, height_mm=h, dies_per_wafer=float(n), die_yield=float(y),
-        yield_total=float(ytot), raw_die_usd=raw, test_usd=test, good_die_usd=good, hbm_stacks=stacks,
-        hbm_usd=hbm, interposer_mm2=inter_mm2, interposer_usd=inter, assembly_usd=asm, assembly_yield=ay,
-        package_usd=gpu - good - hbm, gpu_usd=gpu, optics_usd=network_Bps * per_Bps)
+    gpu = ((good + hbm + inter + asm) / ay + p["package.final_test_usd"]) / p["package.final_test_yield"]
+    return {"die_yield": y, "yield_total": ytot, "raw_die_usd": raw, "test_usd": test, "good_die_usd": good,
+            "hbm_stacks": stacks + 0.0 * area_mm2, "hbm_usd": hbm, "interposer_mm2": inter_mm2,
+            "interposer_usd": inter, "assembly_usd": asm, "assembly_yield": ay,
+            "package_usd": gpu - good - hbm, "gpu_usd": gpu}

@@ -64,6 +64,19 @@ class Params:
         return str(self.sources.get(key, "")).lower().startswith("assumption")
 
 
+#: Keys with a narrower allowed range than [0, inf): (low, high, low excluded).
+LIMITS = {
+    "yield.wafer_process_yield": (0.0, 1.0, True), "package.assembly_step_yield": (0.0, 1.0, True),
+    "package.final_test_yield": (0.0, 1.0, True), "yield.clustering_alpha": (0.0, math.inf, True),
+    "yield.critical_layers": (0.0, math.inf, True), "shoreline.aspect_ratio": (0.0, math.inf, True),
+    "shoreline.hbm_edge_share": (0.0, 0.99, False), "power.static_share": (0.0, 1.0, False),
+    "power.spreading_share": (0.0, 0.99, False), "power.alpha_power": (1.0, 2.5, False),
+    "power.nominal_vdd_V": (0.0, math.inf, True), "wafer.diameter_mm": (0.0, math.inf, True),
+    "tco.life_years": (0.0, math.inf, True), "tco.pue": (1.0, math.inf, False),
+    "hbm.stack_GB": (0.0, math.inf, True), "package.interposer_margin": (1.0, math.inf, False),
+}
+
+
 def _check_value(key: str, v):
     if key in STRING_KEYS:
         if not isinstance(v, str):
@@ -72,8 +85,9 @@ def _check_value(key: str, v):
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         raise SpecError(f"silicon.{key}: expected a number, got {v!r}")
     v = float(v)
-    if math.isnan(v) or math.isinf(v) or v < 0:
-        raise SpecError(f"silicon.{key}: {v!r} is out of range, allowed [0, inf)")
+    lo, hi, lo_open = LIMITS.get(key, (0.0, math.inf, False))
+    if math.isnan(v) or math.isinf(v) or v < lo or (lo_open and v == lo) or v > hi:
+        raise SpecError(f"silicon.{key}: {v!r} is out of range, allowed {'(' if lo_open else '['}{lo:g}, {hi:g}]")
     return v
 
 

@@ -20,10 +20,9 @@ Examples
 from __future__ import annotations
 
 from .. import units
-from ..errors import SpecError
 from .params import Params, params as get_params
 
-__all__ = ["capex_usd", "tco_usd_per_s", "usd_per_million_tokens", "params"]
+__all__ = ["capex_usd", "tco_usd_per_s", "usd_per_million_tokens", "system_cost", "params"]
 
 
 def params(overrides=None) -> Params:
@@ -41,8 +40,6 @@ def tco_usd_per_s(capex: float, power_W: float, params: Params | dict | None = N
     """Dollars per second of ownership: amortized capital plus energy at the PUE."""
     p = get_params(params)
     life = p["tco.life_years"] * units.SECONDS_PER_YEAR
-    if life <= 0:
-        raise SpecError(f"tco.life_years: {p['tco.life_years']!r} is out of range, allowed (0, inf)")
     energy = power_W * p["tco.pue"] * p["tco.electricity_usd_per_kWh"] / units.J_PER_KWH
     return capex / life + energy
 
@@ -53,3 +50,17 @@ def usd_per_million_tokens(tokens_per_s: float, capex: float, power_W: float,
     if not tokens_per_s > 0:
         return float("inf")
     return tco_usd_per_s(capex, power_W, params) / tokens_per_s * 1e6
+
+
+def system_cost(*, n_gpus, gpu_relative_cost, network_cost_per_gpu, h100e_per_gpu, watts, tokens_per_s,
+                params: Params | dict | None = None) -> dict:
+    """Capital cost, dollars per second and per million tokens of ``n_gpus`` GPUs and their network share.
+
+    Array-friendly: any argument, or any value of a :class:`Params` built from
+    arrays of samples, broadcasts (the study's Monte Carlo uses that).
+    """
+    p = get_params(params)
+    capex = capex_usd(relative_cost=n_gpus * (gpu_relative_cost + network_cost_per_gpu),
+                      h100_equivalents=n_gpus * h100e_per_gpu, params=p)
+    per_s = tco_usd_per_s(capex, watts, p)
+    return {"capex_usd": capex, "usd_per_s": per_s, "usd_per_million_tokens": per_s / tokens_per_s * 1e6}

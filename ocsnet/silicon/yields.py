@@ -60,9 +60,10 @@ def die_yield(area_mm2, defect_density_per_cm2, *, model: str = "negative-binomi
         raise SpecError(f"defect_density_per_cm2: {defect_density_per_cm2!r} is out of range, allowed [0, inf)")
     if np.any(~np.isfinite(a)) or np.any(a <= 0):
         raise SpecError(f"area_mm2: {area_mm2!r} is out of range, allowed (0, inf)")
-    if not alpha > 0:
+    alpha = np.asarray(alpha, dtype=float)
+    if not np.all(alpha > 0):
         raise SpecError(f"alpha: {alpha!r} is out of range, allowed (0, inf)")
-    if not critical_layers > 0:
+    if not np.all(np.asarray(critical_layers) > 0):
         raise SpecError(f"critical_layers: {critical_layers!r} is out of range, allowed (0, inf)")
     ad = a / units.MM2_PER_CM2 * d
     if model == "poisson":
