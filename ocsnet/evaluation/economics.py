@@ -169,9 +169,7 @@ def analyse(cfg: dict, result, fabrics: dict, *, progress: bool = False) -> dict
         h100, n = _screen(model, mode, bfab, parent, parent,
                           [(base.best.plan, _sizes(base.best), base.best.algorithms.get("all-reduce"))], None, p)
         out["screened"] += n
-        for kind in sec["fabrics"]:
-            if kind not in cfg["lite_fabrics"]:
-                raise SpecError(f"study.silicon.fabrics: {kind!r} is not one of {', '.join(cfg['lite_fabrics'])}")
+        for kind in [k for k in sec["fabrics"] if k in cfg["lite_fabrics"]]:   # kinds the study has
             anchor = next((c.best for c in row if c.system.kind == kind and c.best is not None
                            and c.system.gpu == sec["anchor_variant"]), None)
             anchor = anchor or next((c.best for c in row if c.system.kind == kind and c.best is not None), base.best)
@@ -197,6 +195,8 @@ def analyse(cfg: dict, result, fabrics: dict, *, progress: bool = False) -> dict
     # 3. sensitivity
     mode_t = sec["tornado_mode"] if sec["tornado_mode"] in cfg["modes"] else cfg["modes"][0]
     key = (cfg["models"][0], mode_t, sec["tornado_system"])
+    if key not in inputs:   # the configured system is not in this study: its first Lite system
+        key = next((k for k, v in inputs.items() if k[:2] == key[:2] and v[1] != "baseline"), key)
     base_key = next((k for k, v in inputs.items() if k[:2] == key[:2] and v[1] == "baseline"), None)
     if key in inputs and base_key is not None:
         out["tornado"] = {"model": key[0], "mode": key[1], "system": key[2],
