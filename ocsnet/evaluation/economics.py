@@ -23,7 +23,6 @@ Stage: evaluation (see docs/design.md, "Silicon"); registered in
 
 from __future__ import annotations
 
-import itertools
 import math
 from pathlib import Path
 
@@ -138,9 +137,11 @@ def analyse(cfg: dict, result, fabrics: dict, *, progress: bool = False) -> dict
                 continue
             ci = cost_inputs(c.system.label, c.best, parent)
             inputs[(m, mode, c.system.label)] = (ci, c.system.kind)
+            gpu_part = c.best.gpu.relative_cost
             out["systems"].append({"model": m, "mode": mode, "system": c.system.label, "gpu": c.system.gpu,
                                    "usd_per_mtok": float(usd_per_mtok(ci, p)),
-                                   "gpu_relative_cost": float(c.best.gpu.relative_cost)})
+                                   "gpu_relative_cost": float(gpu_part),
+                                   "network_vs_gpu_cost": float(ci.network_cost_per_gpu / gpu_part)})
     base_usd = {(r["model"], r["mode"]): r["usd_per_mtok"] for r in out["systems"]
                 if inputs[(r["model"], r["mode"], r["system"])][1] == "baseline"}
     for r in out["systems"]:
@@ -264,9 +265,13 @@ def report(data: dict, outdir: Path, *, figures: bool = True) -> list[str]:
     md += ["### Cost per million tokens of the study's systems", "",
            "Capital (GPUs at the parent's margin, network, hosts) amortized over the catalog's life, plus "
            "energy at the PUE and electricity price; per replica at the chosen plan.", "",
-           "| model | mode | system | $/Mtok | vs H100 | GPU cost (H100 = 1) |", "|---|---|---|---|---|---|"]
+           "| model | mode | system | $/Mtok | vs H100 | GPU cost (H100 = 1) | network cost per GPU cost |",
+           "|---|---|---|---|---|---|---|"]
     md += [f"| {r['model']} | {r['mode']} | {r['system']} | {r['usd_per_mtok']:.4g} | {_fmt(r['vs_h100'])} | "
-           f"{r['gpu_relative_cost']:.3f} |" for r in data["systems"]]
+           f"{r['gpu_relative_cost']:.3f} | {r['network_vs_gpu_cost']:.2f} |" for r in data["systems"]]
+    md += ["", "The network's share (switches, OCS, optics at the catalog's prices) weighs far more per unit of "
+           "silicon on a Lite-GPU fabric than on the H100 DGX: each small GPU carries its own optical ports. "
+           "That, not the die, decides most of the cost per million tokens."]
     md += ["", "### The best fraction by cost per million tokens", "",
            f"Each fraction keeps the study's silicon ({data['n_h100e']:g} H100-equivalents); plans from the "
            "alpha-beta screen (ideal circuits, no congestion) within the study's latency limit, among the plans "
@@ -289,7 +294,7 @@ def report(data: dict, outdir: Path, *, figures: bool = True) -> list[str]:
                + "; ".join(f"{r['parameter']} {r['ratio_low']:.3f}..{r['ratio_high']:.3f}" for r in t["rows"][:4]) + "."]
     if data["monte_carlo"]:
         n = data["monte_carlo"][0]["samples"]
-        md += ["", f"### Probability that a Lite-GPU system beats the H100 on cost per million tokens", "",
+        md += ["", "### Probability that a Lite-GPU system beats the H100 on cost per million tokens", "",
                f"Monte Carlo over every ranged parameter at once ({n} seeded samples, triangular on low, "
                "default, high); throughput fixed at the study's chosen plans.", "",
                "| model | mode | system | P(beats H100) | ratio p05 | p50 | p95 |", "|---|---|---|---|---|---|---|"]

@@ -27,11 +27,6 @@ COLUMNS = ("fraction", "die_mm2", "dies_per_wafer", "yield", "good_die_usd", "pa
            "bw_to_compute_vs_parent", "max_clock")
 
 
-def _label(text) -> str:
-    s = str(text).strip()
-    return s
-
-
 def fraction_rows(parent, fractions=DEFAULT_FRACTIONS, *, io: str = "cpo", params=None,
                   allow_stitching: bool = False) -> list[dict]:
     """The silicon model at each fraction of ``parent`` (full shoreline, nominal clock; max clock reported).
@@ -47,7 +42,7 @@ def fraction_rows(parent, fractions=DEFAULT_FRACTIONS, *, io: str = "cpo", param
                         allow_stitching=allow_stitching)
         c = d.cost
         rows.append({
-            "fraction": _label(fr), "die_mm2": d.area_mm2, "dies_per_wafer": c.dies_per_wafer,
+            "fraction": str(fr).strip(), "die_mm2": d.area_mm2, "dies_per_wafer": c.dies_per_wafer,
             "yield": c.yield_total, "good_die_usd": c.good_die_usd, "package_usd": c.package_usd,
             "hbm_usd": c.hbm_usd, "gpu_usd": c.gpu_usd, "cost_per_h100e_usd": c.gpu_usd / f,
             "cost_per_h100e": d.cost_per_h100e, "power_W": d.tdp_W,
