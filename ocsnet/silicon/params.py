@@ -1,6 +1,8 @@
 """The parameters of the silicon model, read from ``ocsnet/catalog/silicon.toml``.
 
 Stage 1 of the pipeline, beside the catalog (see docs/design.md, "Silicon").
+User catalog folders may hold ``silicon.toml`` or ``silicon-*.toml`` files
+whose values (each with its source) replace the built-in ones.
 A :class:`Params` maps ``"section.key"`` names (``"wafer.price_usd"``,
 ``"yield.defect_density_per_cm2"``) to numbers in the unit their name carries,
 with the source of each and the low/high range of the economic ones.
@@ -22,9 +24,9 @@ import functools
 import math
 import tomllib
 from dataclasses import dataclass, field
-from importlib import resources
 from typing import Mapping
 
+from .. import folders
 from ..errors import SpecError
 
 __all__ = ["Params", "params", "STRING_KEYS"]
@@ -91,29 +93,46 @@ def _check_value(key: str, v):
     return v
 
 
-@functools.cache
-def _load() -> Params:
-    try:
-        text = resources.files("ocsnet.catalog").joinpath("silicon.toml").read_text()
-        table = tomllib.loads(text)
-    except (FileNotFoundError, tomllib.TOMLDecodeError) as e:
-        raise SpecError(f"catalog/silicon.toml: {e}") from None
-    values, sources = {}, {}
-    rng = table.pop("range", {})
-    rng_src = rng.pop("source", {})
-    for section, entries in table.items():
-        src = entries.get("source", {})
-        for k, v in entries.items():
-            if k == "source":
-                continue
-            key = f"{section}.{k}"
-            values[key] = _check_value(key, v)
-            if key not in STRING_KEYS:
-                if not isinstance(src.get(k), str) or not src[k]:
-                    raise SpecError(f"silicon.{key}: number has no source string in [{section}.source]")
-                sources[key] = src[k]
+def _tables() -> list[tuple[str, dict]]:
+    """The built-in silicon.toml, then user catalog files named silicon.toml or silicon-*.toml (in search order)."""
+    out = []
+    for f in folders.sources("catalog"):
+        if f.name != "silicon" and not f.name.startswith("silicon-"):
+            continue
+        where = "catalog/silicon.toml" if f.builtin else f.origin
+        try:
+            out.append((where, tomllib.loads(f.read_text())))
+        except (OSError, tomllib.TOMLDecodeError) as e:
+            raise SpecError(f"{where}: {e}") from None
+    if not out:
+        raise SpecError("catalog/silicon.toml: not found")
+    return out
+
+
+@functools.lru_cache(maxsize=8)
+def _load(key: tuple = ()) -> Params:
+    values, sources, rng, rng_src = {}, {}, {}, {}
+    for n, (where, table) in enumerate(_tables()):
+        r = dict(table.pop("range", {}))
+        rng_src.update(r.pop("source", {}))
+        rng.update(r)
+        for section, entries in table.items():
+            if not isinstance(entries, dict):
+                raise SpecError(f"{where}: {section}: expected a table of parameters")
+            src = entries.get("source", {})
+            for k, v in entries.items():
+                if k == "source":
+                    continue
+                key = f"{section}.{k}"
+                if n and key not in values:
+                    raise SpecError(f"{where}: silicon parameter {key!r} is unknown; known: {', '.join(sorted(values))}")
+                values[key] = _check_value(key, v)
+                if key not in STRING_KEYS:
+                    if not isinstance(src.get(k), str) or not src[k]:
+                        raise SpecError(f"{where}: silicon.{key}: number has no source string in [{section}.source]")
+                    sources[key] = src[k]
     ranges = {}
-    for key, lohi in rng.items():
+    for key, lohi in sorted(rng.items()):
         if key not in values or key in STRING_KEYS:
             raise SpecError(f"silicon.range: {key!r} is not a numeric silicon parameter")
         if not isinstance(rng_src.get(key), str):
@@ -129,4 +148,4 @@ def params(overrides: Mapping[str, float | str] | Params | None = None) -> Param
     """The catalog's silicon parameters with ``overrides`` (a dict of ``"section.key"`` names) applied."""
     if isinstance(overrides, Params):
         return overrides
-    return _load().replace(overrides)
+    return _load(folders.state()).replace(overrides)
