@@ -372,8 +372,8 @@ def _gpus(key: tuple) -> dict[str, GPUSpec]:
             kw = {k: entry[k] for k in ("fraction", "io", "network", "clock") if k in entry}
             try:
                 spec = lite_gpu(parent, name=name, description=entry["description"], **kw)
-            except SpecError as e:
-                raise SpecError(f"{w}: {e}") from None
+            except SpecError as e:   # "fraction: ..." -> "gpus.lite-x.fraction: ..."
+                raise SpecError(f"{w}.{e}") from None
             out[name] = dataclasses.replace(spec, source=dict(entry.get("source", {})))
     return out
 

@@ -250,3 +250,26 @@ def test_tco_closed_form():
     assert s == pytest.approx(capex / life + 1e4 * p["tco.pue"] * p["tco.electricity_usd_per_kWh"] / 3.6e6)
     assert silicon.usd_per_million_tokens(2e3, capex, 1e4, p) == pytest.approx(s / 2e3 * 1e6)
     assert silicon.usd_per_million_tokens(0.0, capex, 1e4, p) == math.inf
+
+
+def test_user_catalog_file_overrides_silicon_parameters(tmp_path):
+    from ocsnet import folders, hardware
+
+    f = tmp_path / "silicon-mine.toml"
+    f.write_text('[wafer]\nprice_usd = 20000\n[wafer.source]\nprice_usd = "my foundry quote"\n')
+    hardware.load_catalog(f)
+    try:
+        p = silicon.params()
+        assert p["wafer.price_usd"] == 20000 and p.sources["wafer.price_usd"] == "my foundry quote"
+        assert p["hbm.usd_per_GB"] == 15.0                      # the rest stays built-in
+    finally:
+        folders.remove_path(f)
+    assert silicon.params()["wafer.price_usd"] == 16988.0
+    bad = tmp_path / "silicon-bad.toml"
+    bad.write_text('[wafer]\nprice_usd = 20000\n')
+    hardware.load_catalog(bad)
+    try:
+        with pytest.raises(SpecError, match="no source"):
+            silicon.params()
+    finally:
+        folders.remove_path(bad)
