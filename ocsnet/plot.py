@@ -369,3 +369,32 @@ def tornado(rows: list[dict], ax=None, *, title: str | None = None, max_rows: in
     if title:
         ax.set_title(title, fontsize=9)
     return ax
+
+
+def failure_losses(rows: list[list]):
+    """Capacity lost to failures per system and spare policy (grouped bars, analytic with the Monte
+    Carlo's 95 % interval); ``rows``: [system, policy, gpus/replica, spares, lost analytic, lost MC,
+    MC ci95, ...] as written by the study's failures section."""
+    import matplotlib.pyplot as plt
+
+    systems = list(dict.fromkeys(r[0] for r in rows))
+    policies = [p for p in ("none", "spares", "ocs") if any(r[1] == p for r in rows)]
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.1 * len(systems)), 3.6))
+    w = 0.8 / max(len(policies), 1)
+    for k, pol in enumerate(policies):
+        xs, ys, es = [], [], []
+        for i, s in enumerate(systems):
+            r = next((r for r in rows if r[0] == s and r[1] == pol), None)
+            if r is not None:
+                xs.append(i + (k - (len(policies) - 1) / 2) * w)
+                ys.append(100 * r[4])
+                es.append(100 * r[6])
+        ax.bar(xs, ys, w, yerr=es, capsize=2, label={"none": "no spares", "spares": "hot spares",
+                                                       "ocs": "OCS substitution"}[pol])
+    ax.set_xticks(range(len(systems)))
+    ax.set_xticklabels(systems, rotation=30, ha="right", fontsize=8)
+    ax.set_ylabel("serving capacity lost (%)")
+    ax.set_title("capacity lost to failures (analytic; bars: Monte Carlo 95 % CI)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -132,3 +132,21 @@ def test_cli_compare_small(tmp_path, capsys):
     assert rc == 0
     assert "Lite netboost / OCS" in out and "report:" in out
     assert (tmp_path / "out" / "report.md").exists()
+
+
+def test_failures_section(result, tmp_path):
+    data = result.extras["failures"]
+    rows = {r["system"]: r for r in data["rows"]}
+    assert "H100 DGX" in rows and "ocs" not in rows["H100 DGX"]["policies"]
+    lite_ocs = next(r for r in data["rows"] if r["kind"] == "OCS")
+    pol = lite_ocs["policies"]
+    assert pol["ocs"]["lost_share"] <= pol["spares"]["lost_share"] <= pol["none"]["lost_share"]
+    for r in data["rows"]:
+        for v in r["policies"].values():
+            assert 0 <= v["lost_share"] <= 1 and v["goodput_per_h100e"] > 0
+            # the Monte Carlo mean agrees with the analytic steady state within its interval (loosely)
+            assert abs(v["mc_lost_share"] - v["lost_share"]) <= 4 * v["mc_ci95"] + 2e-3
+    write_report(result, tmp_path)
+    text = (tmp_path / "report.md").read_text()
+    assert "## Failures" in text and "**Answer.**" in text
+    assert (tmp_path / "failures.png").exists() and (tmp_path / "failures.csv").exists()

@@ -63,6 +63,7 @@ ANALYSES: dict[str, str] = {
     # memory architecture
     # serving under SLOs
     # faults and reliability
+    "failures": "ocsnet.reliability.section",
     # fidelity against measured systems
 }
 
