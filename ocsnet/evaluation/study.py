@@ -59,10 +59,12 @@ __all__ = ["DEFAULT_STUDY", "ANALYSES", "OBJECTIVES", "StudyResult", "Choice", "
 ANALYSES: dict[str, str] = {
     # collectives (fabric-aware algorithms)
     # silicon economics (how small a GPU should be)
+    "silicon": "ocsnet.evaluation.economics",
     # memory architecture
     # serving under SLOs
     "serving": "ocsnet.serving.study",
     # faults and reliability
+    "failures": "ocsnet.reliability.section",
     # fidelity against measured systems
 }
 
