@@ -32,7 +32,7 @@ from .errors import FabricError
 
 __all__ = ["Fabric", "KINDS", "TECHS"]
 
-KINDS = ("gpu", "packet_switch", "nvswitch", "ocs", "nic")
+KINDS = ("gpu", "packet_switch", "nvswitch", "ocs", "nic", "memory")
 TECHS = ("copper", "pluggable", "cpo", "circuit")
 
 

@@ -93,6 +93,7 @@ ANALYSES: dict[str, str] = {
     # collectives (fabric-aware algorithms)
     # silicon economics (how small a GPU should be)
     # memory architecture
+    "memory": "ocsnet.evaluation.memory_study",
     # serving under SLOs
     # faults and reliability
     # fidelity against measured systems

@@ -9,8 +9,9 @@ per-layer model times the remote reads on the fabric
 (:mod:`ocsnet.evaluation.remote`).
 """
 
+from .config import MEMORY_MODES, MemoryConfig, memory_config
 from .placement import ITEMS, Demand, Placement, Share, demand, lp_bound, place
 from .tiers import KINDS, MemoryTier, host_tier_for, local_tier, tier, tiers
 
-__all__ = ["ITEMS", "KINDS", "Demand", "Placement", "Share", "MemoryTier", "demand", "place", "lp_bound",
+__all__ = ["MEMORY_MODES", "MemoryConfig", "memory_config", "ITEMS", "KINDS", "Demand", "Placement", "Share", "MemoryTier", "demand", "place", "lp_bound",
            "tier", "tiers", "local_tier", "host_tier_for"]
