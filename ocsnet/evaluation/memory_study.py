@@ -116,11 +116,32 @@ def _row(m, mode, kind, mem, ev, base, limit, note="") -> dict:
     return r
 
 
+def _check(sec: dict) -> None:
+    """Refuse bad settings by name before any work."""
+    from .. import hardware
+    from ..errors import SpecError, check_range
+    from ..memory import tier
+
+    hardware.gpu(sec["variant"])
+    for m in sec["memory_modes"]:
+        if m not in ("shared", "disaggregated", "host"):
+            raise SpecError(f"study.memory.memory_modes: {m!r} is not one of shared, disaggregated, host")
+    if tier(sec["node_tier"]).kind != "node":
+        raise SpecError(f"study.memory.node_tier: {sec['node_tier']!r} is not a memory-node tier (kind 'node')")
+    if sec["peer_ratio"] != "auto":
+        check_range("study.memory.peer_ratio", sec["peer_ratio"], 0, 64, lo_open=True)
+    for k in ("n_nodes", "ports_per_node", "max_candidates"):
+        check_range(f"study.memory.{k}", sec[k], 1)
+    check_range("study.memory.port_GBps", sec["port_GBps"], 0, lo_open=True)
+    check_range("study.memory.full_eval_fraction", sec["full_eval_fraction"], 0, 1)
+
+
 def analyse(cfg: dict, result, fabrics: dict, *, progress: bool = False) -> dict:
     """Rows (model, mode, fabric, memory architecture) of the best plan; see the module notes."""
     from ..topology import attach_memory
 
     sec = cfg["memory"]
+    _check(sec)
     t0 = time.perf_counter()
     rows = []
     with_nodes: dict = {}

@@ -344,11 +344,14 @@ def _greedy(d: Demand, shares, prefetch: bool) -> np.ndarray:
     remote_cap = sum(s.capacity_bytes for s in shares[1:])
     top = min(total, remote_cap)
 
-    def local_use(o):
-        lb = _even(d, _pairing(d, shares, o))
-        return float(lb[:, :, 0].sum()) + _staging(d, lb, prefetch), lb
+    k = 2.0 if prefetch else 1.0
 
-    use, lb = local_use(top)
+    def local_use(o):                      # an even spread: the staging is one layer's share of the remote bytes
+        x = _pairing(d, shares, o)
+        return float(x[:, 0].sum()) + k * float(x[:, 1:].sum(axis=1) @ d.staged) / d.layers, x
+
+    use, x = local_use(top)
+    lb = _even(d, x)
     if use > C0 * (1 + _RTOL):
         where = ", ".join(f"{s.tier.name} {units.fmt_bytes(s.capacity_bytes)}" for s in shares)
         raise WorkloadError(f"memory: {units.fmt_bytes(total)} per GPU fits nowhere ({where}; every layer's "
@@ -363,7 +366,7 @@ def _greedy(d: Demand, shares, prefetch: bool) -> np.ndarray:
             lo = mid
         if hi - lo <= 1e-12 * max(total, 1.0):
             break
-    return local_use(hi)[1]
+    return _even(d, local_use(hi)[1])
 
 
 def lp_bound(d: Demand, shares, offload: float) -> tuple[float, np.ndarray]:
