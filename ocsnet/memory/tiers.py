@@ -30,7 +30,7 @@ import functools
 import math
 from dataclasses import dataclass
 
-from .. import hardware, units
+from .. import folders, hardware, units
 from ..errors import SpecError
 
 __all__ = ["MemoryTier", "KINDS", "tier", "tiers", "local_tier", "host_tier_for"]
@@ -130,9 +130,14 @@ def _convert(name: str, entry: dict) -> MemoryTier:
     return MemoryTier(name=name, source=dict(src), **kw)
 
 
-@functools.cache
-def _tiers() -> dict[str, MemoryTier]:
+@functools.lru_cache(maxsize=16)
+def _tiers_for(key: tuple) -> dict[str, MemoryTier]:
     return {name: _convert(name, entry) for name, entry in hardware.load_table("memory.toml").items()}
+
+
+def _tiers() -> dict[str, MemoryTier]:
+    """Built-in and user tiers (user folders, ``OCSNET_PATH``), cached per folder configuration."""
+    return _tiers_for(folders.state())
 
 
 def tiers() -> dict[str, MemoryTier]:
