@@ -170,6 +170,7 @@ CATALOG_KINDS = {
     "models": "ocsnet.workload.models:models",
     "slos": "ocsnet.serving.slo:presets",
     "workloads": "ocsnet.serving.requests:workloads",
+    "memory": "ocsnet.memory.tiers:tiers",
 }
 
 

@@ -61,6 +61,7 @@ ANALYSES: dict[str, str] = {
     # silicon economics (how small a GPU should be)
     "silicon": "ocsnet.evaluation.economics",
     # memory architecture
+    "memory": "ocsnet.evaluation.memory_study",
     # serving under SLOs
     "serving": "ocsnet.serving.study",
     # faults and reliability
