@@ -40,7 +40,7 @@ from ..errors import SpecError
 
 __all__ = ["die_yield", "YIELD_MODELS"]
 
-YIELD_MODELS = ("poisson", "murphy", "seeds", "bose-einstein", "negative-binomial")
+from .names import YIELD_MODELS
 
 
 def die_yield(area_mm2, defect_density_per_cm2, *, model: str = "negative-binomial", alpha: float = 2.0,
