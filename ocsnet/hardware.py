@@ -168,6 +168,7 @@ CATALOG_KINDS = {
     "switches": "ocsnet.hardware:switches",
     "ocs": "ocsnet.hardware:ocs_types",
     "models": "ocsnet.workload.models:models",
+    "memory": "ocsnet.memory.tiers:tiers",
 }
 
 

@@ -61,6 +61,7 @@ ANALYSES: dict[str, str] = {
     # silicon economics (how small a GPU should be)
     "silicon": "ocsnet.evaluation.economics",
     # memory architecture
+    "memory": "ocsnet.evaluation.memory_study",
     # serving under SLOs
     # faults and reliability
     "failures": "ocsnet.reliability.section",
