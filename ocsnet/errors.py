@@ -36,6 +36,10 @@ class ScheduleError(OcsnetError):
     """An OCS scheduling problem or schedule is invalid."""
 
 
+class FaultError(OcsnetError):
+    """A fault names a component that does not exist, or a failure/repair parameter is out of range."""
+
+
 def check_range(name: str, value, lo=None, hi=None, *, lo_open: bool = False) -> None:
     """Raise :class:`SpecError` unless ``lo <= value <= hi`` (``lo < value`` if *lo_open*).
 
@@ -54,3 +58,7 @@ def check_range(name: str, value, lo=None, hi=None, *, lo_open: bool = False) ->
         left = "(" if lo_open else "["
         rng = f"{left}{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}]"
         raise SpecError(f"{name}: {value!r} is out of range, allowed {rng}")
+
+
+class SweepError(SpecError):
+    """A sweep spec, its results folder or the engine that runs it is invalid or unreachable."""
