@@ -197,3 +197,24 @@ def test_hierarchical_on_dgx_nodes_and_bounds():
     b = lower_bounds("all-reduce", f, np.arange(p), 1e8)
     assert b["cut_s"] > 0                                  # the scale-out links between the two nodes
     assert flow_time(f, np.arange(p), steps) >= max(b.values())
+
+
+def test_lp_bound_against_closed_forms_and_algorithms():
+    from ocsnet.collectives.synth import lp_bound_s
+    # clique of p with links b: every rank receives (p-1) N / p over p-1 links -> N / (p b)
+    for p in (3, 4, 5):
+        f = topology.fully_connected(p, link_Bps=1e9)
+        assert lp_bound_s("all-gather", f, np.arange(p), 6e9) == pytest.approx(6e9 / (p * 1e9), rel=1e-6)
+    # a unidirectional-capacity ring of 8: the ring all-gather is optimal in both directions
+    f = topology.torus(8, gpu="lite-netboost")
+    r = np.arange(8)
+    lp = lp_bound_s("reduce-scatter", f, r, 1e9)
+    best = collective_time_of(f, r, "reduce-scatter", "torus")
+    assert lp <= best * (1 + 1e-9)
+    assert lp == pytest.approx(best, rel=1e-3)
+    b = lower_bounds("all-gather", topology.fat_tree(4), np.arange(16), 1e9, lp=True)
+    assert "lp_s" in b and b["lp_s"] >= b["injection_s"] * (1 - 1e-6)
+
+
+def collective_time_of(f, r, kind, alg):
+    return flow_time(f, r, expand(kind, len(r), 1e9, alg, fabric=f, ranks=r, as_arrays=True))

@@ -16,6 +16,8 @@ synthesized) in the fluid model of :mod:`ocsnet.flow`:
   B's through the fabric (the capacity of the weakest cut between them).
   Splits tried: each locality domain against the rest of the group, and on a
   torus block the two halves along each dimension;
+- **lp** (optional, all-gather and reduce-scatter on small fabrics): the
+  optimum of the broadcast LP of :mod:`ocsnet.collectives.synth`;
 - **latency**: the lowest-latency path between the farthest pair of ranks
   (the result at B depends on A's data), over at most
   :data:`LATENCY_SOURCES` sources.
@@ -138,8 +140,13 @@ def _latency(fabric: Fabric, ranks: np.ndarray) -> float:
     return float(dd.max()) if len(dd) else 0.0
 
 
-def lower_bounds(kind: str, fabric: Fabric, ranks, nbytes: float) -> dict:
-    """The three bounds of :func:`lower_bound_s`: ``{"injection_s", "cut_s", "latency_s"}``."""
+def lower_bounds(kind: str, fabric: Fabric, ranks, nbytes: float, *, lp: bool = False) -> dict:
+    """The bounds of :func:`lower_bound_s`: ``{"injection_s", "cut_s", "latency_s"}``.
+
+    With ``lp=True``, all-gather and reduce-scatter on a small enough fabric
+    also get ``"lp_s"``, the optimum of the broadcast LP of
+    :func:`ocsnet.collectives.synth.lp_bound_s` (seconds of solver time).
+    """
     if kind not in BOUND_KINDS:
         raise WorkloadError(f"kind: {kind!r} has no lower bound here, expected one of {', '.join(BOUND_KINDS)}")
     if not isinstance(fabric, Fabric):
@@ -169,10 +176,17 @@ def lower_bounds(kind: str, fabric: Fabric, ranks, nbytes: float) -> dict:
                     if fl > 0:
                         cut = max(cut, _cut_bytes(kind, na, nb, p, N) / fl)
     lat = _latency(fabric, r)
-    return {"injection_s": inj, "cut_s": cut, "latency_s": lat}
+    out = {"injection_s": inj, "cut_s": cut, "latency_s": lat}
+    if lp and kind in ("all-gather", "reduce-scatter"):
+        from .fabric_aware import ocs_info
+        from .synth import lp_bound_s
+        v = None if ocs_info(fabric) is not None else lp_bound_s(kind, fabric, r, N)
+        if v is not None:
+            out["lp_s"] = v
+    return out
 
 
-def lower_bound_s(kind: str, fabric: Fabric, ranks, nbytes: float) -> float:
+def lower_bound_s(kind: str, fabric: Fabric, ranks, nbytes: float, *, lp: bool = False) -> float:
     """A lower bound on the time of a collective of the group ``ranks`` on ``fabric``, seconds.
 
     The largest of the injection, cut and latency bounds (see the module
@@ -186,6 +200,8 @@ def lower_bound_s(kind: str, fabric: Fabric, ranks, nbytes: float) -> float:
         The group's GPU ranks (None: every GPU of the fabric).
     nbytes : float
         Buffer size in the nccl-tests convention (:func:`ocsnet.collectives.expand`).
+    lp : bool
+        Also the broadcast LP bound (all-gather, reduce-scatter; small fabrics).
 
     Examples
     --------
@@ -194,6 +210,6 @@ def lower_bound_s(kind: str, fabric: Fabric, ranks, nbytes: float) -> float:
     >>> round(lower_bound_s("all-reduce", f, None, 1e9) * 1e3, 3)    # 2 (63/64) GB over 6 links
     8.75
     """
-    b = lower_bounds(kind, fabric, ranks, nbytes)
+    b = lower_bounds(kind, fabric, ranks, nbytes, lp=lp)
     return max(b.values())
 
