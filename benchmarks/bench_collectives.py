@@ -30,7 +30,8 @@ import scipy.sparse as sp
 from benchmarks._util import measure, mib, print_table
 from ocsnet.collectives import ALGORITHMS, PIPELINED, binary_tree, double_binary_tree, expand
 
-AR_ALGORITHMS = ("ring", "rhd", "double-binary-tree", "two-shot", "torus", "multi-ring", "hierarchical")
+AR_ALGORITHMS = ("ring", "rhd", "double-binary-tree", "two-shot", "torus", "multi-ring", "hierarchical",
+                 "synthesized")
 SIZES_B = (64e3, 1e6, 16e6, 256e6, 1e9)
 GIB = 1e9
 
@@ -110,6 +111,7 @@ def families(quick: bool):
             ("3-D torus 4x4x4", lambda: topology.torus((4, 4, 4), gpu=g)),
             ("fully connected 8", lambda: topology.fully_connected(8, gpu=g)),
             ("fully connected 7", lambda: topology.fully_connected(7, gpu=g)),
+            ("CPO groups 16 (4 x 4 cliques)", lambda: topology.fully_connected_groups(16, 4, gpu=g)),
             ("H100 DGX 2 nodes", lambda: topology.dgx_cluster(2)),
             ("OCS 64 GPUs, 8 ports", lambda: topology.ocs_fabric(64, 8, gpu=g)),
             ("leaf-spine 64", lambda: topology.leaf_spine(64, gpus_per_leaf=8, gpu=g))]

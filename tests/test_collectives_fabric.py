@@ -218,3 +218,25 @@ def test_lp_bound_against_closed_forms_and_algorithms():
 
 def collective_time_of(f, r, kind, alg):
     return flow_time(f, r, expand(kind, len(r), 1e9, alg, fabric=f, ranks=r, as_arrays=True))
+
+
+@pytest.mark.parametrize("fabric", [topology.fully_connected(5, gpu="lite-netboost"),
+                                    topology.torus((3, 3), gpu="lite-netboost"),
+                                    topology.fully_connected_groups(8, 4, gpu="lite-netboost")])
+def test_synthesized_is_correct_and_near_its_lp(fabric):
+    from ocsnet.collectives.synth import lp_bound_s
+    r = np.arange(fabric.n_gpus)
+    for kind in KINDS:
+        simulate(fabric_program(kind, "synthesized", fabric, r, 1e9, symbolic=True))
+    t = collective_time_of(fabric, r, "all-gather", "synthesized")
+    lp = lp_bound_s("all-gather", fabric, r, 1e9)
+    assert lp * (1 - 1e-9) <= t <= 1.3 * lp
+    if fabric.meta["generator"] == "fully_connected":
+        assert t == pytest.approx(lp, rel=1e-3)        # one tree per source: the direct all-gather
+
+
+def test_synthesized_refuses_what_it_cannot_do():
+    with pytest.raises(WorkloadError, match="synthesized: .* no direct GPU-to-GPU links"):
+        expand("all-gather", 4, 1e6, "synthesized", fabric=topology.fat_tree(4), ranks=[0, 1, 2, 3])
+    with pytest.raises(WorkloadError, match="too large for the LP"):
+        expand("all-gather", 64, 1e6, "synthesized", fabric=topology.torus((4, 4, 4)), ranks=np.arange(64))

@@ -33,9 +33,9 @@ __all__ = ["ALGORITHMS", "FABRIC_ALGORITHMS", "PIPELINED", "AUTO", "expand", "ex
 
 #: Algorithms that need a fabric and the group's ranks (:mod:`ocsnet.collectives.fabric_aware`).
 FABRIC_ALGORITHMS: dict[str, tuple[str, ...]] = {
-    "all-reduce": ("torus", "multi-ring", "hierarchical"),
-    "reduce-scatter": ("torus", "multi-ring", "hierarchical"),
-    "all-gather": ("torus", "multi-ring", "hierarchical"),
+    "all-reduce": ("torus", "multi-ring", "hierarchical", "synthesized"),
+    "reduce-scatter": ("torus", "multi-ring", "hierarchical", "synthesized"),
+    "all-gather": ("torus", "multi-ring", "hierarchical", "synthesized"),
     "all-to-all": ("torus",),
 }
 
@@ -331,6 +331,8 @@ def expand(kind: str, group_size: int, nbytes: float, algorithm: str | None = No
           OCS ports, torus block), each with its share of the buffer.
         - ``"hierarchical"``: reduce-scatter inside locality domains,
           all-reduce across them, all-gather inside.
+        - ``"synthesized"``: pipelined trees packed from the broadcast LP
+          (:mod:`ocsnet.collectives.synth`), small direct-linked groups.
         - ``"auto"``: the fastest that applies, fabric-aware or not
           (:func:`ocsnet.collectives.fabric_aware.choose`); without a fabric
           the kind's default.

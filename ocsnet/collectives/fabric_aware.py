@@ -13,6 +13,8 @@ multi-ring     all-reduce, reduce-scatter, all-gather             a clique of di
                                                                   (``d`` ports: ``d`` rings), a torus block
 hierarchical   all-reduce, reduce-scatter, all-gather             a group spread evenly over >= 2 locality
                                                                   domains (NVLink node, server, leaf, ...)
+synthesized    all-reduce, reduce-scatter, all-gather             a group joined by direct GPU links, small
+                                                                  enough for the LP (:mod:`.synth`)
 =============  ================================================  ==========================================
 
 :func:`choose` picks the fastest algorithm that applies (fabric-aware and
@@ -36,7 +38,10 @@ from .program import Program
 from .rings import hierarchical_program, multi_ring_program, walecki_cycles
 from .torus import torus_a2a_program, torus_program
 
-__all__ = ["FABRIC_ALGORITHMS", "applies", "fabric_program", "choose", "estimate_s", "group_ranks",
+#: ``auto`` considers the synthesized algorithm only up to this LP size (variables).
+AUTO_LP_VARIABLES = 40_000
+
+__all__ = ["FABRIC_ALGORITHMS", "AUTO_LP_VARIABLES", "applies", "fabric_program", "choose", "estimate_s", "group_ranks",
            "ocs_info", "ring_orders"]
 
 
@@ -161,6 +166,10 @@ def _build(kind, algorithm, fabric, ranks, nbytes, *, symbolic, check_only=False
             raise WorkloadError(f"hierarchical: the group of {p} GPUs on {fabric.name!r} does not span two or more "
                                 "locality domains (NVLink node, server, leaf switch, ...) with equal GPUs in each")
         return None if check_only else hierarchical_program(kind, dom[1], nbytes, symbolic=symbolic)
+    if algorithm == "synthesized":
+        from .synth import check_synthesized, synthesized_program
+        check_synthesized(fabric, ranks)
+        return None if check_only else synthesized_program(kind, fabric, ranks, nbytes, symbolic=symbolic)
     raise AssertionError(algorithm)
 
 
@@ -314,9 +323,12 @@ def choose(kind: str, fabric: Fabric, ranks, nbytes: float, *, chunks: int = 1) 
     if p <= 1:
         return ALGORITHMS[kind][0]
     best, best_t = None, np.inf
+    from .synth import lp_size
     for alg in FABRIC_ALGORITHMS.get(kind, ()):
         if applies(kind, alg, fabric, ranks) is not None:
             continue
+        if alg == "synthesized" and lp_size(fabric, ranks) > AUTO_LP_VARIABLES:
+            continue              # the LP takes seconds there; auto stays fast
         t = estimate_s(fabric, ranks, fabric_program(kind, alg, fabric, ranks, nbytes).steps())
         if t < best_t * (1 - 1e-9):
             best, best_t = alg, t
