@@ -68,13 +68,15 @@ def ocs_info(fabric: Fabric) -> dict | None:
     o = getattr(fabric, "ocs", None)
     if o is not None and not isinstance(o, dict):
         return {"ports_per_gpu": int(o.ports_per_gpu), "circuit_Bps": float(o.circuit_Bps),
-                "circuit_latency_s": float(getattr(o, "circuit_latency_s", 0.0))}
+                "circuit_latency_s": float(getattr(o, "circuit_latency_s", 0.0)),
+                "reconfig_delay_s": float(getattr(o, "reconfig_delay_s", 0.0))}
     m = fabric.meta
     om = m.get("ocs")
     if not isinstance(om, dict) or m.get("generator") != "ocs_fabric":
         return None
     return {"ports_per_gpu": int(om["ports_per_gpu"]), "circuit_Bps": float(om["circuit_Bps"]),
-            "circuit_latency_s": float(om.get("circuit_latency_s", 0.0))}
+            "circuit_latency_s": float(om.get("circuit_latency_s", 0.0)),
+            "reconfig_delay_s": float(om.get("reconfig_delay_s", 0.0))}
 
 
 def _domains(fabric: Fabric, ranks: np.ndarray) -> tuple[str, np.ndarray] | None:
@@ -246,38 +248,58 @@ def _hops(fabric: Fabric, s: np.ndarray, d: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(h), h, 0.0)
 
 
-def estimate_s(fabric: Fabric, ranks: np.ndarray, steps) -> float:
+def estimate_s(fabric: Fabric, ranks: np.ndarray, steps, *, reconfig_delay_s: float | None = None) -> float:
     """Estimated time of compact steps of the group ``ranks`` on the fabric, seconds.
 
     Per step: flows between directly linked GPUs load their link (bytes over
     capacity, the max-min fluid time of single-hop flows); every other flow
     is charged at its source's total outgoing and its destination's total
     incoming link capacity, and all of them together at their byte-hops over
-    the capacity of all links; the step takes the largest of these plus the
+    the capacity of the links between the group's GPUs and of every link that
+    touches a switch; the step takes the largest of these plus the
     largest one-hop latency of a direct flow, or the largest GPU link
-    latency times 2 for others.  Without direct links (OCS), every flow is
-    charged at ``ports * circuit_Bps``.
+    latency times 2 for others.  On an OCS fabric a step is charged at the
+    most bytes a rank sends or receives over ``ports * circuit_Bps``, or its
+    largest message over the circuits a pair can get (``ports // peers``),
+    plus one reconfiguration delay (``reconfig_delay_s``, default the
+    fabric's) per extra configuration a rank with more peers than ports
+    needs inside the step, and one whenever a step's pairs differ from the
+    previous step's (consecutive steps leave no compute gap to hide it).
     """
     oi = ocs_info(fabric)
     gpus = fabric.gpus
     if oi is not None:
-        cap = oi["ports_per_gpu"] * oi["circuit_Bps"]
+        d = oi["ports_per_gpu"]
+        cap = d * oi["circuit_Bps"]
         lat = oi["circuit_latency_s"]
+        delay = oi["reconfig_delay_s"] if reconfig_delay_s is None else float(reconfig_delay_s)
         total = 0.0
-        seen: dict[int, float] = {}
+        seen: dict[tuple, float] = {}
         p = len(ranks)
+        prev = None
         for src, dst, nb in steps:
-            t = seen.get(id(src))
+            key = (id(src), id(dst), id(nb))
+            t = seen.get(key)
             if t is None:
                 load = max(np.bincount(src, weights=nb, minlength=p).max(), np.bincount(dst, weights=nb, minlength=p).max())
                 # a rank with k peers in a step can hold at most ports circuits spread over them
-                peers = np.bincount(src, minlength=p).max()
-                per = max(1, oi["ports_per_gpu"] // max(int(peers), 1))
-                t = lat + max(load / cap, float(nb.max()) / (per * oi["circuit_Bps"]))
-                seen[id(src)] = t
+                peers = int(max(np.bincount(src, minlength=p).max(), np.bincount(dst, minlength=p).max()))
+                per = max(1, d // max(peers, 1))
+                extra = -(-peers // d) - 1
+                t = lat + max(load / cap, float(nb.max()) / (per * oi["circuit_Bps"])) + extra * delay
+                seen[key] = t
+            pairs = (id(src), id(dst))
+            if prev is not None and pairs != prev:
+                total += delay
+            prev = pairs
             total += t
         return total
     out_cap, in_cap = _gpu_link_caps(fabric)
+    # links the group's multi-hop flows can spread over: between its GPUs, or touching a switch
+    inside = np.ones(fabric.n_nodes, dtype=bool)
+    inside[fabric.gpus] = False
+    inside[fabric.gpus[ranks]] = True
+    spread_cap = float(fabric.capacity_Bps[inside[fabric.src] & inside[fabric.dst]].sum())
     lat_max = float(fabric.latency_s.max()) if fabric.n_edges else 0.0
     total = 0.0
     cache: dict[tuple, float] = {}
@@ -295,7 +317,7 @@ def estimate_s(fabric: Fabric, ranks: np.ndarray, steps) -> float:
             if (~direct).any():
                 s_r, d_r, w = ranks[src[~direct]], ranks[dst[~direct]], nb[~direct]
                 # byte-hops over the capacity of every link: congestion spread evenly at best
-                spread = float((w * _hops(fabric, s_r, d_r)).sum()) / float(fabric.capacity_Bps.sum())
+                spread = float((w * _hops(fabric, s_r, d_r)).sum()) / max(spread_cap, 1e-300)
                 so = np.bincount(s_r, weights=w, minlength=fabric.n_gpus)
                 di = np.bincount(d_r, weights=w, minlength=fabric.n_gpus)
                 with np.errstate(divide="ignore", invalid="ignore"):

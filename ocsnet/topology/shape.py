@@ -19,7 +19,7 @@ import numpy as np
 
 from ..fabric import Fabric
 
-__all__ = ["TorusBlock", "torus_dims", "torus_block", "block_shapes", "is_clique"]
+__all__ = ["TorusBlock", "torus_dims", "torus_block", "block_shapes", "torus_groups", "is_clique", "block_coords"]
 
 
 @dataclass(frozen=True)
@@ -185,3 +185,31 @@ def is_clique(fabric: Fabric, ranks) -> bool:
     sel = (a >= 0) & (b >= 0)
     pairs = np.unique(a[sel] * p + b[sel])
     return len(pairs) == p * (p - 1)
+
+
+def torus_groups(dims, size: int, n_groups: int | None = None) -> np.ndarray | None:
+    """GPU ranks of torus blocks of ``size`` GPUs that tile a torus, one row per block.
+
+    The block shape is the first of :func:`block_shapes` (most dimensions
+    spanned whole, so the group's rings have unit hops); blocks are listed
+    in mixed-radix order of the block grid (neighbouring blocks next to each
+    other, first dimension fastest), ranks inside a block in the block's own
+    mixed-radix order.  None if no block shape tiles the torus.
+
+    Examples
+    --------
+    >>> torus_groups((3, 4), 4)[:2].tolist()       # two rings along the 4-long dimension
+    [[0, 3, 6, 9], [1, 4, 7, 10]]
+    """
+    dims = tuple(int(k) for k in dims)
+    shapes = block_shapes(dims, size)
+    if not shapes:
+        return None
+    shape = shapes[0]
+    grid = tuple(k // m for k, m in zip(dims, shape))
+    inner = block_coords(shape)                           # (size, n)
+    outer = block_coords(grid)                            # (n_blocks, n)
+    coords = outer[:, None, :] * np.asarray(shape)[None, None, :] + inner[None, :, :]
+    stride = np.concatenate([[1], np.cumprod(dims[:-1])]).astype(np.int64)
+    ranks = (coords * stride).sum(axis=2)
+    return ranks if n_groups is None else ranks[:n_groups]
