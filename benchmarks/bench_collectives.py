@@ -6,7 +6,10 @@ leaf-spine Clos) and message size, every all-reduce algorithm's max-min time
 (:func:`ocsnet.flow.collective_time`; on the OCS, the ideal-circuit step model
 of :func:`ocsnet.collectives.fabric_aware.estimate_s`) divided by
 :func:`ocsnet.collectives.lower_bound_s`; ``-`` where the algorithm does not
-apply.  Goal: the best within 1.15x at 1 GB on tori and fully connected groups.
+apply.  ``auto_flow`` is :func:`ocsnet.flow.best_algorithm` (what the
+evaluation uses for ``auto``), ``auto_estimate`` the collectives stage's own
+choice (:func:`ocsnet.collectives.choose_algorithm`, no flow model).  Goal:
+the best within 1.15x at 1 GB on tori and fully connected groups.
 
 Table 2 (scale): expanding plus timing an all-reduce on a 16x16x16 torus
 (4,096 GPUs) with the torus algorithm, against the flat ring measured in the
@@ -130,6 +133,7 @@ def _time(fabric, ranks, steps):
 
 def quality_rows(name, make, sizes):
     from ocsnet.collectives import choose_algorithm, lower_bound_s
+    from ocsnet.flow import best_algorithm
     from ocsnet.errors import WorkloadError
     f = make()
     p = f.n_gpus
@@ -146,9 +150,10 @@ def quality_rows(name, make, sizes):
                 ratios.append(None)
                 continue
             ratios.append(_time(f, ranks, steps) / lb)
-        auto = choose_algorithm("all-reduce", f, ranks, N, chunks=CHUNKS)
+        est = choose_algorithm("all-reduce", f, ranks, N, chunks=CHUNKS)
+        auto = best_algorithm("all-reduce", f, ranks, N, chunks=CHUNKS)[0]
         best = min((r, a) for r, a in zip(ratios, AR_ALGORITHMS) if r is not None)
-        rows.append([name, p, f"{N / 1e6:g}", lb * 1e3, *ratios, best[1], best[0], auto])
+        rows.append([name, p, f"{N / 1e6:g}", lb * 1e3, *ratios, best[1], best[0], auto, est])
     return rows
 
 
@@ -172,7 +177,8 @@ def main(quick: bool = False) -> None:
     for name, make in families(quick):
         rows += quality_rows(name, make, sizes_b)
     print_table("all-reduce time over the lower bound (max-min flow model; OCS: ideal-circuit step model)",
-                ["family", "gpus", "size_MB", "bound_ms", *AR_ALGORITHMS, "best", "best_ratio", "auto"], rows)
+                ["family", "gpus", "size_MB", "bound_ms", *AR_ALGORITHMS, "best", "best_ratio", "auto_flow",
+                 "auto_estimate"], rows)
     if not quick:
         srows = []
         base = None

@@ -240,3 +240,15 @@ def test_synthesized_refuses_what_it_cannot_do():
         expand("all-gather", 4, 1e6, "synthesized", fabric=topology.fat_tree(4), ranks=[0, 1, 2, 3])
     with pytest.raises(WorkloadError, match="too large for the LP"):
         expand("all-gather", 64, 1e6, "synthesized", fabric=topology.torus((4, 4, 4)), ranks=np.arange(64))
+
+
+def test_best_algorithm_by_the_flow_model():
+    from ocsnet.flow import best_algorithm, collective_time
+    f = topology.torus((4, 4), gpu="lite-netboost")
+    r = np.arange(16)
+    name, times = best_algorithm("all-reduce", f, r, 1e8)
+    assert name == "torus" and times["torus"] == min(times.values())
+    assert times["ring"] == pytest.approx(flow_time(f, r, expand("all-reduce", 16, 1e8, as_arrays=True)), rel=1e-12)
+    # collective_time agrees with plain phase_time step by step
+    steps = expand("all-reduce", 16, 1e8, "torus", fabric=f, ranks=r, as_arrays=True)
+    assert collective_time(f, r, steps) == pytest.approx(flow_time(f, r, steps), rel=1e-12)

@@ -12,6 +12,8 @@ that keeps a 4,096-GPU torus collective within seconds.  See docs/design.md,
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -20,7 +22,7 @@ from ..fabric import Fabric
 from .fluid import FIDELITIES, phase_time
 from .routing import METHODS, Routes, route
 
-__all__ = ["collective_time", "group_routes"]
+__all__ = ["collective_time", "group_routes", "best_algorithm"]
 
 
 def group_routes(fabric: Fabric, src, dst, *, method: str = "ecmp") -> Routes:
@@ -92,9 +94,17 @@ def collective_time(fabric: Fabric, ranks, steps, *, fidelity: str = "max-min", 
     routes = group_routes(fabric, keys // n, keys % n, method=routing)
     total = 0.0
     cache: dict[tuple, float] = {}
+    by_content: dict[bytes, float] = {}
     for s, d, nb in steps:
         key = (id(s), id(d), id(nb))
         t = cache.get(key)
+        if t is None:
+            # equal steps built apart (an all-gather mirrors its reduce-scatter) are timed once
+            h = hashlib.blake2b(np.ascontiguousarray(s).tobytes() + b"|" + np.ascontiguousarray(d).tobytes()
+                                + b"|" + np.ascontiguousarray(nb, dtype=np.float64).tobytes(), digest_size=16).digest()
+            t = by_content.get(h)
+            if t is not None:
+                cache[key] = t
         if t is None:
             m = sp.csr_matrix((nb, (r[s], r[d])), shape=(n, n))
             m.sum_duplicates()
@@ -102,6 +112,43 @@ def collective_time(fabric: Fabric, ranks, steps, *, fidelity: str = "max-min", 
             keep = (c.data > 0) & (c.row != c.col)
             k = np.sort(c.row[keep].astype(np.int64) * n + c.col[keep])
             sub = routes.subset(np.searchsorted(keys, k))
-            t = cache[key] = float(phase_time(fabric, m, routes=sub, fidelity=fidelity).time_s)
+            t = cache[key] = by_content[h] = float(phase_time(fabric, m, routes=sub, fidelity=fidelity).time_s)
         total += t
     return total
+
+
+def best_algorithm(kind: str, fabric: Fabric, ranks, nbytes: float, *, chunks: int = 1,
+                   lp_limit: int | None = None) -> tuple[str, dict]:
+    """The fastest algorithm for a group by the max-min flow model: ``(name, {algorithm: seconds})``.
+
+    Candidates: every fabric-aware algorithm that applies (the synthesized
+    one while its LP has at most ``lp_limit`` variables, default
+    :data:`ocsnet.collectives.synth.MAX_LP_VARIABLES`) and every fabric-blind
+    one (rhd reduce-scatter/all-gather on powers of two; direct up to 1,024
+    ranks).  Ties go to the earlier in ``FABRIC_ALGORITHMS[kind] +
+    ALGORITHMS[kind]``.  On an OCS fabric (no circuits to route on) this is
+    :func:`ocsnet.collectives.fabric_aware.choose`'s ideal-circuit estimate.
+    """
+    from ..collectives import ALGORITHMS, FABRIC_ALGORITHMS, PIPELINED, expand
+    from ..collectives.fabric_aware import applies, choose, ocs_info
+    from ..collectives.synth import MAX_LP_VARIABLES, lp_size
+
+    r = np.asarray(ranks, dtype=np.int64)
+    p = len(r)
+    if p <= 1 or kind not in FABRIC_ALGORITHMS or ocs_info(fabric) is not None:
+        return (choose(kind, fabric, r, nbytes, chunks=chunks) if p > 1 else ALGORITHMS[kind][0]), {}
+    limit = MAX_LP_VARIABLES if lp_limit is None else lp_limit
+    times: dict[str, float] = {}
+    for alg in (*FABRIC_ALGORITHMS[kind], *ALGORITHMS[kind]):
+        if alg in FABRIC_ALGORITHMS[kind]:
+            if applies(kind, alg, fabric, r) is not None:
+                continue
+            if alg == "synthesized" and lp_size(fabric, r) > limit:
+                continue
+        elif (alg == "rhd" and kind != "all-reduce" and p & (p - 1)) or (alg == "direct" and p > 1024):
+            continue
+        k = chunks if (kind, alg) in PIPELINED else 1
+        steps = expand(kind, p, nbytes, alg, fabric=fabric, ranks=r, chunks=k, as_arrays=True)
+        times[alg] = collective_time(fabric, r, steps)
+    best = min(times, key=lambda a: (times[a], list(times).index(a)))
+    return best, times
