@@ -133,6 +133,18 @@ def suffix_factor(field: str) -> float:
     raise UnitError(f"{field}: field name carries no known unit suffix")
 
 
+def strip_suffix(field: str) -> str | None:
+    """The name of a unit-suffixed field without its unit (None if it carries none).
+
+    >>> strip_suffix("hbm_bandwidth_GBps"), strip_suffix("hbm_bandwidth_TBps"), strip_suffix("ports")
+    ('hbm_bandwidth', 'hbm_bandwidth', None)
+    """
+    for unit in sorted(_SUFFIX, key=len, reverse=True):
+        if field.endswith("_" + unit) and len(field) > len(unit) + 1:
+            return field[: -len(unit) - 1]
+    return None
+
+
 def to_si(field: str, value: float) -> float:
     """Convert a value stored under a unit-suffixed field name to SI."""
     return float(value) * suffix_factor(field)
