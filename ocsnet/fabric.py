@@ -35,7 +35,7 @@ if TYPE_CHECKING:  # networkx and scipy load when a view is first built, not at 
 
 __all__ = ["Fabric", "KINDS", "TECHS", "SWITCH_KINDS"]
 
-KINDS = ("gpu", "packet_switch", "nvswitch", "ocs", "nic")
+KINDS = ("gpu", "packet_switch", "nvswitch", "ocs", "nic", "memory")
 TECHS = ("copper", "pluggable", "cpo", "circuit")
 #: Node kinds that forward packets; a fabric with none of them lets GPUs forward.
 SWITCH_KINDS = ("packet_switch", "nvswitch")
@@ -204,6 +204,16 @@ class Fabric:
 
     def __repr__(self) -> str:
         return f"Fabric({self.name!r}, {self.n_gpus} GPUs, {self.n_nodes} nodes, {self.n_edges} directed edges)"
+
+    @property
+    def circuit_switched(self) -> bool:
+        """True when the GPUs talk only through OCS circuits that are not set yet.
+
+        ``ocs`` is set, the GPUs have no packet network (not a hybrid) and
+        circuits have not been applied (``meta["logical"]``): the evaluation
+        and the collectives then schedule circuits instead of routing.
+        """
+        return self.ocs is not None and not self.ocs.with_packet and not self.meta.get("logical")
 
     # ---- array views ---------------------------------------------------------
     @functools.cached_property

@@ -43,7 +43,8 @@ def exports(package: str, names: Mapping[str, str]) -> tuple[list[str], Callable
     package : str
         The package's ``__name__``.
     names : mapping
-        Exported name -> submodule (relative to the package) that defines it.
+        Exported name -> submodule (relative to the package) that defines it,
+        or ``"submodule:attribute"`` when the submodule calls it otherwise.
 
     Examples
     --------
@@ -66,7 +67,8 @@ def exports(package: str, names: Mapping[str, str]) -> tuple[list[str], Callable
         mod = table.get(name)
         if mod is None:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
-        value = getattr(importlib.import_module(f"{package}.{mod}"), name)
+        mod, _, attr = mod.partition(":")
+        value = getattr(importlib.import_module(f"{package}.{mod}"), attr or name)
         setattr(sys.modules[package], name, value)
         return value
 

@@ -2,7 +2,7 @@
 
 Stage 4 of the pipeline (after the workload, before the trace).  Each builder
 takes the group size ``p``, the buffer size ``N`` in bytes (nccl-tests
-convention, see :func:`expand`) and the chunk count ``k``, and returns the
+convention, see :func:`ocsnet.collectives.expansion.expand`) and the chunk count ``k``, and returns the
 steps in the compact form of :mod:`ocsnet.collectives.steps`.  All index
 arithmetic is vectorized; Python loops run over steps only, and equal steps
 are one shared object.
@@ -23,13 +23,23 @@ from __future__ import annotations
 from typing import Callable
 
 import numpy as np
-import scipy.sparse as sp
 
 from ..errors import WorkloadError
 from . import trees
-from .steps import INDEX, Step, check_float, check_int, make_step, readonly, to_matrices
+from .steps import INDEX, Step, check_float, check_int, make_step, readonly
 
-__all__ = ["ALGORITHMS", "PIPELINED", "expand", "resolve"]
+__all__ = ["ALGORITHMS", "FABRIC_ALGORITHMS", "PIPELINED", "AUTO", "POW2_ONLY", "expand_blind", "resolve"]
+
+#: Algorithms that need a fabric and the group's ranks (:mod:`ocsnet.collectives.fabric_aware`).
+FABRIC_ALGORITHMS: dict[str, tuple[str, ...]] = {
+    "all-reduce": ("torus", "multi-ring", "hierarchical", "synthesized"),
+    "reduce-scatter": ("torus", "multi-ring", "hierarchical", "synthesized"),
+    "all-gather": ("torus", "multi-ring", "hierarchical", "synthesized"),
+    "all-to-all": ("torus",),
+}
+
+#: The algorithm name that picks the fastest algorithm that applies (see :func:`expand`).
+AUTO = "auto"
 
 #: Supported algorithms per collective kind; the first one is the default.
 ALGORITHMS: dict[str, tuple[str, ...]] = {
@@ -48,11 +58,16 @@ PIPELINED: frozenset[tuple[str, str]] = frozenset({
     ("broadcast", "ring"), ("broadcast", "tree"),
 })
 
-_POW2_ONLY = frozenset({("reduce-scatter", "rhd"), ("all-gather", "rhd")})
+POW2_ONLY = frozenset({("reduce-scatter", "rhd"), ("all-gather", "rhd")})
 
 
-def resolve(kind, group_size, nbytes, algorithm, chunks) -> tuple[str, int, float, str, int]:
+def resolve(kind, group_size, nbytes, algorithm, chunks, *, fabric_aware: bool = False
+            ) -> tuple[str, int, float, str, int]:
     """Validate the arguments of :func:`expand` and return them normalized.
+
+    With ``fabric_aware`` the fabric-aware algorithms
+    (:data:`ocsnet.collectives.fabric_aware.FABRIC_ALGORITHMS`) and
+    ``"auto"`` are accepted too.
 
     Raises
     ------
@@ -67,17 +82,24 @@ def resolve(kind, group_size, nbytes, algorithm, chunks) -> tuple[str, int, floa
     algos = ALGORITHMS[kind]
     if algorithm is None:
         algorithm = algos[0]
+    aware = FABRIC_ALGORITHMS.get(kind, ())
     if algorithm not in algos:
-        raise WorkloadError(f"algorithm: {algorithm!r} is not supported for {kind}, "
-                            f"supported: {', '.join(algos)}")
+        if algorithm in aware or algorithm == AUTO:
+            if not fabric_aware:
+                raise WorkloadError(f"algorithm: {algorithm!r} needs the fabric and the group's ranks "
+                                    f"(expand(..., fabric=, ranks=)); without them use one of {', '.join(algos)}")
+        else:
+            more = [*aware, AUTO]
+            raise WorkloadError(f"algorithm: {algorithm!r} is not supported for {kind}, "
+                                f"supported: {', '.join(algos)} (and with a fabric: {', '.join(more)})")
     p = check_int("group_size", group_size, 1)
     N = check_float("nbytes", nbytes)
     k = check_int("chunks", chunks, 1)
-    if k != 1 and (kind, algorithm) not in PIPELINED:
+    if k != 1 and (kind, algorithm) not in PIPELINED and algorithm != AUTO:
         pipe = sorted(f"{a} {b}" for a, b in PIPELINED)
         raise WorkloadError(f"chunks: {k} given, but {kind} {algorithm} does not pipeline "
                             f"(allowed [1, 1]); chunks > 1 applies to: {', '.join(pipe)}")
-    if (kind, algorithm) in _POW2_ONLY and p & (p - 1):
+    if (kind, algorithm) in POW2_ONLY and p & (p - 1) and not fabric_aware:
         raise WorkloadError(f"group_size: {p} is not a power of two, which {kind} rhd requires "
                             f"(recursive halving/doubling); use ring or direct")
     return kind, p, N, algorithm, k
@@ -256,77 +278,6 @@ _BUILDERS: dict[tuple[str, str], Callable[[int, float, int], list[Step]]] = {
 assert set(_BUILDERS) == {(kd, a) for kd, al in ALGORITHMS.items() for a in al}
 
 
-def expand(kind: str, group_size: int, nbytes: float, algorithm: str | None = None, *,
-           chunks: int = 1, as_arrays: bool = False) -> list[sp.csr_matrix] | list[Step]:
-    """The steps of a collective as demand matrices over the group.
-
-    Parameters
-    ----------
-    kind : str
-        ``"all-reduce"``, ``"reduce-scatter"``, ``"all-gather"``,
-        ``"all-to-all"``, ``"send-recv"`` or ``"broadcast"`` (root rank 0).
-    group_size : int
-        Number of ranks p, >= 1.  A group of one has no steps.
-    nbytes : float
-        Buffer size in bytes, >= 0, in the nccl-tests convention: all-reduce,
-        the buffer each rank reduces; all-gather, the gathered output per
-        rank; reduce-scatter, the input per rank; all-to-all, everything one
-        rank sends including its own chunk; send-recv and broadcast, the
-        message.  Chunks are fractional bytes (a fluid model); ``nbytes = 0``
-        keeps every step with explicit zero entries (each still costs alpha).
-    algorithm : str, optional
-        One of ``ALGORITHMS[kind]``; default the first of them (ring,
-        pairwise for all-to-all, pipeline for send-recv).
-
-        - ``"ring"``: p-1 steps (2(p-1) for all-reduce) of N/p, rank i to i+1
-          mod p.  send-recv: cyclic shift; broadcast: pipelined chain from rank 0.
-        - ``"direct"``: one step, every rank to every other (all-reduce:
-          one-shot, the whole buffer to each peer; broadcast: root to all).
-        - ``"two-shot"``: all-reduce as direct reduce-scatter + direct all-gather.
-        - ``"rhd"``: recursive halving-doubling, step j pairs i with
-          i XOR 2^m.  all-reduce handles any p with the pre/post step of
-          Thakur et al. (2005); reduce-scatter and all-gather need p a power of two.
-        - ``"tree"``: pipelined binary tree (reduce to rank 0, then broadcast),
-          one-port, see :mod:`ocsnet.collectives.trees`.
-        - ``"double-binary-tree"``: two such trees, each on half the buffer.
-        - ``"pairwise"``: all-to-all in p-1 steps, step s rank i to (i+s) mod p.
-        - ``"pipeline"``: send-recv, rank i to i+1 for i < p-1.
-    chunks : int
-        Pieces the message is cut into for pipelined algorithms
-        (:data:`PIPELINED`); must be 1 for the others.
-    as_arrays : bool
-        If true, return the compact steps: a list of ``(src, dst, nbytes)``
-        read-only array triples (int32 ranks, float64 bytes, sorted by src
-        then dst, no duplicate pairs), equal steps being the same object.  Cheaper at scale than matrices; ``step_time`` and
-        ``bytes_sent_per_rank`` accept both forms.
-
-    Returns
-    -------
-    list of scipy.sparse.csr_matrix, shape (p, p)
-        Step s: bytes rank i sends to rank j in that step, zero diagonal.
-        Step s+1 starts when step s has completed.  Equal steps are the same
-        object and share read-only arrays: ``copy()`` before changing one.
-
-    Raises
-    ------
-    WorkloadError
-        A bad argument (see :func:`resolve`); the message names the field and
-        the allowed values.
-
-    Examples
-    --------
-    >>> from ocsnet.collectives import expand
-    >>> steps = expand("all-reduce", 4, 8e6)          # ring: 2 (p - 1) steps
-    >>> len(steps), steps[0].toarray()[0].tolist()
-    (6, [0.0, 2000000.0, 0.0, 0.0])
-    >>> [m.nnz for m in expand("all-reduce", 8, 1e6, "rhd")]
-    [8, 8, 8, 8, 8, 8]
-
-    References
-    ----------
-    Thakur, Rabenseifner & Gropp (2005); Chan et al. (2007); Sanders, Speck &
-    Traeff (2009); nccl-tests doc/PERFORMANCE.md.
-    """
-    kind, p, N, algorithm, k = resolve(kind, group_size, nbytes, algorithm, chunks)
-    steps = [] if p == 1 else _BUILDERS[(kind, algorithm)](p, N, k)
-    return steps if as_arrays else to_matrices(steps, p)
+def expand_blind(kind: str, p: int, N: float, algorithm: str, chunks: int = 1) -> list[Step]:
+    """Compact steps of a fabric-blind algorithm (arguments already checked by :func:`resolve`)."""
+    return [] if p == 1 else _BUILDERS[(kind, algorithm)](p, N, chunks)

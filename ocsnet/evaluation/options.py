@@ -66,6 +66,12 @@ class EvalOptions:
         TTFT (prefill) or TPOT (decode) budget; missing it is listed in ``failures``.
     dtype_bytes : float
         Bytes per weight and activation element.
+    memory : MemoryConfig, optional
+        Remote memory tiers (peer HBM, the fabric's memory nodes, host DRAM),
+        the placement rule and prefetch (:class:`ocsnet.memory.MemoryConfig`);
+        default local HBM only.  Remote reads are timed on the fabric with the
+        layer's other traffic (:mod:`ocsnet.evaluation.remote`); memory sharing
+        takes lending GPUs from the fabric.
 
     Raises
     ------
@@ -98,6 +104,7 @@ class EvalOptions:
     reconfig_delay_s: float | None = None
     latency_budget_s: float | None = None
     dtype_bytes: float = 2.0
+    memory: Any = None
 
     def __post_init__(self):
         _choice("fidelity", self.fidelity, FIDELITIES)

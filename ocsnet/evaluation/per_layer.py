@@ -27,7 +27,8 @@ Model of a step (documented assumptions)
   alpha-beta fidelity times one group along its routes with no congestion
   (each step costs its longest path latency plus the most bytes a rank sends
   or receives over the slowest link it uses).
-- On an OCS fabric (``fabric.ocs``, with no packet network) the GPUs of one replica's tensor
+- On a circuit-switched fabric (:attr:`ocsnet.fabric.Fabric.circuit_switched`:
+  ``fabric.ocs`` set, no packet network) the GPUs of one replica's tensor
   (and expert) group hold circuits; the circuit schedule of one replica's
   layer trace is solved and its phases give the collective times (direct
   circuits, the reference semantics of docs/design.md) and the exposed
@@ -52,10 +53,10 @@ from ..workload.modes import INFERENCE_MODES
 from ..workload.models import model as get_model
 from ..workload.step import StepProfile, step_profile
 from .options import EvalOptions
-from .timing import (alpha_beta_collective, group_ranks, max_min_collective, ocs_ideal_collective, ocs_layer_times,
-                     placed_ranks, power_and_cost, pp_send_time)
+from .timing import (alpha_beta_collective, group_ranks, layer_demand, max_min_collective, ocs_ideal_collective,
+                     ocs_layer_times, placed_ranks, power_and_cost, pp_send_time)
 
-__all__ = ["evaluate", "Evaluation", "CollectiveTime", "is_circuit_fabric", "CONGESTION_FACTOR",
+__all__ = ["evaluate", "Evaluation", "CollectiveTime", "CONGESTION_FACTOR",
            "RECONFIG_FRACTION"]
 
 # Flag a collective whose congestion-aware time exceeds its congestion-free time by this factor.
@@ -109,6 +110,7 @@ class Evaluation:
     failures: list[str] = field(default_factory=list)
     schedule: object | None = None
     schedule_layers: int = 0
+    remote: object | None = None          # RemoteMemory (ocsnet.evaluation.remote) when memory tiers are used
     options: EvalOptions | None = None
 
     # ---- per layer ------------------------------------------------------------------
@@ -135,6 +137,8 @@ class Evaluation:
     def stage_s(self) -> np.ndarray:
         p = self.profile
         t = p.stage_layers.astype(float) * self.layer_s
+        if self.remote is not None:
+            t = t + self.remote.stage_extra_s(p.stage_layers)
         t[0] += p.embedding.time_s
         t[-1] += p.lm_head.time_s
         return t
@@ -156,18 +160,33 @@ class Evaluation:
 
     @property
     def gpus_per_replica(self) -> int:
-        return self.plan.tp * self.plan.pp
+        """GPUs of one replica, lending GPUs of memory sharing included."""
+        return self.plan.tp * self.plan.pp + (self.remote.lenders if self.remote is not None else 0)
 
     @property
     def fits(self) -> bool:
-        return self.profile.memory.fits
+        return self.remote.fits if self.remote is not None else self.profile.memory.fits
+
+    def usd_per_million_tokens(self, params=None) -> float:
+        """Cost of a million tokens (US dollars): the replica's GPUs, their network share and hosts,
+        amortized, plus energy (:mod:`ocsnet.silicon.tco`; ``params`` overrides the catalog's)."""
+        from ..silicon.tco import system_cost
+
+        n = self.gpus_per_replica
+        return float(system_cost(n_gpus=n, gpu_relative_cost=self.gpu.relative_cost,
+                                 network_cost_per_gpu=self.network_cost_per_gpu,
+                                 h100e_per_gpu=self.gpu.h100_equivalents,
+                                 watts=n * (self.gpu.tdp_W + self.network_W_per_gpu),
+                                 tokens_per_s=self.throughput_tps, params=params)["usd_per_million_tokens"])
 
     def totals(self) -> dict:
         """Model totals, unit-suffixed keys."""
         n = self.gpus_per_replica
         tps = self.throughput_tps
-        watts = n * (self.gpu.tdp_W + self.network_W_per_gpu)
-        cost = n * (self.gpu.relative_cost + self.network_cost_per_gpu)
+        r = self.remote
+        mem_W, mem_cost = (r.W_per_gpu, r.cost_per_gpu) if r is not None else (0.0, 0.0)
+        watts = n * (self.gpu.tdp_W + self.network_W_per_gpu + mem_W)
+        cost = n * (self.gpu.relative_cost + self.network_cost_per_gpu + mem_cost)
         lat_key = "ttft_ms" if self.mode == "prefill" else "tpot_ms"
         return {
             "model": self.model, "mode": self.mode, "fabric": self.fabric, "gpu": self.gpu.name,
@@ -185,11 +204,15 @@ class Evaluation:
             "tokens_per_s_per_h100e": tps / (n * self.gpu.h100_equivalents),
             "tokens_per_s_per_kW": tps / (watts / 1e3),
             "tokens_per_s_per_cost": tps / cost,
+            "usd_per_million_tokens": self.usd_per_million_tokens(),
             "gpus_per_replica": n, "replicas": self.replicas,
             "memory_GB": units.from_si("x_GB", self.profile.memory.total_bytes),
             "hbm_GB": units.from_si("x_GB", self.profile.memory.capacity_bytes),
             "fits": self.fits,
             "failures": len(self.failures),
+            "memory_tiers": "+".join(r.config.names) if r is not None else "hbm",
+            "remote_GB": units.from_si("x_GB", r.placement.remote_bytes) if r is not None and r.placement else 0.0,
+            "remote_exposed_us": units.from_si("x_us", float(np.mean(r.exposed_s))) if r is not None else 0.0,
         }
 
     HEADER = ("item", "kind", "group", "size", "bound", "compute_us", "alpha_beta_us", "max_min_us", "reconfig_us")
@@ -216,16 +239,12 @@ class Evaluation:
         return rows
 
     def to_dict(self) -> dict:
-        return {"totals": self.totals(), "header": list(self.HEADER), "layer": self.table(),
-                "failures": list(self.failures),
-                "memory": dataclasses.asdict(self.profile.memory)}
-
-
-# ---------------------------------------------------------------------------------------
-
-def is_circuit_fabric(fabric: Fabric) -> bool:
-    """True when the fabric's GPUs talk only through OCS circuits (no packet network, circuits not yet set)."""
-    return fabric.ocs is not None and not fabric.ocs.with_packet and not fabric.meta.get("logical")
+        out = {"totals": self.totals(), "header": list(self.HEADER), "layer": self.table(),
+               "failures": list(self.failures),
+               "memory": dataclasses.asdict(self.profile.memory)}
+        if self.remote is not None:
+            out["remote_memory"] = self.remote.to_dict()
+        return out
 
 
 def evaluate(model, plan: ParallelPlan, fabric: Fabric, mode: str, options: EvalOptions | None = None,
@@ -280,8 +299,20 @@ def evaluate(model, plan: ParallelPlan, fabric: Fabric, mode: str, options: Eval
     per_replica = plan.tp * plan.pp
     if per_replica > fabric.n_gpus:
         raise WorkloadError(f"plan: {plan} needs {per_replica} GPUs per replica, the fabric has {fabric.n_gpus}")
+    memory = o.memory
+    if memory is not None:
+        from ..memory import MemoryConfig
+        from .remote import lenders_per_replica
+        if not isinstance(memory, MemoryConfig):
+            raise WorkloadError(f"memory: expected an ocsnet.memory.MemoryConfig, got {type(memory).__name__}")
+        lend = lenders_per_replica(memory, per_replica)
+        if per_replica + lend > fabric.n_gpus:
+            raise WorkloadError(f"plan: {plan} with {lend} lending GPUs needs {per_replica + lend} GPUs per replica, "
+                                f"the fabric has {fabric.n_gpus}")
+    else:
+        lend = 0
     if o.fill:
-        dp = fabric.n_gpus // per_replica
+        dp = fabric.n_gpus // (per_replica + lend)
         dp -= dp % plan.ep
         plan = dataclasses.replace(plan, dp=max(dp, plan.ep))
     prof = step_profile(m, plan, mode, batch=o.batch, seq_len=o.seq_len, context=o.context, gpu=g,
@@ -289,18 +320,20 @@ def evaluate(model, plan: ParallelPlan, fabric: Fabric, mode: str, options: Eval
                         require_fit=False)
     lp = prof.layer
     ranks = placed_ranks(plan, fabric, o.placement)
-    is_ocs = is_circuit_fabric(fabric)
+    is_ocs = fabric.circuit_switched
     failures: list[str] = []
-    if not prof.memory.fits:
+    if not prof.memory.fits and memory is None:
         failures.append(f"memory: {prof.memory.message()}")
+    # memory traffic on an OCS fabric rides circuits of one port per GPU reserved for it
+    mem_port = 1 if (memory is not None and is_ocs and any(memory.tier_kind(t) != "host" for t in memory.tiers)) else 0
     colls: list[CollectiveTime] = []
     sched, sched_layers = None, 0
     if is_ocs:
         ocs = fabric.ocs
-        ports = ocs.ports_per_gpu - (1 if plan.pp > 1 else 0)
+        ports = ocs.ports_per_gpu - (1 if plan.pp > 1 else 0) - mem_port
         data, reconf, sched, sched_layers = (
             ocs_layer_times(fabric, prof, plan, o.schedule_method, o.reconfig_delay_s, o.schedule_time_limit_s,
-                            o.schedule_bound) if o.schedule else (np.zeros(0), np.zeros(0), None, 0))
+                            o.schedule_bound, mem_port) if o.schedule else (np.zeros(0), np.zeros(0), None, 0))
         for i, c in enumerate(lp.collectives):
             ab = ocs_ideal_collective(fabric, c, ports)
             mm = float(data[i]) if "max-min" in o.fidelities and len(data) else None
@@ -331,6 +364,14 @@ def evaluate(model, plan: ParallelPlan, fabric: Fabric, mode: str, options: Eval
         network_W_per_gpu=(pw["total_W"] - pw["gpus_W"]) / n,
         network_cost_per_gpu=(co["total"] - co["gpus"]) / n,
         failures=failures, schedule=sched, schedule_layers=sched_layers, options=o)
+    if memory is not None:
+        from .remote import remote_memory
+        mm = "max-min" if "max-min" in o.fidelities else "alpha-beta"
+        coll = layer_demand(fabric, ranks, plan, lp.collectives) if (
+            mm == "max-min" and memory.prefetch and not is_ocs) else None
+        ev.remote = remote_memory(fabric, ranks, prof, plan, mode, g, memory, ev.layer_s, coll,
+                                  fidelity=mm, is_ocs=is_ocs)
+        failures.extend(f"memory: {m}" for m in ev.remote.failures)
     for c in colls:
         if c.max_min_s is not None and c.alpha_beta_s > 0 and c.max_min_s > CONGESTION_FACTOR * c.alpha_beta_s:
             ratio = f"{c.max_min_s / c.alpha_beta_s:.2f}x"

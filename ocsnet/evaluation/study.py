@@ -60,9 +60,13 @@ __all__ = ["ANALYSES", "run_study", "analysis_module", "study_config", "systems"
 ANALYSES: dict[str, str] = {
     # collectives (fabric-aware algorithms)
     # silicon economics (how small a GPU should be)
+    "silicon": "ocsnet.evaluation.economics",
     # memory architecture
+    "memory": "ocsnet.evaluation.memory_study",
     # serving under SLOs
+    "serving": "ocsnet.serving.study",
     # faults and reliability
+    "failures": "ocsnet.reliability.section",
     # fidelity against measured systems
 }
 
@@ -107,6 +111,9 @@ def study_config(overrides: dict | None = None) -> dict:
                 raise SpecError(f"study.{name}.{k}: unknown key; allowed: {', '.join(sorted(section)) or 'none'}")
             section[k] = v
         cfg[name] = section
+        check = getattr(analysis_module(name), "check", None) if name in cfg["analyses"] else None
+        if check is not None:      # optional hook: refuse a bad section before the plan search runs
+            check(section)
     for name in cfg["analyses"]:
         analysis_module(name)
     for m in cfg["models"]:

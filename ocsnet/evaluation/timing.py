@@ -24,7 +24,7 @@ from ..workload.parallel import place
 from ..workload.step import StepProfile
 
 __all__ = ["group_ranks", "routes_of", "placed_ranks", "power_and_cost", "alpha_beta_collective",
-           "max_min_collective", "pp_send_time", "ocs_layer_times", "ocs_ideal_collective", "STEADY_LAYERS"]
+           "max_min_collective", "layer_demand", "pp_send_time", "ocs_layer_times", "ocs_ideal_collective", "STEADY_LAYERS"]
 
 # Layers of the circuit sub-problem solved on an OCS fabric; the last one is the steady state.
 STEADY_LAYERS = 3
@@ -153,6 +153,23 @@ def max_min_collective(fabric: Fabric, groups: np.ndarray, c: Collective) -> flo
     return total
 
 
+def layer_demand(fabric: Fabric, ranks: np.ndarray, plan: ParallelPlan, collectives) -> object:
+    """Bytes between GPU ranks of one layer's collectives, every step of every group summed (sparse)."""
+    import scipy.sparse as sp
+
+    from ..traffic import Trace
+
+    total = sp.csr_matrix((fabric.n_gpus, fabric.n_gpus))
+    for c in collectives:
+        if c.kind == "send-recv" or c.group_size < 2:
+            continue
+        tr = Trace.from_collective(c.kind, group_ranks(ranks, c.group, plan), c.nbytes, c.algorithm,
+                                   n_gpus=fabric.n_gpus)
+        for m in tr.demand:
+            total = total + m
+    return total.tocsr()
+
+
 def pp_send_time(fabric: Fabric, ranks: np.ndarray, c: Collective | None) -> float:
     """Congestion-free time of one pipeline send (the slowest stage boundary of replica 0)."""
     if c is None or ranks.shape[1] < 2:
@@ -169,7 +186,8 @@ def pp_send_time(fabric: Fabric, ranks: np.ndarray, c: Collective | None) -> flo
 # OCS fabrics: the circuit schedule of one replica's layers
 
 def ocs_layer_times(fabric: Fabric, prof: StepProfile, plan: ParallelPlan, schedule_method: str,
-               reconfig_delay_s: float | None, time_limit_s: float | None, bound: str = "best"):
+                    reconfig_delay_s: float | None, time_limit_s: float | None, bound: str = "best",
+                    reserved: int = 0):
     """Collective and exposed-reconfiguration time per layer from a solved circuit schedule.
 
     The sub-problem holds one replica's TP group (times its EP peers): ``ep x tp``
@@ -214,7 +232,7 @@ def ocs_layer_times(fabric: Fabric, prof: StepProfile, plan: ParallelPlan, sched
     gap = np.array(gaps + ([pending_gap + gaps[0]] + gaps[1:]) * (layers - 1), dtype=float)
     trace = Trace(demand * layers, gap, meta={"sub-problem": f"{n} GPUs of one replica"})
     trace.period = trace.detect_period()
-    prob = OCSProblem.from_trace(trace, ports=ocs.ports_per_gpu - (1 if plan.pp > 1 else 0),
+    prob = OCSProblem.from_trace(trace, ports=ocs.ports_per_gpu - (1 if plan.pp > 1 else 0) - reserved,
                                  circuit_Bps=ocs.circuit_Bps,
                                  reconfig_delay_s=ocs.reconfig_delay_s if reconfig_delay_s is None else reconfig_delay_s,
                                  name="layer circuits")

@@ -13,6 +13,7 @@ report links above capacity and flows or phases over budget.
 from ..lazy import exports
 
 __all__, __getattr__, __dir__ = exports(__name__, {
+    "collective_time": "collective", "group_routes": "collective", "best_algorithm": "collective",
     "route": "routing", "Routes": "routing", "gpus_forward": "routing", "METHODS": "names",
     "route_paths": "paths",
     "max_min_fair": "maxmin",

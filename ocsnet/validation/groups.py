@@ -14,4 +14,5 @@ GROUPS: dict[str, str] = {
     "astra": "topology:astra_checks",
     "fat-tree": "topology:fat_tree_checks",
     "literature": "models:literature_checks",
+    "silicon": "silicon:silicon_checks",
 }
