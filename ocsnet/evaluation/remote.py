@@ -217,7 +217,7 @@ def _time_reads(fabric, src_by_tier, row, compute, coll, fidelity, is_ocs, g):
             rounds = math.ceil(G / P)
             tt = b / rate + (rounds - 1) * ocs.reconfig_delay_s
             alone, shared = max(alone, tt), max(shared, tt)
-            lat = max(lat, t.latency_s + float(ocs.get("circuit_latency_s", 0.0)))
+            lat = max(lat, t.latency_s + ocs.circuit_latency_s)
             continue
         flows_src.append(s)
         flows_dst.append(compute)
