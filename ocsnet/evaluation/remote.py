@@ -187,6 +187,15 @@ def _shares(fabric, cfg, src, g, n_compute, is_ocs) -> list[Share]:
     return shares
 
 
+def _ocs(fabric: Fabric) -> dict:
+    """Circuit bandwidth, latency, reconfiguration delay and ports per GPU of an OCS fabric."""
+    o = getattr(fabric, "ocs", None)
+    if o is not None and not isinstance(o, dict):
+        return {"circuit_Bps": o.circuit_Bps, "circuit_latency_s": o.circuit_latency_s,
+                "reconfig_delay_s": o.reconfig_delay_s, "ports_per_gpu": o.ports_per_gpu}
+    return fabric.meta["ocs"]
+
+
 def _fluid(inc: sp.csc_matrix, cap: np.ndarray, size: np.ndarray) -> np.ndarray:
     from ..flow import completion_times
     return completion_times(inc, cap, size, rtol=FLUID_RTOL)
@@ -207,7 +216,7 @@ def _time_reads(fabric, src_by_tier, row, compute, coll, fidelity, is_ocs, g):
             shared = max(shared, b / t.bandwidth_Bps)
             continue
         if is_ocs:
-            ocs = fabric.meta["ocs"]
+            ocs = _ocs(fabric)
             circ = float(ocs["circuit_Bps"])
             served = np.bincount(np.unique(s, return_inverse=True)[1])
             G = float(served.max())
