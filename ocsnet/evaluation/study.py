@@ -63,6 +63,7 @@ ANALYSES: dict[str, str] = {
     # memory architecture
     "memory": "ocsnet.evaluation.memory_study",
     # serving under SLOs
+    "serving": "ocsnet.serving.study",
     # faults and reliability
     "failures": "ocsnet.reliability.section",
     # fidelity against measured systems
