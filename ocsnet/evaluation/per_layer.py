@@ -164,6 +164,18 @@ class Evaluation:
     def fits(self) -> bool:
         return self.profile.memory.fits
 
+    def usd_per_million_tokens(self, params=None) -> float:
+        """Cost of a million tokens (US dollars): the replica's GPUs, their network share and hosts,
+        amortized, plus energy (:mod:`ocsnet.silicon.tco`; ``params`` overrides the catalog's)."""
+        from ..silicon.tco import system_cost
+
+        n = self.gpus_per_replica
+        return float(system_cost(n_gpus=n, gpu_relative_cost=self.gpu.relative_cost,
+                                 network_cost_per_gpu=self.network_cost_per_gpu,
+                                 h100e_per_gpu=self.gpu.h100_equivalents,
+                                 watts=n * (self.gpu.tdp_W + self.network_W_per_gpu),
+                                 tokens_per_s=self.throughput_tps, params=params)["usd_per_million_tokens"])
+
     def totals(self) -> dict:
         """Model totals, unit-suffixed keys."""
         n = self.gpus_per_replica
@@ -187,6 +199,7 @@ class Evaluation:
             "tokens_per_s_per_h100e": tps / (n * self.gpu.h100_equivalents),
             "tokens_per_s_per_kW": tps / (watts / 1e3),
             "tokens_per_s_per_cost": tps / cost,
+            "usd_per_million_tokens": self.usd_per_million_tokens(),
             "gpus_per_replica": n, "replicas": self.replicas,
             "memory_GB": units.from_si("x_GB", self.profile.memory.total_bytes),
             "hbm_GB": units.from_si("x_GB", self.profile.memory.capacity_bytes),

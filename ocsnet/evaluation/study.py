@@ -59,6 +59,7 @@ __all__ = ["DEFAULT_STUDY", "ANALYSES", "OBJECTIVES", "StudyResult", "Choice", "
 ANALYSES: dict[str, str] = {
     # collectives (fabric-aware algorithms)
     # silicon economics (how small a GPU should be)
+    "silicon": "ocsnet.evaluation.economics",
     # memory architecture
     # serving under SLOs
     # faults and reliability
