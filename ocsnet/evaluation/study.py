@@ -61,7 +61,9 @@ ANALYSES: dict[str, str] = {
     # silicon economics (how small a GPU should be)
     "silicon": "ocsnet.evaluation.economics",
     # memory architecture
+    "memory": "ocsnet.evaluation.memory_study",
     # serving under SLOs
+    "serving": "ocsnet.serving.study",
     # faults and reliability
     "failures": "ocsnet.reliability.section",
     # fidelity against measured systems
