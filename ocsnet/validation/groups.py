@@ -15,4 +15,5 @@ GROUPS: dict[str, str] = {
     "fat-tree": "topology:fat_tree_checks",
     "literature": "models:literature_checks",
     "silicon": "silicon:silicon_checks",
+    "memory": "memory:memory_checks",
 }
