@@ -183,4 +183,4 @@ def attach_memory(fabric: Fabric, n_nodes: int, *, tier: str = "cxl-pool", ports
                   np.concatenate([fabric.capacity_Bps, cap]), np.concatenate([fabric.latency_s, lat]),
                   np.concatenate([fabric.tech, np.full(len(u), lk.tech, dtype=object)]),
                   gpus=fabric.gpus, name=name or fabric.name, meta=meta, node_attrs=node_attrs,
-                  edge_attrs=edge_attrs, labels=labels, aggregate=True)
+                  edge_attrs=edge_attrs, labels=labels, aggregate=True, ocs=fabric.ocs)
