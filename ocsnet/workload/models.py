@@ -28,7 +28,7 @@ from ..hardware import load_table
 __all__ = ["ModelSpec", "model", "models", "ACTIVATIONS"]
 
 # Number of weight matrices in one MLP (or one expert) per activation type.
-ACTIVATIONS = {"gelu": 2, "swiglu": 3}
+ACTIVATIONS = {"gelu": 2, "relu": 2, "swiglu": 3}
 POSITION_EMBEDDINGS = ("learned", "rope")
 NORMS = ("layernorm", "rmsnorm")
 
