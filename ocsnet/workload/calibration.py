@@ -13,6 +13,10 @@ FLOPs and bytes into time with
 - HBM efficiency as a function of the bytes one kernel moves (likewise
   multiplied by the GPU's ``memory_efficiency``);
 - fused-attention compute efficiency as a function of the sequence length;
+- FP8 GEMMs at a fraction of the GPU's constant efficiency (activation
+  quantization and FP8 kernels do not reach twice the BF16 throughput);
+- decode attention reading the KV cache once per KV head (GQA-aware
+  kernels) or once per query head;
 
 and a collective's time from its alpha-beta time with NCCL's protocols: for
 each protocol ``p`` a base latency, a latency per algorithm step (NVLink or
@@ -46,6 +50,11 @@ from .. import units
 from ..errors import SpecError
 
 __all__ = ["Calibration", "calibration", "calibrations", "ROOFLINE", "check_efficiency"]
+
+
+#: How a decode attention kernel reads the KV cache: once per KV head (GQA-aware, e.g.
+#: FlashDecoding/XQA) or once per query head (one thread block per query head).
+DECODE_KV_READS = ("per-kv-head", "per-query-head")
 
 
 def check_efficiency(name: str, value) -> float:
@@ -90,6 +99,8 @@ class Calibration:
     protocol_bandwidth_factor: tuple = ()
     link_efficiency_copper: float = 1.0
     link_efficiency_other: float = 1.0
+    decode_kv_reads: str = "per-kv-head"
+    fp8_gemm_factor: float = 1.0
     source: dict = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self):
@@ -117,6 +128,10 @@ class Calibration:
         for f in ("protocol_base_s", "protocol_step_nvlink_s", "protocol_step_net_s"):
             if any(v < 0 for v in getattr(self, f)):
                 raise SpecError(f"calibration {self.name}.{f}: latencies must be >= 0")
+        if self.decode_kv_reads not in DECODE_KV_READS:
+            raise SpecError(f"calibration {self.name}.decode_kv_reads: {self.decode_kv_reads!r} is not one of "
+                            f"{', '.join(DECODE_KV_READS)}")
+        check_efficiency(f"calibration {self.name}.fp8_gemm_factor", self.fp8_gemm_factor)
         check_efficiency(f"calibration {self.name}.link_efficiency_copper", self.link_efficiency_copper)
         check_efficiency(f"calibration {self.name}.link_efficiency_other", self.link_efficiency_other)
 
@@ -150,7 +165,8 @@ class Calibration:
 
     def op_time(self, flops: float, hbm_bytes: float, peak_flops: float, hbm_Bps: float,
                 compute_efficiency: float, memory_efficiency: float, *, kind: str = "other",
-                tokens: float = 0.0, kernels: int = 1, seq_len: float = 0.0) -> tuple[float, float]:
+                tokens: float = 0.0, kernels: int = 1, seq_len: float = 0.0,
+                dtype: str = "bf16") -> tuple[float, float]:
         """(compute time, memory time) of one op of ``kernels`` kernels, overhead excluded.
 
         ``kind`` is ``"gemm"`` (tile quantization on ``tokens`` and the GEMM
@@ -162,7 +178,7 @@ class Calibration:
         if kind == "gemm":
             if tokens > 0:
                 flops = flops * self.tiled_tokens(tokens) / tokens
-            ce = ce * self.gemm_factor(flops / k)
+            ce = ce * self.gemm_factor(flops / k) * (self.fp8_gemm_factor if dtype == "fp8" else 1.0)
         elif kind == "attention":
             ce = self.attention_compute_efficiency(seq_len, ce)
         me = memory_efficiency * self.memory_factor(hbm_bytes / k)
@@ -191,7 +207,8 @@ ROOFLINE = Calibration()
 # TOML key -> (attribute, unit field used for the SI conversion or None)
 _SCALARS = {"kernel_overhead_us": "kernel_overhead_s", "layer_overhead_us": "layer_overhead_s",
             "step_overhead_us": "step_overhead_s", "gemm_tile_m": "gemm_tile_m",
-            "link_efficiency_copper": "link_efficiency_copper", "link_efficiency_other": "link_efficiency_other"}
+            "link_efficiency_copper": "link_efficiency_copper", "link_efficiency_other": "link_efficiency_other",
+            "decode_kv_reads": "decode_kv_reads", "fp8_gemm_factor": "fp8_gemm_factor"}
 _LISTS = {"gemm_GFLOP": ("gemm_flops", "x_GFLOPs"), "gemm_efficiency": ("gemm_efficiency", None),
           "memory_MB": ("memory_bytes", "x_MB"), "memory_efficiency": ("memory_efficiency", None),
           "attention_tokens": ("attention_tokens", None), "attention_efficiency": ("attention_efficiency", None),
@@ -214,6 +231,9 @@ def _build(name: str, entry: dict) -> Calibration:
     for key, attr in _SCALARS.items():
         if key in entry:
             v = entry[key]
+            if key == "decode_kv_reads":
+                kw[attr] = str(v)
+                continue
             if isinstance(v, bool) or not isinstance(v, (int, float)):
                 raise SpecError(f"{where}.{key}: {v!r} must be a number")
             kw[attr] = units.to_si(key, v) if key.endswith("_us") else v
@@ -228,7 +248,7 @@ def _build(name: str, entry: dict) -> Calibration:
     pairs = {"gemm_GFLOP": "gemm_efficiency", "memory_MB": "memory_efficiency",
              "attention_tokens": "attention_efficiency"}
     for key in entry:
-        if key in ("description", "source", "protocols"):
+        if key in ("description", "source", "protocols", "decode_kv_reads") and key not in src:
             continue
         # a table's thresholds share the source of its values
         if not any(isinstance(src.get(k), str) and src[k] for k in (key, pairs.get(key, key))):

@@ -172,7 +172,7 @@ def roofline(flops: float, hbm_bytes: float, gpu: hardware.GPUSpec, dtype: str =
     else:
         tc, tm = calibration.op_time(flops, hbm_bytes, peak, gpu.hbm_Bps, gpu.compute_efficiency,
                                      gpu.memory_efficiency, kind=kind, tokens=tokens, kernels=kernels,
-                                     seq_len=seq_len)
+                                     seq_len=seq_len, dtype=dtype)
         extra = max(int(kernels), 1) * calibration.kernel_overhead_s
     return OpCost(op, float(flops), float(hbm_bytes), max(tc, tm) + extra, "compute" if tc >= tm else "memory")
 
@@ -303,6 +303,8 @@ class _Layer:
         flops = 4.0 * heads * m.head_dim * s.pairs
         if s.mode == "decode":
             kv_read = 2.0 * self.kv * s.context * s.batch
+            if self.calib is not None and self.calib.decode_kv_reads == "per-query-head":
+                kv_read *= max(heads * m.head_dim / self.kv, 1.0)     # each query head reads its KV head
             kv_write = 2.0 * self.kv * s.batch
         else:
             kv_read = 2.0 * self.kv * self.T
