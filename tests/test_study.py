@@ -76,7 +76,7 @@ def test_report_folder(result, tmp_path):
                  "normalized.png", "layers.png", "reconfig_sweep.png", "ocs_schedule.png"):
         assert (tmp_path / name).exists(), name
     cfg = json.loads((tmp_path / "config.json").read_text())
-    assert cfg["models"] == ["llama3-70b"] and set(cfg) == set(DEFAULT_STUDY)
+    assert cfg["models"] == ["llama3-70b"] and set(cfg) == set(DEFAULT_STUDY) | {"analyses"} | set(cfg["analyses"])
     assert "H100 DGX" in summary_table(result)
 
 

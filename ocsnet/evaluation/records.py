@@ -49,6 +49,7 @@ class StudyResult:
     elapsed_s: float
     fabrics: dict            # system label -> fabric summary
     sweep_schedule: tuple | None = None   # (title, Schedule, layers) of a sweep point that reconfigures
+    extras: dict = field(default_factory=dict)   # analysis name -> its data (see study.ANALYSES)
 
     def summary_rows(self) -> list[dict]:
         """One row per (model, mode, system), normalized to the H100 baseline."""

@@ -14,6 +14,7 @@ from pathlib import Path
 from .. import units
 from .per_layer import Evaluation
 from .records import StudyResult
+from .study import analysis_module
 
 __all__ = ["SUMMARY_COLUMNS", "format_table", "summary_table", "write_report", "MATCH_TOLERANCE"]
 
@@ -111,7 +112,9 @@ def write_report(result: StudyResult, outdir, *, figures: bool = True) -> Path:
     _json(out / "skipped.json", skipped)
     _json(out / "fabrics.json", result.fabrics)
     figs = _figures(result, out) if figures else {}
-    (out / "report.md").write_text(_markdown(result, rows, figs))
+    sections = [analysis_module(name).report(result.extras[name], out, figures=figures)
+                for name in result.config.get("analyses", []) if name in result.extras]
+    (out / "report.md").write_text(_markdown(result, rows, figs, sections))
     return out / "report.md"
 
 
@@ -167,7 +170,7 @@ def _first(result: StudyResult, pred):
     return None
 
 
-def _markdown(result: StudyResult, rows: list[dict], figs: dict) -> str:
+def _markdown(result: StudyResult, rows: list[dict], figs: dict, sections: list[list[str]] = ()) -> str:
     cfg = result.config
     md = ["# Lite-GPU versus H100: ocsnet study report", ""]
     md += [f"Models: {', '.join(cfg['models'])}; modes: {', '.join(cfg['modes'])}. "
@@ -195,6 +198,8 @@ def _markdown(result: StudyResult, rows: list[dict], figs: dict) -> str:
         md += ["## Where each all-reduce algorithm wins", ""]
         md += _sweep_text(result.sweep)
     md += _literature(rows)
+    for lines in sections:          # the analyses' sections (study.ANALYSES), in their order
+        md += list(lines) + [""]
     md += ["## Checks that failed", ""]
     any_fail = False
     for (m, mode), choices in result.choices.items():

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import importlib
 import itertools
 import sys
 import time
@@ -45,7 +46,7 @@ from .per_layer import evaluate
 from .records import Choice, StudyResult, System
 from .search import OBJECTIVES, choose, sizes_for
 
-__all__ = ["DEFAULT_STUDY", "OBJECTIVES", "StudyResult", "Choice", "System", "run_study",
+__all__ = ["DEFAULT_STUDY", "ANALYSES", "OBJECTIVES", "StudyResult", "Choice", "System", "run_study", "analysis_module",
            "study_config", "systems", "sizes_for", "bandwidth_overrides"]
 
 #: The built-in default study.  Sizes are per micro-batch; fabric overrides
@@ -82,17 +83,55 @@ DEFAULT_STUDY: dict[str, Any] = {
     "schedule_time_limit_s": 10.0,
 }
 
-_KEYS = set(DEFAULT_STUDY)
+#: Analyses that run after the plan search, each adding a section to the report.  Name ->
+#: module; the module defines ``DEFAULTS`` (its config section, ``cfg[name]``),
+#: ``analyse(cfg, result, fabrics, *, progress) -> dict`` (JSON-able data, stored in
+#: ``result.extras[name]``) and ``report(data, outdir, *, figures) -> list[str]``
+#: (the section's markdown lines; it writes its own files).  See docs/design.md.
+#: One line per analysis, kept apart by the comments so that additions merge cleanly.
+ANALYSES: dict[str, str] = {
+    # collectives (fabric-aware algorithms)
+    # silicon economics (how small a GPU should be)
+    # memory architecture
+    # serving under SLOs
+    # faults and reliability
+    # fidelity against measured systems
+}
+
+_KEYS = set(DEFAULT_STUDY) | {"analyses"}
+
+
+def analysis_module(name: str):
+    """The module of a registered analysis (imported on first use)."""
+    if name not in ANALYSES:
+        raise SpecError(f"study.analyses: {name!r} is not an analysis; allowed: {', '.join(ANALYSES) or 'none'}")
+    return importlib.import_module(ANALYSES[name])
 
 
 def study_config(overrides: dict | None = None) -> dict:
     """The default study with ``overrides`` applied; unknown keys are refused by name."""
     cfg = copy.deepcopy(DEFAULT_STUDY)
-    for k, v in (overrides or {}).items():
-        if k not in _KEYS:
-            raise SpecError(f"study.{k}: unknown key; allowed: {', '.join(sorted(_KEYS))}")
-        if v is not None:
+    overrides = dict(overrides or {})
+    names = overrides.pop("analyses", None)
+    cfg["analyses"] = list(ANALYSES) if names is None else list(names)
+    keys = _KEYS | set(ANALYSES)
+    for k, v in overrides.items():
+        if k not in keys:
+            raise SpecError(f"study.{k}: unknown key; allowed: {', '.join(sorted(keys))}")
+        if v is not None and k not in ANALYSES:
             cfg[k] = v
+    for name in ANALYSES:
+        section = copy.deepcopy(analysis_module(name).DEFAULTS) if name in cfg["analyses"] else {}
+        given = overrides.get(name) or {}
+        if not isinstance(given, dict):
+            raise SpecError(f"study.{name}: expected a table of settings, got {type(given).__name__}")
+        for k, v in given.items():
+            if name in cfg["analyses"] and k not in section:
+                raise SpecError(f"study.{name}.{k}: unknown key; allowed: {', '.join(sorted(section)) or 'none'}")
+            section[k] = v
+        cfg[name] = section
+    for name in cfg["analyses"]:
+        analysis_module(name)
     for m in cfg["models"]:
         get_model(m)
     for mode in cfg["modes"]:
@@ -167,7 +206,12 @@ def run_study(config: dict | None = None, *, progress: bool = True,
                 limit = float(cfg["latency_vs_baseline"]) * row[-1].best.latency_s
         choices[(m, mode)] = row
     sweep, shown = _sweep(cfg, choices, fabrics, progress, t0)
-    return StudyResult(cfg, choices, sweep, time.perf_counter() - t0, summaries, shown)
+    result = StudyResult(cfg, choices, sweep, time.perf_counter() - t0, summaries, shown)
+    for name in cfg["analyses"]:
+        _progress(f"analysis {name} ({time.perf_counter() - t0:.1f} s)", progress)
+        result.extras[name] = analysis_module(name).analyse(cfg, result, fabrics, progress=progress)
+    result.elapsed_s = time.perf_counter() - t0
+    return result
 
 
 def bandwidth_overrides(s: System) -> dict:
