@@ -66,6 +66,9 @@ def register(sub) -> None:
     p.add_argument("--config", help="JSON file of study overrides (keys of ocsnet.study.DEFAULT_STUDY)")
     p.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.add_argument("--dtype", help="weights and activations: bf16 or fp8 (default bf16)")
+    p.add_argument("--kv-dtype", help="KV cache: bf16 or fp8 (default: --dtype)")
+    p.add_argument("--calibration", help="kernel/collective efficiency model: measured (default) or roofline")
     p.set_defaults(func=run)
 
 
@@ -84,7 +87,8 @@ def run(args) -> int:
             raise SpecError("--config: the file must hold a JSON object of study overrides")
     for key, val in (("models", args.models), ("modes", args.modes), ("variants", args.variants),
                      ("algorithms", args.algorithms), ("tp", args.tp), ("pp", args.pp),
-                     ("objective", args.objective)):
+                     ("objective", args.objective), ("dtype", args.dtype), ("kv_dtype", args.kv_dtype),
+                     ("calibration", args.calibration)):
         if val:
             cfg[key] = val
     if args.batch or args.context:

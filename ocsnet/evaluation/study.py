@@ -44,7 +44,7 @@ from ..workload.models import model as get_model
 from ..workload.step import memory_fit
 from .per_layer import evaluate
 from .records import Choice, StudyResult, System
-from .search import OBJECTIVES, choose, sizes_for
+from .search import OBJECTIVES, choose, precision, sizes_for
 
 __all__ = ["DEFAULT_STUDY", "ANALYSES", "OBJECTIVES", "StudyResult", "Choice", "System", "run_study", "analysis_module",
            "study_config", "systems", "sizes_for", "bandwidth_overrides"]
@@ -81,6 +81,9 @@ DEFAULT_STUDY: dict[str, Any] = {
     "sweep_models": ["llama3-405b"],
     "sweep_algorithms": ["ring", "rhd"],
     "schedule_time_limit_s": 10.0,
+    "dtype": "bf16",
+    "kv_dtype": None,
+    "calibration": "measured",
 }
 
 #: Analyses that run after the plan search, each adding a section to the report.  Name ->
@@ -95,7 +98,7 @@ ANALYSES: dict[str, str] = {
     # memory architecture
     # serving under SLOs
     # faults and reliability
-    # fidelity against measured systems
+    "fidelity": "ocsnet.evaluation.measured",   # fidelity against measured systems
 }
 
 _KEYS = set(DEFAULT_STUDY) | {"analyses"}
@@ -139,6 +142,12 @@ def study_config(overrides: dict | None = None) -> dict:
             raise SpecError(f"study.modes: {mode!r} is not one of prefill, decode")
     for v in cfg["variants"]:
         hardware.gpu(v)
+    from ..workload.calibration import calibration as get_calibration
+    from ..workload.precision import dtype_bytes
+    dtype_bytes(cfg["dtype"], "study.dtype")
+    if cfg["kv_dtype"] is not None:
+        dtype_bytes(cfg["kv_dtype"], "study.kv_dtype")
+    get_calibration(cfg["calibration"])
     if cfg["objective"] not in OBJECTIVES:
         raise SpecError(f"study.objective: {cfg['objective']!r} is not one of {', '.join(OBJECTIVES)}")
     if int(cfg["top_k"]) < 1:
@@ -229,7 +238,7 @@ def _sweep_plan(cfg, model, mode, gpu, tp, pp, n_gpus, sizes) -> ParallelPlan | 
             return None
         try:
             plan.validate(model)
-            if memory_fit(model, plan, mode, gpu=gpu, micro_batches=p, **sizes).fits:
+            if memory_fit(model, plan, mode, gpu=gpu, micro_batches=p, **sizes, **precision(cfg, memory=True)).fits:
                 return plan
         except WorkloadError:
             return None
@@ -261,7 +270,7 @@ def _sweep(cfg, choices, fabrics, progress, t0) -> tuple[list[dict], tuple | Non
             ev = evaluate(m, plan, f, mode, gpu=c.system.gpu, algorithms={"all-reduce": alg},
                           reconfig_delay_s=units.to_si("x_us", us),
                           schedule_time_limit_s=cfg["schedule_time_limit_s"], schedule_bound="design",
-                          **sizes)
+                          **sizes, **precision(cfg))
             t = ev.totals()
             if ev.schedule is not None and ev.schedule.n_reconfigurations and ev.reconfig_s > 0 and (
                     shown is None or (mode == "decode" and plan.tp > shown[3])):
