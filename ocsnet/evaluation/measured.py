@@ -271,10 +271,12 @@ def report(data: dict, outdir: Path, *, figures: bool = False) -> list[str]:
             w.writerow([r["name"], r["system"], r["config"], r["quantity"], r["measured"],
                         f"{r['predicted']:.6g}", f"{100 * r['error']:+.1f}", r["source"]])
     s = data["summary"]
+    from ..workload.calibration import calibration as get_calibration
+
+    desc = get_calibration(data["calibration"]).description
     out = ["## Fidelity against measured systems", "",
-           f"The per-layer model runs under the calibration `{data['calibration']}` "
-           "(kernel overheads, GEMM and attention efficiency by shape, NCCL protocol latencies and link "
-           "efficiency; `ocsnet/catalog/calibration.toml`).  Against "
+           f"The per-layer model runs under the calibration `{data['calibration']}` ({desc}; "
+           "`ocsnet/catalog/calibration.toml`).  Against "
            f"{s['cases']} published measurements (`ocsnet validate --measured`, `measured.csv`) its median "
            f"absolute error is {100 * s['median_abs_error']:.1f}% and its largest "
            f"{100 * s['max_abs_error']:.1f}% (goal {100 * GOAL_MEDIAN:.0f}% / {100 * GOAL_MAX:.0f}%; Vidur reports "

@@ -369,33 +369,39 @@ def _pp_send(fabric: Fabric, ranks: np.ndarray, c: Collective | None) -> float:
     return float(np.max(alpha_beta_time(r, fabric.capacity_Bps, np.full(len(src), c.nbytes))))
 
 
-def _crosses_network(fabric: Fabric, src, dst) -> bool:
-    """Whether any route between the GPU pairs uses a link other than copper (NVLink)."""
-    if not len(src):
+def _crosses_network(fabric: Fabric, group) -> bool:
+    """Whether a group's ring or reversed pairs route over a link other than copper (NVLink); memoized per fabric."""
+    g = np.asarray(group, dtype=np.int64)
+    if len(g) < 2:
         return False
     memo = _memo(fabric)
-    mask = memo.get("non-copper")
-    if mask is None:
-        mask = memo["non-copper"] = (np.asarray(fabric.tech) != "copper").astype(float)
-    r = _routes(fabric, src, dst, "shortest")
-    return bool((r.incidence.T @ mask).max() > 0)
+    key = ("crosses", g.tobytes())
+    hit = memo.get(key)
+    if hit is None:
+        mask = memo.get("non-copper")
+        if mask is None:
+            mask = memo["non-copper"] = (np.asarray(fabric.tech) != "copper").astype(float)
+        src = np.concatenate([g, g])
+        dst = np.concatenate([np.roll(g, -1), g[::-1]])
+        keep = src != dst
+        r = _routes(fabric, src[keep], dst[keep], "shortest")
+        hit = memo[key] = bool(len(src[keep]) and (r.incidence.T @ mask).max() > 0)
+    return hit
 
 
 def _calibrate(calib: Calibration, colls: list, fabric: Fabric, groups_of, is_ocs: bool) -> list:
     """Collective times with the calibration's protocol latencies and link efficiency (roofline: unchanged)."""
     if calib.is_roofline:
         return colls
+    from ..collectives import n_steps
+
     out = []
     for c in colls:
         if c.group_size < 2:
             out.append(c)
             continue
-        steps = len(expand(c.kind, c.group_size, c.nbytes, c.algorithm, as_arrays=True))
-        if is_ocs:
-            net = True
-        else:
-            g = groups_of(c.group)[0]
-            net = _crosses_network(fabric, g, np.roll(g, -1)) or _crosses_network(fabric, g, g[::-1])
+        steps = n_steps(c.kind, c.group_size, c.algorithm)
+        net = True if is_ocs else _crosses_network(fabric, groups_of(c.group)[0])
         ab = calib.collective_time(c.alpha_beta_s, steps, net)
         mm = None if c.max_min_s is None else calib.collective_time(c.max_min_s, steps, net)
         out.append(dataclasses.replace(c, alpha_beta_s=ab, max_min_s=mm))
@@ -613,7 +619,7 @@ def evaluate(model, plan: ParallelPlan, fabric: Fabric, mode: str, *, batch: int
     if not calib.is_roofline:
         colls = _calibrate(calib, colls, fabric, lambda grp: _groups(ranks, grp, plan), is_ocs)
         if pp_send > 0:
-            net = is_ocs or _crosses_network(fabric, ranks[0, :-1, :].ravel(), ranks[0, 1:, :].ravel())
+            net = is_ocs or _crosses_network(fabric, ranks[0, :, 0])
             pp_send = calib.collective_time(pp_send, 1, net)
     pw, co = _power_cost(fabric)
     n = max(fabric.n_gpus, 1)
@@ -670,6 +676,6 @@ def time_collective(fabric: Fabric, kind: str, nbytes: float, ranks, *, algorith
     calib = get_calibration(calibration)
     if calib.is_roofline:
         return ab
-    steps = len(expand(c.kind, c.group_size, c.nbytes, c.algorithm, as_arrays=True))
-    net = _crosses_network(fabric, group, np.roll(group, -1)) or _crosses_network(fabric, group, group[::-1])
-    return calib.collective_time(ab, steps, net)
+    from ..collectives import n_steps
+
+    return calib.collective_time(ab, n_steps(c.kind, c.group_size, c.algorithm), _crosses_network(fabric, group))
