@@ -54,3 +54,7 @@ def check_range(name: str, value, lo=None, hi=None, *, lo_open: bool = False) ->
         left = "(" if lo_open else "["
         rng = f"{left}{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}]"
         raise SpecError(f"{name}: {value!r} is out of range, allowed {rng}")
+
+
+class SweepError(SpecError):
+    """A sweep spec, its results folder or the engine that runs it is invalid or unreachable."""

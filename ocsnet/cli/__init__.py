@@ -17,7 +17,7 @@ import sys
 from ..errors import OcsnetError
 
 # Sub-command modules, in the order `ocsnet --help` lists them.
-COMMANDS = ("topo", "traffic", "flow", "schedule", "compare", "validate")
+COMMANDS = ("topo", "traffic", "flow", "schedule", "compare", "validate", "sweep")
 
 
 class _Parser(argparse.ArgumentParser):

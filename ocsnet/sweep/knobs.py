@@ -1,0 +1,196 @@
+"""The knobs a sweep may vary: what each means, its allowed values, and where it applies.
+
+Stage: sweep (see docs/design.md).  A design point is a dict ``knob -> value``;
+:func:`resolve` turns it into a :class:`PointSetup` (which GPU, which fabric with
+which overrides, which model, mode, sizes and evaluation options), the input of
+:func:`ocsnet.sweep.point.evaluate_point`.  Every knob is listed in :data:`KNOBS`
+with its unit in its name; a model that adds a knob registers it here.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from ..errors import SweepError
+
+__all__ = ["Knob", "KNOBS", "PointSetup", "resolve", "knob_table", "torus_dims"]
+
+
+@dataclass
+class PointSetup:
+    """Everything one design point needs, resolved from its knob values."""
+
+    model: str = "llama3-70b"
+    mode: str = "decode"
+    gpu: str = "lite-netboost"
+    fabric: str = "lite-ocs"
+    n_gpus: int | None = None
+    fabric_overrides: dict = field(default_factory=dict)
+    sizes: dict = field(default_factory=dict)            # batch, seq_len, context (per micro-batch)
+    search: dict = field(default_factory=dict)           # tp, pp, algorithms, max_gpus_per_replica
+    reconfig_delay_s: float | None = None
+    latency_limit_s: float | None = None
+
+
+@dataclass(frozen=True)
+class Knob:
+    """One axis a sweep can vary.
+
+    ``kind`` is ``"choice"`` (``choices`` lists the allowed values, or
+    ``choices_fn`` returns them from the catalog), ``"int"`` or ``"float"``
+    (inclusive ``lo``/``hi``).  ``apply(setup, value)`` writes the value into
+    the :class:`PointSetup`.
+    """
+
+    name: str
+    kind: str
+    doc: str
+    apply: Callable[[PointSetup, Any], None]
+    lo: float | None = None
+    hi: float | None = None
+    choices: tuple = ()
+    choices_fn: Callable[[], list] | None = None
+
+    def allowed(self) -> list:
+        return list(self.choices_fn()) if self.choices_fn else list(self.choices)
+
+    def check(self, value, where: str):
+        """The value, normalized (ints as int), or a :class:`SweepError` naming ``where``."""
+        if self.kind == "choice":
+            allowed = self.allowed()
+            if value not in allowed:
+                raise SweepError(f"{where}: {value!r} is not allowed for knob {self.name!r}; "
+                                 f"allowed: {', '.join(map(str, allowed))}")
+            return value
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise SweepError(f"{where}: expected a number for knob {self.name!r}, got {value!r}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise SweepError(f"{where}: {value!r} is not finite")
+        if self.kind == "int":
+            if float(value) != int(value):
+                raise SweepError(f"{where}: knob {self.name!r} takes a whole number, got {value!r}")
+            value = int(value)
+        if (self.lo is not None and value < self.lo) or (self.hi is not None and value > self.hi):
+            raise SweepError(f"{where}: {value!r} is out of range for knob {self.name!r}, "
+                             f"allowed [{self.lo}, {self.hi}]")
+        return float(value) if self.kind == "float" else value
+
+
+def _models() -> list[str]:
+    from ..workload.models import models
+    return sorted(models())
+
+
+def _gpus() -> list[str]:
+    from .. import hardware
+    return sorted(hardware.gpus())
+
+
+def _fabrics() -> list[str]:
+    from ..topology.spec import list_specs
+    return list_specs()
+
+
+def _set(attr: str, convert=lambda v: v):
+    def apply(setup: PointSetup, value):
+        setattr(setup, attr, convert(value))
+    return apply
+
+
+def _size(key: str):
+    def apply(setup: PointSetup, value):
+        setup.sizes[key] = int(value)
+    return apply
+
+
+def _override(key: str):
+    def apply(setup: PointSetup, value):
+        setup.fabric_overrides[key] = value
+    return apply
+
+
+def _us(value) -> float:
+    from .. import units
+    return units.to_si("x_us", value)
+
+
+def _ms(value) -> float:
+    from .. import units
+    return units.to_si("x_ms", value)
+
+
+def _search(key: str, listify: bool = True):
+    def apply(setup: PointSetup, value):
+        setup.search[key] = [value] if listify and not isinstance(value, list) else value
+    return apply
+
+
+#: Every knob, by name.
+KNOBS: dict[str, Knob] = {k.name: k for k in (
+    Knob("model", "choice", "LLM from the catalog (models.toml)", _set("model"), choices_fn=_models),
+    Knob("mode", "choice", "inference phase", _set("mode"), choices=("prefill", "decode")),
+    Knob("gpu", "choice", "GPU from the catalog (an H100 or a Lite-GPU variant)", _set("gpu"), choices_fn=_gpus),
+    Knob("fabric", "choice", "named fabric spec (topologies/)", _set("fabric"), choices_fn=_fabrics),
+    Knob("n_gpus", "int", "GPUs in the cluster (mapped to each fabric family's size parameter)",
+         _set("n_gpus", int), lo=8, hi=1 << 20),
+    Knob("ports_per_gpu", "int", "optical ports per GPU (OCS fabrics)", _override("ports_per_gpu"), lo=1, hi=64),
+    Knob("ocs", "choice", "OCS technology from the catalog (ocs.toml)", _override("ocs"),
+         choices_fn=lambda: sorted(__import__("ocsnet.hardware", fromlist=["x"]).ocs_types())),
+    Knob("reconfig_delay_us", "float", "OCS reconfiguration delay (overrides the OCS's own)",
+         _set("reconfig_delay_s", _us), lo=0.0, hi=1e7),
+    Knob("batch", "int", "sequences per micro-batch", _size("batch"), lo=1, hi=1 << 16),
+    Knob("seq_len", "int", "prompt tokens (prefill)", _size("seq_len"), lo=1, hi=1 << 22),
+    Knob("context", "int", "KV-cache tokens (decode)", _size("context"), lo=1, hi=1 << 22),
+    Knob("tp", "int", "tensor-parallel degree (fixes the plan search's tp)", _search("tp"), lo=1, hi=1024),
+    Knob("pp", "int", "pipeline-parallel degree (fixes the plan search's pp)", _search("pp"), lo=1, hi=1024),
+    Knob("algorithm", "choice", "all-reduce algorithm (fixes the plan search's choice)", _search("algorithms"),
+         choices=("ring", "rhd", "double-binary-tree", "direct", "two-shot", "tree")),
+    Knob("latency_limit_ms", "float", "TTFT (prefill) or TPOT (decode) limit on the chosen plan",
+         _set("latency_limit_s", _ms), lo=0.0, hi=1e9),
+)}
+
+
+def torus_dims(n: int, ndim: int) -> list[int]:
+    """The most cube-like ``ndim`` factors of ``n`` (largest first): the torus of ``n`` GPUs."""
+    best = None
+
+    def rec(rem, k, lo, acc):
+        nonlocal best
+        if k == 1:
+            if rem >= lo:
+                dims = sorted(acc + [rem], reverse=True)
+                if best is None or dims[0] / dims[-1] < best[0] / best[-1]:
+                    best = dims
+            return
+        d = lo
+        while d ** k <= rem:
+            if rem % d == 0:
+                rec(rem // d, k - 1, d, acc + [d])
+            d += 1
+
+    rec(int(n), int(ndim), 1, [])
+    return best or [int(n)] + [1] * (ndim - 1)
+
+
+def resolve(point: dict) -> PointSetup:
+    """The :class:`PointSetup` of a point (knob values already checked)."""
+    setup = PointSetup()
+    for name, value in point.items():
+        KNOBS[name].apply(setup, value)
+    return setup
+
+
+def knob_table() -> list[list]:
+    """Rows (name, kind, range or choices, meaning) for ``ocsnet sweep knobs``."""
+    rows = []
+    for k in KNOBS.values():
+        if k.kind == "choice":
+            allowed = k.allowed()
+            rng = ", ".join(map(str, allowed[:6])) + (", ..." if len(allowed) > 6 else "")
+        else:
+            rng = f"[{k.lo:g}, {k.hi:g}]" if k.kind == "float" else f"[{k.lo}, {k.hi}]"
+        rows.append([k.name, k.kind, rng, k.doc])
+    return rows
+
