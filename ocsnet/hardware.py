@@ -19,16 +19,16 @@ import dataclasses
 import functools
 import tomllib
 from dataclasses import dataclass
-from importlib import resources
 from typing import Any
 
-from . import units
+from . import checks, folders, units
 from .errors import SpecError
 
 __all__ = [
     "GPUSpec", "LinkSpec", "SwitchSpec", "OCSSpec",
     "gpu", "gpus", "link", "links", "switch", "switches", "ocs", "ocs_types",
-    "lite_gpu", "load_table",
+    "lite_gpu", "load_table", "load_catalog", "catalog_entries", "catalog_kinds", "catalog_kind", "where",
+    "CATALOG_KINDS",
 ]
 
 
@@ -158,28 +158,163 @@ _OCS_FIELDS = {
     "power_W": ("power_W", True), "relative_cost": ("relative_cost", True),
 }
 
+# Text fields.
+_TEXT = {"description", "tech", "port_link", "parent"}
+
 # Dimensionless fields (no unit suffix): converted with factor 1.
 _PLAIN = {"compute_efficiency", "memory_efficiency", "relative_cost", "ports",
           "compute_fraction", "hbm_capacity_fraction", "hbm_bandwidth_fraction",
           "network_ratio_factor", "clock_factor", "power_fraction", "cost_fraction"}
 
 
-def load_table(filename: str) -> dict[str, dict[str, Any]]:
-    """Read one catalog TOML file from the package data."""
+#: Catalog kinds: the file a kind's entries live in (``<kind>.toml``) -> "module:function" that loads
+#: and checks every entry of the kind (called by :func:`load_catalog`).  A built-in catalog file
+#: without a line here is still a kind (its entries get the generic checks only).
+CATALOG_KINDS = {
+    "gpus": "ocsnet.hardware:gpus",
+    "links": "ocsnet.hardware:links",
+    "switches": "ocsnet.hardware:switches",
+    "ocs": "ocsnet.hardware:ocs_types",
+    "models": "ocsnet.workload.models:models",
+    "calibration": "ocsnet.workload.calibration:calibrations",
+    "measured": "ocsnet.evaluation.measured:cases",
+}
+
+
+def catalog_kinds() -> list[str]:
+    """The catalog kinds: the stems of the built-in catalog files (``gpus``, ``links``, ...)."""
+    return [f.name for f in folders.sources("catalog") if f.builtin]
+
+
+def catalog_kind(path) -> str:
+    """The kind of a catalog file from its name: ``gpus.toml`` and ``gpus-mine.toml`` hold GPUs.
+
+    Raises
+    ------
+    SpecError
+        The name does not start with a kind (the message lists them).
+    """
+    filename = str(path).replace("\\", "/").rsplit("/", 1)[-1]
+    stem = filename[:-5] if filename.endswith(".toml") else filename
+    kind = stem.split("-", 1)[0]
+    kinds = catalog_kinds()
+    if kind not in kinds:
+        raise SpecError(f"{path}: a catalog file is named after the kind of its entries, <kind>.toml or "
+                        f"<kind>-<anything>.toml, with kind one of {', '.join(kinds)}")
+    return kind
+
+
+def _parse(f: folders.File) -> dict[str, Any]:
+    where = f"catalog/{f.path.name}" if f.builtin else f.origin
     try:
-        text = resources.files("ocsnet.catalog").joinpath(filename).read_text()
-    except FileNotFoundError:
-        raise SpecError(f"catalog: no file {filename!r}") from None
-    try:
-        return tomllib.loads(text)
+        data = tomllib.loads(f.read_text())
     except tomllib.TOMLDecodeError as e:
-        raise SpecError(f"catalog/{filename}: {e}") from None
+        raise SpecError(f"{where}: not valid TOML ({e})") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise SpecError(f"{where}: cannot read ({e})") from None
+    for name, entry in data.items():
+        if not isinstance(entry, dict):
+            raise SpecError(f"{where}: {name}: expected a table [{name}] holding the entry's fields, "
+                            f"got {checks.kind_of(entry)} {entry!r}")
+    return data
+
+
+@functools.lru_cache(maxsize=64)
+def _entries(kind: str, key: tuple) -> dict[str, tuple[dict, str]]:
+    out: dict[str, tuple[dict, str]] = {}
+    for f in folders.sources("catalog"):
+        k = f.name if f.builtin else catalog_kind(f.origin)
+        if k != kind:
+            continue
+        for name, entry in _parse(f).items():
+            if name in out:
+                folders.note_override(f"catalog {kind} entry", name, f.origin, out[name][1])
+            out[name] = (entry, f.origin)
+    return out
+
+
+def catalog_entries(kind: str) -> dict[str, tuple[dict, str]]:
+    """Raw entries of a catalog kind with their origin: name -> (TOML table, "built-in" or file path).
+
+    Built-in entries first, then user files in search order; a later entry
+    replaces an earlier one of the same name (said once on stderr).
+    """
+    if kind not in catalog_kinds():
+        raise SpecError(f"catalog: unknown kind {kind!r}; known: {', '.join(catalog_kinds())}")
+    return _entries(kind, folders.state())
+
+
+def load_table(filename: str) -> dict[str, dict[str, Any]]:
+    """The entries of one catalog file by name (``"gpus.toml"``), built-in and user, merged."""
+    return {name: e for name, (e, _) in catalog_entries(filename.removesuffix(".toml")).items()}
+
+
+def where(kind: str, name: str) -> str:
+    """How messages name an entry: ``gpus.h100-sxm``, prefixed by its file when it is a user's."""
+    origin = catalog_entries(kind).get(name, (None, "built-in"))[1]
+    return f"{kind}.{name}" if origin == "built-in" else f"{origin}: {kind}.{name}"
+
+
+def load_catalog(path) -> dict[str, list[str]]:
+    """Add a user catalog at run time: a TOML file, a folder of them, or a user folder holding ``catalog/``.
+
+    A file's name says the kind of its entries (:func:`catalog_kind`).  Every
+    entry of the kinds it touches is loaded and checked at once, exactly like
+    a built-in one; an entry of the same name as an existing one replaces it
+    (said once on stderr).  A user folder also brings its ``topologies/``,
+    ``schedules/`` and ``studies/``.
+
+    Returns
+    -------
+    dict
+        Kind -> names of the entries the path defines.
+
+    Raises
+    ------
+    SpecError
+        Bad file name, TOML, key, unit, value or missing source; the message
+        names the file, the entry and the field.  Nothing is added then.
+    """
+    import importlib
+    from pathlib import Path
+
+    p = Path(path).expanduser()
+    if p.is_dir() and not (p / "catalog").is_dir():
+        paths = sorted(p.glob("*.toml"))
+        if not paths:
+            raise SpecError(f"load_catalog: {str(path)!r} holds no catalog/ folder and no .toml file")
+        added = [folders.add_file("catalog", q) for q in paths]
+    elif p.is_dir():
+        added = [folders.add_path(p)]
+        paths = sorted((p / "catalog").glob("*.toml"))
+    elif p.is_file():
+        added = [folders.add_file("catalog", p)]
+        paths = [p]
+    else:
+        raise SpecError(f"load_catalog: no such file or folder {str(path)!r}")
+    try:
+        out: dict[str, list[str]] = {}
+        for q in paths:
+            kind = catalog_kind(q)
+            out.setdefault(kind, []).extend(_parse(folders.File(q.stem, q, str(q))))
+        for kind in out:
+            if kind in CATALOG_KINDS:
+                mod, fn = CATALOG_KINDS[kind].split(":")
+                getattr(importlib.import_module(mod), fn)()
+            else:
+                catalog_entries(kind)
+    except Exception:
+        for a in added:
+            folders.remove_path(a)
+        raise
+    return out
 
 
 def _check_keys(where: str, entry: dict, allowed: dict | set, required: set) -> None:
     extra = set(entry) - set(allowed) - {"source"}
     if extra:
-        raise SpecError(f"{where}: unknown key {sorted(extra)[0]!r}; allowed: {', '.join(sorted(allowed))}")
+        key = sorted(extra)[0]
+        raise SpecError(f"{where}: unknown key {key!r}{_unit_hint(key, allowed)}; allowed: {', '.join(sorted(allowed))}")
     missing = required - set(entry)
     if missing:
         raise SpecError(f"{where}: missing required key {sorted(missing)[0]!r}")
@@ -187,14 +322,26 @@ def _check_keys(where: str, entry: dict, allowed: dict | set, required: set) -> 
     if not isinstance(src, dict):
         raise SpecError(f"{where}.source: must be a table of field = \"where the number comes from\"")
     for k, v in entry.items():
-        if isinstance(v, (int, float)) and not isinstance(v, bool):
-            if not isinstance(src.get(k), str) or not src.get(k):
-                raise SpecError(f"{where}.{k}: number has no source string in [{where}.source]")
-            if v < 0:
-                raise SpecError(f"{where}.{k}: {v} is negative, allowed [0, inf)")
+        if k in _TEXT:
+            checks.string(f"{where}.{k}", v, empty=k == "description")
+        elif isinstance(v, (int, float)) and not isinstance(v, bool):
+            if not isinstance(src.get(k), str) or not src.get(k).strip():
+                raise SpecError(f"{where}.{k}: number has no source string in [{where.split(': ')[-1]}.source]")
+            checks.nonnegative(f"{where}.{k}", v)
     extra_src = set(src) - set(entry)
     if extra_src:
         raise SpecError(f"{where}.source: source for unknown key {sorted(extra_src)[0]!r}")
+
+
+def _unit_hint(key: str, allowed) -> str:
+    """' (wrong unit: write hbm_GB)' when ``key`` is an allowed field with another unit suffix."""
+    stem = units.strip_suffix(key)
+    if stem is None:
+        return ""
+    for a in allowed:
+        if units.strip_suffix(a) == stem:
+            return f" (wrong unit: write {a})"
+    return ""
 
 
 def _convert(where: str, entry: dict, schema: dict) -> dict:
@@ -204,33 +351,41 @@ def _convert(where: str, entry: dict, schema: dict) -> dict:
         if key not in entry:
             continue
         v = entry[key]
-        if isinstance(v, (int, float)) and not isinstance(v, bool):
-            v = float(v) if key in _PLAIN else units.to_si(key, v)
-            if key == "ports":
-                if v != int(v) or v < 1:
-                    raise SpecError(f"{where}.ports: {entry[key]!r} must be an integer >= 1")
-                v = int(v)
+        if key in _TEXT:
+            v = checks.string(f"{where}.{key}", v, empty=key == "description")
+        elif key == "ports":
+            v = checks.integer(f"{where}.ports", v, lo=1)
+        else:
+            v = checks.nonnegative(f"{where}.{key}", v)
+            v = v if key in _PLAIN else units.to_si(key, v)
         out[attr] = v
     out["source"] = dict(entry.get("source", {}))
     return out
 
 
-@functools.cache
-def _gpus() -> dict[str, GPUSpec]:
-    table = load_table("gpus.toml")
+@functools.lru_cache(maxsize=16)
+def _gpus(key: tuple) -> dict[str, GPUSpec]:
+    table = catalog_entries("gpus")
     out: dict[str, GPUSpec] = {}
-    for name, entry in table.items():
+    for name, (entry, _) in table.items():
         if "parent" not in entry:
-            kw = _convert(f"gpus.{name}", entry, _GPU_FIELDS)
+            kw = _convert(where("gpus", name), entry, _GPU_FIELDS)
             out[name] = GPUSpec(name=name, h100_equivalents=1.0, **kw)
-    for name, entry in table.items():
+    for name, (entry, _) in table.items():
         if "parent" in entry:
-            _check_keys(f"gpus.{name}", entry, _LITE_FIELDS, set(_LITE_FIELDS))
-            parent = out.get(entry["parent"])
+            w = where("gpus", name)
+            _check_keys(w, entry, _LITE_FIELDS, set(_LITE_FIELDS))
+            checks.string(f"{w}.description", entry["description"], empty=True)
+            parent = out.get(checks.string(f"{w}.parent", entry["parent"]))
             if parent is None:
-                raise SpecError(f"gpus.{name}.parent: unknown GPU {entry['parent']!r}; known: {', '.join(out)}")
+                raise SpecError(f"{w}.parent: unknown GPU {entry['parent']!r}; known: {', '.join(out)}")
             kw = {k: entry[k] for k in _LITE_FIELDS if k not in ("description", "parent")}
-            spec = lite_gpu(parent, name=name, description=entry["description"], **kw)
+            for k, v in kw.items():
+                checks.number(f"{w}.{k}", v)
+            try:
+                spec = lite_gpu(parent, name=name, description=entry["description"], **kw)
+            except SpecError as e:
+                raise SpecError(f"{w.removesuffix('gpus.' + name)}gpus.{e}") from None
             out[name] = dataclasses.replace(spec, source=dict(entry.get("source", {})))
     return out
 
@@ -259,8 +414,13 @@ def lite_gpu(parent: GPUSpec, *, name: str = "lite", description: str = "",
                          ("hbm_bandwidth_fraction", hbm_bandwidth_fraction, 1.0),
                          ("network_ratio_factor", network_ratio_factor, 16.0),
                          ("clock_factor", clock_factor, 4.0)):
-        if not (0 < float(v) <= hi):
-            raise SpecError(f"{name}.{field}: {v!r} is out of range, allowed (0, {hi}]")
+        checks.number(f"{name}.{field}", v, lo=0, hi=hi, lo_open=True)
+    for field, v in (("power_fraction", power_fraction), ("cost_fraction", cost_fraction),
+                     ("die_area_mm2", die_area_mm2)):
+        if v is not None:
+            checks.positive(f"{name}.{field}", v)
+    if not isinstance(parent, GPUSpec):
+        raise SpecError(f"{name}.parent: expected a GPUSpec, got {checks.kind_of(parent)} {parent!r}")
     c = compute_fraction * clock_factor
     net = parent.scaleup_Bps * compute_fraction * network_ratio_factor
     return GPUSpec(
@@ -287,16 +447,16 @@ _SIMPLE = {"links.toml": (LinkSpec, _LINK_FIELDS), "switches.toml": (SwitchSpec,
            "ocs.toml": (OCSSpec, _OCS_FIELDS)}
 
 
-@functools.cache
-def _simple(filename: str) -> dict:
+@functools.lru_cache(maxsize=16)
+def _simple(filename: str, key: tuple) -> dict:
     cls, schema = _SIMPLE[filename]
-    table = load_table(filename)
-    out = {}
     stem = filename.removesuffix(".toml")
-    for name, entry in table.items():
-        kw = _convert(f"{stem}.{name}", entry, schema)
-        if cls is LinkSpec and kw["tech"] not in TECHS:
-            raise SpecError(f"{stem}.{name}.tech: {kw['tech']!r} is not one of {', '.join(TECHS)}")
+    out = {}
+    for name, (entry, _) in catalog_entries(stem).items():
+        w = where(stem, name)
+        kw = _convert(w, entry, schema)
+        if cls is LinkSpec:
+            checks.choice(f"{w}.tech", kw["tech"], TECHS)
         out[name] = cls(name=name, **kw)
     return out
 
@@ -310,39 +470,39 @@ def _get(kind: str, table: dict, name: str):
 
 def gpus() -> dict[str, GPUSpec]:
     """All GPUs in the catalog by name."""
-    return dict(_gpus())
+    return dict(_gpus(folders.state()))
 
 
 def gpu(name: str | GPUSpec) -> GPUSpec:
     """One GPU by catalog name (a spec passes through)."""
-    return name if isinstance(name, GPUSpec) else _get("gpu", _gpus(), name)
+    return name if isinstance(name, GPUSpec) else _get("gpu", _gpus(folders.state()), name)
 
 
 def links() -> dict[str, LinkSpec]:
     """All link technologies by name."""
-    return dict(_simple("links.toml"))
+    return dict(_simple("links.toml", folders.state()))
 
 
 def link(name: str | LinkSpec) -> LinkSpec:
     """One link technology by name (a spec passes through)."""
-    return name if isinstance(name, LinkSpec) else _get("link", _simple("links.toml"), name)
+    return name if isinstance(name, LinkSpec) else _get("link", _simple("links.toml", folders.state()), name)
 
 
 def switches() -> dict[str, SwitchSpec]:
     """All packet switches by name."""
-    return dict(_simple("switches.toml"))
+    return dict(_simple("switches.toml", folders.state()))
 
 
 def switch(name: str | SwitchSpec) -> SwitchSpec:
     """One packet switch by name (a spec passes through)."""
-    return name if isinstance(name, SwitchSpec) else _get("switch", _simple("switches.toml"), name)
+    return name if isinstance(name, SwitchSpec) else _get("switch", _simple("switches.toml", folders.state()), name)
 
 
 def ocs_types() -> dict[str, OCSSpec]:
     """All optical circuit switches by name."""
-    return dict(_simple("ocs.toml"))
+    return dict(_simple("ocs.toml", folders.state()))
 
 
 def ocs(name: str | OCSSpec) -> OCSSpec:
     """One optical circuit switch by name (a spec passes through)."""
-    return name if isinstance(name, OCSSpec) else _get("ocs", _simple("ocs.toml"), name)
+    return name if isinstance(name, OCSSpec) else _get("ocs", _simple("ocs.toml", folders.state()), name)

@@ -134,10 +134,15 @@ def _case(name: str, entry: dict) -> MeasuredCase:
     return MeasuredCase(name=name, **kw)
 
 
-@functools.cache
-def _cases() -> tuple[MeasuredCase, ...]:
+@functools.lru_cache(maxsize=16)
+def _cases_for(key: tuple) -> tuple[MeasuredCase, ...]:
     from ..hardware import load_table
     return tuple(_case(n, e) for n, e in load_table("measured.toml").items())
+
+
+def _cases() -> tuple[MeasuredCase, ...]:
+    from .. import folders
+    return _cases_for(folders.state())
 
 
 def cases() -> list[MeasuredCase]:

@@ -259,8 +259,8 @@ def _build(name: str, entry: dict) -> Calibration:
     return Calibration(**kw)
 
 
-@functools.cache
-def _calibrations() -> dict[str, Calibration]:
+@functools.lru_cache(maxsize=16)
+def _calibrations_for(key: tuple) -> dict[str, Calibration]:
     from ..hardware import load_table
     out = {"roofline": ROOFLINE}
     for name, entry in load_table("calibration.toml").items():
@@ -268,6 +268,11 @@ def _calibrations() -> dict[str, Calibration]:
             raise SpecError("calibration.roofline: the name is reserved for the built-in roofline")
         out[name] = _build(name, entry)
     return out
+
+
+def _calibrations() -> dict[str, Calibration]:
+    from .. import folders
+    return _calibrations_for(folders.state())
 
 
 def calibrations() -> dict[str, Calibration]:
