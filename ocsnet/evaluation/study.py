@@ -59,9 +59,12 @@ __all__ = ["DEFAULT_STUDY", "ANALYSES", "OBJECTIVES", "StudyResult", "Choice", "
 ANALYSES: dict[str, str] = {
     # collectives (fabric-aware algorithms)
     # silicon economics (how small a GPU should be)
+    "silicon": "ocsnet.evaluation.economics",
     # memory architecture
+    "memory": "ocsnet.evaluation.memory_study",
     # serving under SLOs
     # faults and reliability
+    "failures": "ocsnet.reliability.section",
     "fidelity": "ocsnet.evaluation.measured",   # fidelity against measured systems
 }
 
