@@ -170,6 +170,8 @@ CATALOG_KINDS = {
     "switches": "ocsnet.hardware:switches",
     "ocs": "ocsnet.hardware:ocs_types",
     "models": "ocsnet.workload.models:models",
+    "slos": "ocsnet.serving.slo:presets",
+    "workloads": "ocsnet.serving.requests:workloads",
     "calibration": "ocsnet.workload.calibration:calibrations",
     "measured": "ocsnet.evaluation.measured:cases",
     "memory": "ocsnet.memory.tiers:tiers",

@@ -28,6 +28,7 @@ GROUPS: dict[str, str] = {
     "astra": "topology:astra_checks",
     "fat-tree": "topology:fat_tree_checks",
     "literature": "models:literature_checks",
+    "silicon": "silicon:silicon_checks",
     "measured": "measured:measured_checks",
 }
 #: Groups that run only when asked for (``--measured`` or ``--only measured``).
