@@ -30,6 +30,7 @@ GROUPS: dict[str, str] = {
     "literature": "models:literature_checks",
     "silicon": "silicon:silicon_checks",
     "queueing": "serving:queueing_checks",
+    "memory": "memory:memory_checks",
 }
 
 #: How ocsnet's number must relate to the reference: equal within the relative
