@@ -45,7 +45,7 @@ def test_memory_section_config_is_checked():
                                             ({"n_nodes": 0}, "n_nodes"), ({"port_GBps": -1}, "port_GBps")])
 def test_memory_section_bad_values_are_named(section, field):
     with pytest.raises(SpecError, match=rf"study\.memory\.{field}"):
-        study.run_study({**SMALL, "memory": {**SMALL["memory"], **section}}, progress=False)
+        study.study_config({**SMALL, "memory": {**SMALL["memory"], **section}})   # before any plan search
 
 
 def test_plan_search_picks_a_narrower_plan_with_remote_memory():

@@ -36,7 +36,7 @@ from ..workload import ParallelPlan
 from .per_layer import evaluate
 from .search import objective
 
-__all__ = ["DEFAULTS", "analyse", "report"]
+__all__ = ["DEFAULTS", "check", "analyse", "report"]
 
 DEFAULTS: dict = {
     "variant": "lite-netboost",
@@ -119,8 +119,8 @@ def _row(m, mode, kind, mem, ev, base, limit, note="", bisection=None) -> dict:
     return r
 
 
-def _check(sec: dict) -> None:
-    """Refuse bad settings by name before any work."""
+def check(sec: dict) -> None:
+    """Refuse bad settings by name before any work (the study calls it before the plan search)."""
     from .. import hardware
     from ..errors import SpecError, check_range
     from ..memory import tier
@@ -144,7 +144,7 @@ def analyse(cfg: dict, result, fabrics: dict, *, progress: bool = False) -> dict
     from ..topology import attach_memory
 
     sec = cfg["memory"]
-    _check(sec)
+    check(sec)
     t0 = time.perf_counter()
     rows = []
     with_nodes: dict = {}
