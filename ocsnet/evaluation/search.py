@@ -73,7 +73,7 @@ def objective(ev: Evaluation, key: str) -> float:
 
 
 def choose(cfg: dict, system: System, fabric, model, mode: str, reconfig_delay_s,
-            latency_limit_s: float | None = None, memory=None) -> Choice:
+            latency_limit_s: float | None = None, memory=None, *, limit_what: str | None = None) -> Choice:
     """Best plan of one system; with ``latency_limit_s``, among the plans whose screened latency
     meets it (or, if none does, the plans of least latency).  With remote ``memory``
     (:class:`ocsnet.memory.MemoryConfig`) plans that overflow the HBM are screened too, with their
@@ -130,7 +130,7 @@ def choose(cfg: dict, system: System, fabric, model, mode: str, reconfig_delay_s
         if latency_limit_s is not None:
             for ev in ok:
                 ev.failures.append(f"latency: no plan of this system meets the study's limit of "
-                                   f"{cfg['latency_vs_baseline']}x the baseline ({units.fmt_time(latency_limit_s)})")
+                                   f"{limit_what or str(cfg['latency_vs_baseline']) + 'x the baseline'} ({units.fmt_time(latency_limit_s)})")
     cands = [{"plan": str(ev.plan), "batch": ev.batch, "algorithm": ev.algorithms["all-reduce"],
               "screen": x[0], "full": objective(ev, cfg["objective"]), "latency_s": ev.latency_s}
              for x, ev in full]

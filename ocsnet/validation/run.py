@@ -29,6 +29,7 @@ GROUPS: dict[str, str] = {
     "fat-tree": "topology:fat_tree_checks",
     "literature": "models:literature_checks",
     "silicon": "silicon:silicon_checks",
+    "queueing": "serving:queueing_checks",
     "memory": "memory:memory_checks",
     "measured": "measured:measured_checks",
 }
