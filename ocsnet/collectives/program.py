@@ -25,7 +25,8 @@ from .steps import INDEX, Step, make_step
 
 __all__ = ["Move", "Program", "simulate", "SymbolicError"]
 
-MODES = ("reduce", "copy", "move")
+#: What a move does with the chunk at its destination.
+MOVE_KINDS = ("reduce", "copy", "move")
 
 
 class SymbolicError(WorkloadError):

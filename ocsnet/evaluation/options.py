@@ -64,8 +64,15 @@ class EvalOptions:
         Override the OCS reconfiguration delay of the fabric.
     latency_budget_s : float, optional
         TTFT (prefill) or TPOT (decode) budget; missing it is listed in ``failures``.
-    dtype_bytes : float
-        Bytes per weight and activation element.
+    dtype_bytes : float, optional
+        Bytes per weight and activation element (default: from ``dtype``).
+    dtype, kv_dtype : {"bf16", "fp8"}
+        Precision of weights and activations, and of the KV cache (default
+        ``dtype``); see :mod:`ocsnet.workload.precision`.
+    calibration : str or Calibration, optional
+        Kernel and collective efficiency model (:mod:`ocsnet.workload.calibration`):
+        ``"roofline"`` (default: constant efficiencies, no overheads) or a
+        calibration of ``catalog/calibration.toml`` such as ``"measured"``.
     memory : MemoryConfig, optional
         Remote memory tiers (peer HBM, the fabric's memory nodes, host DRAM),
         the placement rule and prefetch (:class:`ocsnet.memory.MemoryConfig`);
@@ -103,7 +110,10 @@ class EvalOptions:
     schedule_time_limit_s: float | None = 20.0
     reconfig_delay_s: float | None = None
     latency_budget_s: float | None = None
-    dtype_bytes: float = 2.0
+    dtype_bytes: float | None = None
+    dtype: str = "bf16"
+    kv_dtype: str | None = None
+    calibration: Any = None
     memory: Any = None
 
     def __post_init__(self):

@@ -48,15 +48,17 @@ from .. import hardware, units
 from ..errors import WorkloadError
 from ..fabric import Fabric
 from ..workload import ParallelPlan
-from ..workload.layers import OpCost
+from ..workload.layers import Collective, OpCost
 from ..workload.modes import INFERENCE_MODES
+from ..workload.calibration import ROOFLINE, Calibration, calibration as get_calibration
 from ..workload.models import model as get_model
 from ..workload.step import StepProfile, step_profile
 from .options import EvalOptions
-from .timing import (alpha_beta_collective, group_ranks, layer_demand, max_min_collective, ocs_ideal_collective,
-                     ocs_layer_times, placed_ranks, power_and_cost, pp_send_time)
+from .timing import (alpha_beta_collective, calibrate_collectives, crosses_network, group_ranks, layer_demand,
+                     max_min_collective, ocs_ideal_collective, ocs_layer_times, placed_ranks, power_and_cost,
+                     pp_send_time)
 
-__all__ = ["evaluate", "Evaluation", "CollectiveTime", "CONGESTION_FACTOR",
+__all__ = ["evaluate", "Evaluation", "CollectiveTime", "time_collective", "CONGESTION_FACTOR",
            "RECONFIG_FRACTION"]
 
 # Flag a collective whose congestion-aware time exceeds its congestion-free time by this factor.
@@ -110,6 +112,7 @@ class Evaluation:
     failures: list[str] = field(default_factory=list)
     schedule: object | None = None
     schedule_layers: int = 0
+    calibration: Calibration = ROOFLINE
     remote: object | None = None          # RemoteMemory (ocsnet.evaluation.remote) when memory tiers are used
     options: EvalOptions | None = None
 
@@ -130,7 +133,8 @@ class Evaluation:
     @property
     def layer_s(self) -> float:
         net = self.comm_s() + self.reconfig_s
-        return max(self.compute_s, net) if self.overlap else self.compute_s + net
+        t = max(self.compute_s, net) if self.overlap else self.compute_s + net
+        return t + self.calibration.layer_overhead_s
 
     # ---- whole model ----------------------------------------------------------------
     @property
@@ -146,7 +150,7 @@ class Evaluation:
     @property
     def latency_s(self) -> float:
         """TTFT (prefill) or TPOT (decode): one micro-batch through every stage."""
-        return float(self.stage_s.sum() + (self.plan.pp - 1) * self.pp_send_s)
+        return float(self.stage_s.sum() + (self.plan.pp - 1) * self.pp_send_s + self.calibration.step_overhead_s)
 
     @property
     def tokens_per_microbatch(self) -> float:
@@ -155,7 +159,8 @@ class Evaluation:
     @property
     def throughput_tps(self) -> float:
         """Tokens/s of one replica in pipeline steady state."""
-        step = float(self.stage_s.max()) + (self.pp_send_s if self.plan.pp > 1 else 0.0)
+        step = float(self.stage_s.max()) + (self.pp_send_s if self.plan.pp > 1 else 0.0) \
+            + self.calibration.step_overhead_s
         return self.tokens_per_microbatch / step
 
     @property
@@ -192,6 +197,8 @@ class Evaluation:
             "model": self.model, "mode": self.mode, "fabric": self.fabric, "gpu": self.gpu.name,
             "plan": str(self.plan), "algorithms": ",".join(f"{k}={v}" for k, v in sorted(self.algorithms.items())),
             "fidelity": self.fidelity, "batch": self.batch,
+            "dtype": self.profile.layer.dtype, "kv_dtype": self.profile.layer.kv_dtype,
+            "calibration": self.calibration.name,
             lat_key: units.from_si("x_ms", self.latency_s),
             "latency_ms": units.from_si("x_ms", self.latency_s),
             "layer_us": units.from_si("x_us", self.layer_s),
@@ -296,6 +303,7 @@ def evaluate(model, plan: ParallelPlan, fabric: Fabric, mode: str, options: Eval
         raise WorkloadError(f"fabric: expected an ocsnet Fabric, got {type(fabric).__name__}")
     m = get_model(model)
     g = hardware.gpu(o.gpu if o.gpu is not None else fabric.meta.get("gpu", "h100-sxm"))
+    calib = get_calibration(o.calibration)
     per_replica = plan.tp * plan.pp
     if per_replica > fabric.n_gpus:
         raise WorkloadError(f"plan: {plan} needs {per_replica} GPUs per replica, the fabric has {fabric.n_gpus}")
@@ -317,7 +325,7 @@ def evaluate(model, plan: ParallelPlan, fabric: Fabric, mode: str, options: Eval
         plan = dataclasses.replace(plan, dp=max(dp, plan.ep))
     prof = step_profile(m, plan, mode, batch=o.batch, seq_len=o.seq_len, context=o.context, gpu=g,
                         dtype_bytes=o.dtype_bytes, algorithms=o.algorithms, micro_batches=plan.pp,
-                        require_fit=False)
+                        require_fit=False, dtype=o.dtype, kv_dtype=o.kv_dtype, calibration=calib)
     lp = prof.layer
     ranks = placed_ranks(plan, fabric, o.placement)
     is_ocs = fabric.circuit_switched
@@ -354,6 +362,11 @@ def evaluate(model, plan: ParallelPlan, fabric: Fabric, mode: str, options: Eval
             colls.append(CollectiveTime(c.label, c.kind, c.group, c.group_size, c.nbytes, c.algorithm,
                                         c.after, ab, mm))
         pp_send = pp_send_time(fabric, ranks, prof.pp_send)
+    if not calib.is_roofline:
+        colls = calibrate_collectives(calib, colls, fabric, lambda grp: group_ranks(ranks, grp, plan), is_ocs)
+        if pp_send > 0:
+            net = is_ocs or crosses_network(fabric, ranks[0, :, 0])
+            pp_send = calib.collective_time(pp_send, 1, net)
     pw, co = power_and_cost(fabric)
     n = max(fabric.n_gpus, 1)
     ev = Evaluation(
@@ -363,7 +376,7 @@ def evaluate(model, plan: ParallelPlan, fabric: Fabric, mode: str, options: Eval
         ops=lp.ops, collectives=colls, pp_send_s=pp_send, overlap=o.overlap, replicas=plan.dp,
         network_W_per_gpu=(pw["total_W"] - pw["gpus_W"]) / n,
         network_cost_per_gpu=(co["total"] - co["gpus"]) / n,
-        failures=failures, schedule=sched, schedule_layers=sched_layers, options=o)
+        failures=failures, schedule=sched, schedule_layers=sched_layers, calibration=calib, options=o)
     if memory is not None:
         from .remote import remote_memory
         mm = "max-min" if "max-min" in o.fidelities else "alpha-beta"
@@ -389,3 +402,35 @@ def evaluate(model, plan: ParallelPlan, fabric: Fabric, mode: str, options: Eval
         failures.append(f"latency: {what} {units.fmt_time(ev.latency_s)} exceeds the budget "
                         f"{units.fmt_time(o.latency_budget_s)}")
     return ev
+
+
+def time_collective(fabric: Fabric, kind: str, nbytes: float, ranks, *, algorithm: str | None = None,
+                    calibration: "str | Calibration | None" = None) -> float:
+    """Time (seconds) of one collective over the GPUs ``ranks`` of a packet or direct fabric.
+
+    The alpha-beta time along the routes (as :func:`evaluate` times a
+    layer's collectives), then the calibration's protocol latencies and link
+    efficiency.  ``nbytes`` is the buffer per GPU in the nccl-tests convention.
+
+    Examples
+    --------
+    >>> from ocsnet.topology import dgx_cluster
+    >>> t = time_collective(dgx_cluster(1), "all-reduce", 1e9, range(8), algorithm="ring")
+    >>> round(1e9 * 2 * 7 / 8 / t / 1e9)         # bus bandwidth in GB/s: NVLink line rate
+    450
+    """
+    from ..workload.layers import DEFAULT_ALGORITHMS
+
+    if kind not in DEFAULT_ALGORITHMS:
+        raise WorkloadError(f"kind: {kind!r} is not one of {', '.join(DEFAULT_ALGORITHMS)}")
+    group = np.asarray(list(ranks), dtype=np.int64)
+    if group.ndim != 1 or len(group) < 2 or group.min() < 0 or group.max() >= fabric.n_gpus:
+        raise WorkloadError(f"ranks: need at least 2 GPU ranks in [0, {fabric.n_gpus - 1}]")
+    c = Collective(kind, "tp", len(group), float(nbytes), algorithm or DEFAULT_ALGORITHMS[kind])
+    ab = alpha_beta_collective(fabric, group, c)
+    calib = get_calibration(calibration)
+    if calib.is_roofline:
+        return ab
+    from ..collectives import n_steps
+
+    return calib.collective_time(ab, n_steps(c.kind, c.group_size, c.algorithm), crosses_network(fabric, group))

@@ -24,7 +24,7 @@ from ..workload.parallel import place
 from ..workload.step import StepProfile
 
 __all__ = ["group_ranks", "routes_of", "placed_ranks", "power_and_cost", "alpha_beta_collective",
-           "max_min_collective", "layer_demand", "pp_send_time", "ocs_layer_times", "ocs_ideal_collective", "STEADY_LAYERS"]
+           "max_min_collective", "layer_demand", "pp_send_time", "crosses_network", "calibrate_collectives", "ocs_layer_times", "ocs_ideal_collective", "STEADY_LAYERS"]
 
 # Layers of the circuit sub-problem solved on an OCS fabric; the last one is the steady state.
 STEADY_LAYERS = 3
@@ -180,6 +180,47 @@ def pp_send_time(fabric: Fabric, ranks: np.ndarray, c: Collective | None) -> flo
     dst = ranks[0, 1:, :].ravel()
     r = routes_of(fabric, src, dst, "shortest")
     return float(np.max(alpha_beta_time(r, fabric.capacity_Bps, np.full(len(src), c.nbytes))))
+
+
+def crosses_network(fabric: Fabric, group) -> bool:
+    """Whether a group's ring or reversed pairs route over a link other than copper (NVLink); memoized per fabric."""
+    g = np.asarray(group, dtype=np.int64)
+    if len(g) < 2:
+        return False
+    memo = _memo(fabric)
+    key = ("crosses", g.tobytes())
+    hit = memo.get(key)
+    if hit is None:
+        mask = memo.get("non-copper")
+        if mask is None:
+            mask = memo["non-copper"] = (np.asarray(fabric.tech) != "copper").astype(float)
+        src = np.concatenate([g, g])
+        dst = np.concatenate([np.roll(g, -1), g[::-1]])
+        keep = src != dst
+        r = routes_of(fabric, src[keep], dst[keep], "shortest")
+        hit = memo[key] = bool(len(src[keep]) and (r.incidence.T @ mask).max() > 0)
+    return hit
+
+
+def calibrate_collectives(calib, colls: list, fabric: Fabric, groups_of, is_ocs: bool) -> list:
+    """Collective times with the calibration's protocol latencies and link efficiency (roofline: unchanged)."""
+    import dataclasses
+
+    if calib.is_roofline:
+        return colls
+    from ..collectives import n_steps
+
+    out = []
+    for c in colls:
+        if c.group_size < 2:
+            out.append(c)
+            continue
+        steps = n_steps(c.kind, c.group_size, c.algorithm)
+        net = True if is_ocs else crosses_network(fabric, groups_of(c.group)[0])
+        ab = calib.collective_time(c.alpha_beta_s, steps, net)
+        mm = None if c.max_min_s is None else calib.collective_time(c.max_min_s, steps, net)
+        out.append(dataclasses.replace(c, alpha_beta_s=ab, max_min_s=mm))
+    return out
 
 
 # ---------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from ..lazy import exports
 __all__, __getattr__, __dir__ = exports(__name__, {
     "collective_time": "collective", "group_routes": "collective", "best_algorithm": "collective",
     "route": "routing", "Routes": "routing", "gpus_forward": "routing", "METHODS": "names",
+    "UNREACHABLE": "names", "route_dor": "torus",
     "route_paths": "paths",
     "max_min_fair": "maxmin",
     "completion_times": "fluid", "phase_time": "fluid", "trace_time": "fluid", "flows_from_demand": "fluid",

@@ -128,7 +128,7 @@ def gpus_forward(fabric: Fabric, gpu_forwarding: bool | None = None) -> bool:
 
 
 def check_ranks(fabric: Fabric, src, dst):
-    """``src`` and ``dst`` as int64 GPU-rank arrays of one length, every rank in range (else :class:`FlowError`)."""
+    """``src`` and ``dst`` as int64 arrays of GPU ranks, one entry per flow, checked (FlowError names the flow)."""
     s = np.atleast_1d(np.asarray(src))
     d = np.atleast_1d(np.asarray(dst))
     for name, a in (("src", s), ("dst", d)):

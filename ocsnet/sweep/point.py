@@ -95,11 +95,12 @@ def _screen(cfg: dict, setup: PointSetup, fabric, model):
 
     from .. import hardware
     from ..evaluation import EvalOptions, evaluate
-    from ..evaluation.search import feasible_plans, objective
+    from ..evaluation.search import feasible_plans, objective, precision
 
     gpu = hardware.gpu(setup.gpu)
     plans, skipped = feasible_plans(cfg, model, setup.mode, gpu)
     screen = EvalOptions(batch=1, gpu=gpu, fidelities=("alpha-beta",), fidelity="alpha-beta", schedule=False,
+                         **precision(cfg),
                          reconfig_delay_s=setup.reconfig_delay_s)
     best, n = None, 0
     for (plan, sizes), alg in itertools.product(plans, cfg["algorithms"]):

@@ -51,6 +51,6 @@ Examples
 from ..lazy import exports
 
 __all__, __getattr__, __dir__ = exports(__name__, {
-    "Check": "check", "ValidationReport": "check", "RELATIONS": "check", "worst_pair": "check",
+    "Check": "check", "ValidationReport": "check", "RELATIONS": "check", "worst_pair": "check", "OPT_IN": "groups",
     "worst_check": "check", "run": "run", "GROUPS": "groups",
 })

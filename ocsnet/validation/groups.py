@@ -3,7 +3,7 @@
 Stage: validation (see docs/design.md).
 """
 
-__all__ = ["GROUPS"]
+__all__ = ["GROUPS", "OPT_IN"]
 
 #: Check groups in the order they run, and the module that computes each.
 GROUPS: dict[str, str] = {
@@ -15,5 +15,9 @@ GROUPS: dict[str, str] = {
     "fat-tree": "topology:fat_tree_checks",
     "literature": "models:literature_checks",
     "silicon": "silicon:silicon_checks",
+    "queueing": "serving:queueing_checks",
     "memory": "memory:memory_checks",
+    "measured": "measured:measured_checks",
 }
+#: Groups that run only when asked for (``--measured`` or ``--only measured``).
+OPT_IN = ("measured",)

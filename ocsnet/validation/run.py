@@ -16,7 +16,7 @@ import numpy as np
 from ..errors import SpecError
 
 from .check import Check, ValidationReport
-from .groups import GROUPS
+from .groups import GROUPS, OPT_IN
 
 __all__ = ["GROUPS", "run"]
 
@@ -63,7 +63,7 @@ def run(quick: bool = False, *, groups: Sequence[str] | None = None, seed: int =
     :mod:`ocsnet.validation.topology` and :mod:`ocsnet.validation.models` for
     the source of every reference number.
     """
-    names = list(GROUPS) if groups is None else list(groups)
+    names = [g for g in GROUPS if g not in OPT_IN] if groups is None else list(groups)
     for g in names:
         if g not in GROUPS:
             raise SpecError(f"groups: {g!r} is not a validation group, expected some of {', '.join(GROUPS)}")
