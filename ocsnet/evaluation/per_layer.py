@@ -416,7 +416,7 @@ def time_collective(fabric: Fabric, kind: str, nbytes: float, ranks, *, algorith
     --------
     >>> from ocsnet.topology import dgx_cluster
     >>> t = time_collective(dgx_cluster(1), "all-reduce", 1e9, range(8), algorithm="ring")
-    >>> round(1e9 * 2 * 7 / 8 / t / 1e9, 1)      # bus bandwidth in GB/s: NVLink's 450 less the hop latencies
+    >>> round(float(1e9 * 2 * 7 / 8 / t / 1e9), 1)   # bus bandwidth in GB/s: NVLink's 450 less the hop latencies
     449.5
     """
     from ..workload.layers import DEFAULT_ALGORITHMS
