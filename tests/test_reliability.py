@@ -191,3 +191,16 @@ def test_spare_domains(fm):
         rl.components(dep, fmx, policy="spares", spares=200, domain_gpus=128)
     with pytest.raises(FaultError, match="domain_gpus"):
         rl.components(dep, fmx, policy="spares", spares=1, domain_gpus=0)
+
+
+@pytest.mark.parametrize("section, msg", [
+    ({"spare_fraction": 2}, r"study.failures.spare_fraction: 2 is out of range"),
+    ({"runs": 1}, "study.failures.runs"),
+    ({"days": 0}, "study.failures.days"),
+    ({"policies": ["all"]}, "study.failures.policies: 'all'"),
+    ({"mode": "train"}, "study.failures.mode"),
+])
+def test_study_section_is_checked_before_the_search(section, msg):
+    from ocsnet.evaluation import study_config
+    with pytest.raises(FaultError, match=msg):
+        study_config({"failures": section})
