@@ -36,6 +36,10 @@ class ScheduleError(OcsnetError):
     """An OCS scheduling problem or schedule is invalid."""
 
 
+class FaultError(OcsnetError):
+    """A fault names a component that does not exist, or a failure/repair parameter is out of range."""
+
+
 def check_range(name: str, value, lo=None, hi=None, *, lo_open: bool = False) -> None:
     """Raise :class:`SpecError` unless ``lo <= value <= hi`` (``lo < value`` if *lo_open*).
 

@@ -30,10 +30,12 @@ import scipy.sparse as sp
 
 from .errors import FabricError
 
-__all__ = ["Fabric", "KINDS", "TECHS"]
+__all__ = ["Fabric", "KINDS", "TECHS", "SWITCH_KINDS"]
 
-KINDS = ("gpu", "packet_switch", "nvswitch", "ocs", "nic")
+KINDS = ("gpu", "packet_switch", "nvswitch", "ocs", "nic", "memory")
 TECHS = ("copper", "pluggable", "cpo", "circuit")
+#: Node kinds that forward packets; a fabric with none of them lets GPUs forward.
+SWITCH_KINDS = ("packet_switch", "nvswitch")
 
 
 def _not_in(values: np.ndarray, allowed: tuple) -> Any:
@@ -219,6 +221,18 @@ class Fabric:
         pos_c = np.minimum(pos, max(len(key) - 1, 0))
         ok = (pos < len(key)) & (key[pos_c] == q) if len(key) else np.zeros(len(q), bool)
         return np.where(ok, pos_c, -1)
+
+    def gpus_forward(self, gpu_forwarding: bool | None = None) -> bool:
+        """Whether GPUs forward transit traffic: ``gpu_forwarding`` if given, else
+        ``meta["gpu_forwarding"]`` if the generator set it (e.g. an ASTRA-sim
+        multi-dimensional network, whose NPUs pass traffic between dimensions),
+        else true exactly when the fabric has no node of a kind in
+        :data:`SWITCH_KINDS` (a torus or a circuit fabric)."""
+        if gpu_forwarding is not None:
+            return bool(gpu_forwarding)
+        if self.meta.get("gpu_forwarding") is not None:
+            return bool(self.meta["gpu_forwarding"])
+        return not bool(np.isin(self.kind, SWITCH_KINDS).any()) if self.n_nodes else True
 
     def nodes_of_kind(self, kind: str) -> np.ndarray:
         """Indices of the nodes of one kind."""

@@ -19,16 +19,16 @@ import dataclasses
 import functools
 import tomllib
 from dataclasses import dataclass
-from importlib import resources
 from typing import Any
 
-from . import units
+from . import checks, folders, units
 from .errors import SpecError
 
 __all__ = [
     "GPUSpec", "LinkSpec", "SwitchSpec", "OCSSpec",
     "gpu", "gpus", "link", "links", "switch", "switches", "ocs", "ocs_types",
-    "lite_gpu", "load_table",
+    "lite_gpu", "load_table", "load_catalog", "catalog_entries", "catalog_kinds", "catalog_kind", "where",
+    "CATALOG_KINDS",
 ]
 
 
@@ -130,12 +130,8 @@ _GPU_FIELDS = {
     "memory_efficiency": ("memory_efficiency", True),
     "relative_cost": ("relative_cost", True),
 }
-_LITE_FIELDS = {
-    "description": True, "parent": True, "compute_fraction": True,
-    "hbm_capacity_fraction": True, "hbm_bandwidth_fraction": True,
-    "network_ratio_factor": True, "clock_factor": True, "power_fraction": True,
-    "cost_fraction": True, "die_area_mm2": True,
-}
+# A Lite-GPU is the silicon model's design at a fraction of its parent (see ocsnet.silicon).
+_LITE_FIELDS = {"description": True, "parent": True, "fraction": True, "io": False, "network": False, "clock": False}
 _LINK_FIELDS = {
     "tech": ("tech", True), "description": ("description", True),
     "bandwidth_Gbps": ("bandwidth_Bps", True), "latency_ns": ("latency_s", True),
@@ -156,28 +152,160 @@ _OCS_FIELDS = {
     "power_W": ("power_W", True), "relative_cost": ("relative_cost", True),
 }
 
+# Text fields.
+_TEXT = {"description", "tech", "port_link", "parent", "io", "network"}
+
 # Dimensionless fields (no unit suffix): converted with factor 1.
-_PLAIN = {"compute_efficiency", "memory_efficiency", "relative_cost", "ports",
-          "compute_fraction", "hbm_capacity_fraction", "hbm_bandwidth_fraction",
-          "network_ratio_factor", "clock_factor", "power_fraction", "cost_fraction"}
+_PLAIN = {"compute_efficiency", "memory_efficiency", "relative_cost", "ports", "fraction"}
+
+
+#: Catalog kinds: the file a kind's entries live in (``<kind>.toml``) -> "module:function" that loads
+#: and checks every entry of the kind (called by :func:`load_catalog`).  A built-in catalog file
+#: without a line here is still a kind (its entries get the generic checks only).
+CATALOG_KINDS = {
+    "gpus": "ocsnet.hardware:gpus",
+    "links": "ocsnet.hardware:links",
+    "switches": "ocsnet.hardware:switches",
+    "ocs": "ocsnet.hardware:ocs_types",
+    "models": "ocsnet.workload.models:models",
+    "memory": "ocsnet.memory.tiers:tiers",
+}
+
+
+def catalog_kinds() -> list[str]:
+    """The catalog kinds: the stems of the built-in catalog files (``gpus``, ``links``, ...)."""
+    return [f.name for f in folders.sources("catalog") if f.builtin]
+
+
+def catalog_kind(path) -> str:
+    """The kind of a catalog file from its name: ``gpus.toml`` and ``gpus-mine.toml`` hold GPUs.
+
+    Raises
+    ------
+    SpecError
+        The name does not start with a kind (the message lists them).
+    """
+    filename = str(path).replace("\\", "/").rsplit("/", 1)[-1]
+    stem = filename[:-5] if filename.endswith(".toml") else filename
+    kind = stem.split("-", 1)[0]
+    kinds = catalog_kinds()
+    if kind not in kinds:
+        raise SpecError(f"{path}: a catalog file is named after the kind of its entries, <kind>.toml or "
+                        f"<kind>-<anything>.toml, with kind one of {', '.join(kinds)}")
+    return kind
+
+
+def _parse(f: folders.File) -> dict[str, Any]:
+    where = f"catalog/{f.path.name}" if f.builtin else f.origin
+    try:
+        data = tomllib.loads(f.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise SpecError(f"{where}: not valid TOML ({e})") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise SpecError(f"{where}: cannot read ({e})") from None
+    for name, entry in data.items():
+        if not isinstance(entry, dict):
+            raise SpecError(f"{where}: {name}: expected a table [{name}] holding the entry's fields, "
+                            f"got {checks.kind_of(entry)} {entry!r}")
+    return data
+
+
+@functools.lru_cache(maxsize=64)
+def _entries(kind: str, key: tuple) -> dict[str, tuple[dict, str]]:
+    out: dict[str, tuple[dict, str]] = {}
+    for f in folders.sources("catalog"):
+        k = f.name if f.builtin else catalog_kind(f.origin)
+        if k != kind:
+            continue
+        for name, entry in _parse(f).items():
+            if name in out:
+                folders.note_override(f"catalog {kind} entry", name, f.origin, out[name][1])
+            out[name] = (entry, f.origin)
+    return out
+
+
+def catalog_entries(kind: str) -> dict[str, tuple[dict, str]]:
+    """Raw entries of a catalog kind with their origin: name -> (TOML table, "built-in" or file path).
+
+    Built-in entries first, then user files in search order; a later entry
+    replaces an earlier one of the same name (said once on stderr).
+    """
+    if kind not in catalog_kinds():
+        raise SpecError(f"catalog: unknown kind {kind!r}; known: {', '.join(catalog_kinds())}")
+    return _entries(kind, folders.state())
 
 
 def load_table(filename: str) -> dict[str, dict[str, Any]]:
-    """Read one catalog TOML file from the package data."""
+    """The entries of one catalog file by name (``"gpus.toml"``), built-in and user, merged."""
+    return {name: e for name, (e, _) in catalog_entries(filename.removesuffix(".toml")).items()}
+
+
+def where(kind: str, name: str) -> str:
+    """How messages name an entry: ``gpus.h100-sxm``, prefixed by its file when it is a user's."""
+    origin = catalog_entries(kind).get(name, (None, "built-in"))[1]
+    return f"{kind}.{name}" if origin == "built-in" else f"{origin}: {kind}.{name}"
+
+
+def load_catalog(path) -> dict[str, list[str]]:
+    """Add a user catalog at run time: a TOML file, a folder of them, or a user folder holding ``catalog/``.
+
+    A file's name says the kind of its entries (:func:`catalog_kind`).  Every
+    entry of the kinds it touches is loaded and checked at once, exactly like
+    a built-in one; an entry of the same name as an existing one replaces it
+    (said once on stderr).  A user folder also brings its ``topologies/``,
+    ``schedules/`` and ``studies/``.
+
+    Returns
+    -------
+    dict
+        Kind -> names of the entries the path defines.
+
+    Raises
+    ------
+    SpecError
+        Bad file name, TOML, key, unit, value or missing source; the message
+        names the file, the entry and the field.  Nothing is added then.
+    """
+    import importlib
+    from pathlib import Path
+
+    p = Path(path).expanduser()
+    if p.is_dir() and not (p / "catalog").is_dir():
+        paths = sorted(p.glob("*.toml"))
+        if not paths:
+            raise SpecError(f"load_catalog: {str(path)!r} holds no catalog/ folder and no .toml file")
+        added = [folders.add_file("catalog", q) for q in paths]
+    elif p.is_dir():
+        added = [folders.add_path(p)]
+        paths = sorted((p / "catalog").glob("*.toml"))
+    elif p.is_file():
+        added = [folders.add_file("catalog", p)]
+        paths = [p]
+    else:
+        raise SpecError(f"load_catalog: no such file or folder {str(path)!r}")
     try:
-        text = resources.files("ocsnet.catalog").joinpath(filename).read_text()
-    except FileNotFoundError:
-        raise SpecError(f"catalog: no file {filename!r}") from None
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise SpecError(f"catalog/{filename}: {e}") from None
+        out: dict[str, list[str]] = {}
+        for q in paths:
+            kind = catalog_kind(q)
+            out.setdefault(kind, []).extend(_parse(folders.File(q.stem, q, str(q))))
+        for kind in out:
+            if kind in CATALOG_KINDS:
+                mod, fn = CATALOG_KINDS[kind].split(":")
+                getattr(importlib.import_module(mod), fn)()
+            else:
+                catalog_entries(kind)
+    except Exception:
+        for a in added:
+            folders.remove_path(a)
+        raise
+    return out
 
 
 def _check_keys(where: str, entry: dict, allowed: dict | set, required: set) -> None:
     extra = set(entry) - set(allowed) - {"source"}
     if extra:
-        raise SpecError(f"{where}: unknown key {sorted(extra)[0]!r}; allowed: {', '.join(sorted(allowed))}")
+        key = sorted(extra)[0]
+        raise SpecError(f"{where}: unknown key {key!r}{_unit_hint(key, allowed)}; allowed: {', '.join(sorted(allowed))}")
     missing = required - set(entry)
     if missing:
         raise SpecError(f"{where}: missing required key {sorted(missing)[0]!r}")
@@ -185,14 +313,26 @@ def _check_keys(where: str, entry: dict, allowed: dict | set, required: set) -> 
     if not isinstance(src, dict):
         raise SpecError(f"{where}.source: must be a table of field = \"where the number comes from\"")
     for k, v in entry.items():
-        if isinstance(v, (int, float)) and not isinstance(v, bool):
-            if not isinstance(src.get(k), str) or not src.get(k):
-                raise SpecError(f"{where}.{k}: number has no source string in [{where}.source]")
-            if v < 0:
-                raise SpecError(f"{where}.{k}: {v} is negative, allowed [0, inf)")
+        if k in _TEXT:
+            checks.string(f"{where}.{k}", v, empty=k == "description")
+        elif isinstance(v, (int, float)) and not isinstance(v, bool):
+            if not isinstance(src.get(k), str) or not src.get(k).strip():
+                raise SpecError(f"{where}.{k}: number has no source string in [{where.split(': ')[-1]}.source]")
+            checks.nonnegative(f"{where}.{k}", v)
     extra_src = set(src) - set(entry)
     if extra_src:
         raise SpecError(f"{where}.source: source for unknown key {sorted(extra_src)[0]!r}")
+
+
+def _unit_hint(key: str, allowed) -> str:
+    """' (wrong unit: write hbm_GB)' when ``key`` is an allowed field with another unit suffix."""
+    stem = units.strip_suffix(key)
+    if stem is None:
+        return ""
+    for a in allowed:
+        if units.strip_suffix(a) == stem:
+            return f" (wrong unit: write {a})"
+    return ""
 
 
 def _convert(where: str, entry: dict, schema: dict) -> dict:
@@ -202,81 +342,99 @@ def _convert(where: str, entry: dict, schema: dict) -> dict:
         if key not in entry:
             continue
         v = entry[key]
-        if isinstance(v, (int, float)) and not isinstance(v, bool):
-            v = float(v) if key in _PLAIN else units.to_si(key, v)
-            if key == "ports":
-                if v != int(v) or v < 1:
-                    raise SpecError(f"{where}.ports: {entry[key]!r} must be an integer >= 1")
-                v = int(v)
+        if key in _TEXT:
+            v = checks.string(f"{where}.{key}", v, empty=key == "description")
+        elif key == "ports":
+            v = checks.integer(f"{where}.ports", v, lo=1)
+        else:
+            v = checks.nonnegative(f"{where}.{key}", v)
+            v = v if key in _PLAIN else units.to_si(key, v)
         out[attr] = v
     out["source"] = dict(entry.get("source", {}))
     return out
 
 
-@functools.cache
-def _gpus() -> dict[str, GPUSpec]:
-    table = load_table("gpus.toml")
+@functools.lru_cache(maxsize=16)
+def _gpus(key: tuple) -> dict[str, GPUSpec]:
+    table = catalog_entries("gpus")
     out: dict[str, GPUSpec] = {}
-    for name, entry in table.items():
+    for name, (entry, _) in table.items():
         if "parent" not in entry:
-            kw = _convert(f"gpus.{name}", entry, _GPU_FIELDS)
+            kw = _convert(where("gpus", name), entry, _GPU_FIELDS)
             out[name] = GPUSpec(name=name, h100_equivalents=1.0, **kw)
-    for name, entry in table.items():
+    for name, (entry, _) in table.items():
         if "parent" in entry:
-            _check_keys(f"gpus.{name}", entry, _LITE_FIELDS, set(_LITE_FIELDS))
-            parent = out.get(entry["parent"])
+            w = where("gpus", name)
+            _check_keys(w, entry, _LITE_FIELDS, {k for k, req in _LITE_FIELDS.items() if req})
+            checks.string(f"{w}.description", entry["description"], empty=True)
+            parent = out.get(checks.string(f"{w}.parent", entry["parent"]))
             if parent is None:
-                raise SpecError(f"gpus.{name}.parent: unknown GPU {entry['parent']!r}; known: {', '.join(out)}")
-            kw = {k: entry[k] for k in _LITE_FIELDS if k not in ("description", "parent")}
-            spec = lite_gpu(parent, name=name, description=entry["description"], **kw)
+                raise SpecError(f"{w}.parent: unknown GPU {entry['parent']!r}; known: {', '.join(out)}")
+            kw = {k: entry[k] for k in ("fraction", "io", "network", "clock") if k in entry}
+            try:
+                spec = lite_gpu(parent, name=name, description=entry["description"], **kw)
+            except SpecError as e:   # "fraction: ..." -> "gpus.lite-x.fraction: ..."
+                raise SpecError(f"{w}.{e}") from None
             out[name] = dataclasses.replace(spec, source=dict(entry.get("source", {})))
     return out
 
 
-def lite_gpu(parent: GPUSpec, *, name: str = "lite", description: str = "",
-             compute_fraction: float = 0.25, hbm_capacity_fraction: float = 0.25,
-             hbm_bandwidth_fraction: float = 0.25, network_ratio_factor: float = 1.0,
-             clock_factor: float = 1.0, power_fraction: float | None = None,
-             cost_fraction: float | None = None, die_area_mm2: float | None = None) -> GPUSpec:
-    """Derive a Lite-GPU from a parent GPU.
+def lite_gpu(parent: GPUSpec, *, fraction: float | str = 0.25, io: str = "cpo", network: str = "shoreline",
+             clock: str | float = "nominal", name: str = "lite", description: str = "", params=None,
+             allow_stitching: bool = False) -> GPUSpec:
+    """A Lite-GPU of ``fraction`` of ``parent``, derived by the silicon model (:mod:`ocsnet.silicon`).
 
-    Compute is ``compute_fraction * clock_factor`` of the parent.  The network
-    bandwidth keeps the parent's bandwidth-to-compute ratio (scale-up bandwidth
-    over BF16 FLOP/s) times ``network_ratio_factor``, at the parent clock: an
-    overclocked die runs faster but its optics do not.  All of a Lite-GPU's
-    network is optical scale-out, so ``scaleout_Bps`` holds it and
-    ``scaleup_Bps`` is zero.
+    The die has ``fraction`` of the parent's area (same shape), HBM capacity
+    and HBM bandwidth.  Its network bandwidth comes from the die's shoreline
+    at the escape density of ``io`` (``network="shoreline"``: all of it, so
+    ``1 / sqrt(fraction)`` times the parent's bandwidth-to-compute ratio at the
+    same density; ``"parent-ratio"``: the parent's ratio).  ``clock`` is
+    ``"nominal"``, ``"max"`` (the highest clock under the cooling limit and
+    the voltage curve) or a factor; compute is ``fraction * clock`` of the
+    parent, while the optics keep their rate.  Power follows the
+    voltage-frequency curve; the relative cost is the ratio of the modelled
+    costs of a good GPU (yield, test, HBM, packaging), the parent's margin kept.
+    All of a Lite-GPU's network is optical scale-out (``scaleup_Bps`` is zero).
+
+    Parameters
+    ----------
+    params : dict or ocsnet.silicon.Params, optional
+        Overrides of the catalog's silicon parameters (``"wafer.price_usd"``...).
+
+    Raises
+    ------
+    SpecError
+        A fraction outside (0, 1], a clock beyond the voltage curve or the
+        cooling limit, an unknown io or network (named).
 
     References
     ----------
     Canakci et al., "Good things come in small packages: Should we build AI
     clusters with Lite-GPUs?", HotOS 2025.
     """
-    for field, v, hi in (("compute_fraction", compute_fraction, 1.0),
-                         ("hbm_capacity_fraction", hbm_capacity_fraction, 1.0),
-                         ("hbm_bandwidth_fraction", hbm_bandwidth_fraction, 1.0),
-                         ("network_ratio_factor", network_ratio_factor, 16.0),
-                         ("clock_factor", clock_factor, 4.0)):
-        if not (0 < float(v) <= hi):
-            raise SpecError(f"{name}.{field}: {v!r} is out of range, allowed (0, {hi}]")
-    c = compute_fraction * clock_factor
-    net = parent.scaleup_Bps * compute_fraction * network_ratio_factor
+    if not isinstance(parent, GPUSpec):
+        raise SpecError(f"{name}.parent: expected a GPUSpec, got {checks.kind_of(parent)} {parent!r}")
+    from .silicon import lite_design
+
+    d = lite_design(parent, fraction, io=io, network=network, clock=clock, params=params,
+                    allow_stitching=allow_stitching)
+    c = d.fraction * d.clock_factor
     return GPUSpec(
         name=name,
-        description=description or f"Lite-GPU of {parent.name}",
+        description=description or f"Lite-GPU, {d.fraction:g} of {parent.name} (silicon model)",
         bf16_flops=parent.bf16_flops * c,
         fp8_flops=parent.fp8_flops * c,
-        hbm_bytes=parent.hbm_bytes * hbm_capacity_fraction,
-        hbm_Bps=parent.hbm_Bps * hbm_bandwidth_fraction,
+        hbm_bytes=d.hbm_bytes,
+        hbm_Bps=d.hbm_Bps,
         scaleup_Bps=0.0,
-        scaleout_Bps=net,
-        tdp_W=parent.tdp_W * (power_fraction if power_fraction is not None else c),
-        die_area_mm2=die_area_mm2 if die_area_mm2 is not None else parent.die_area_mm2 * compute_fraction,
+        scaleout_Bps=d.network_Bps,
+        tdp_W=d.tdp_W,
+        die_area_mm2=d.area_mm2,
         compute_efficiency=parent.compute_efficiency,
         memory_efficiency=parent.memory_efficiency,
-        relative_cost=parent.relative_cost * (cost_fraction if cost_fraction is not None else compute_fraction),
-        h100_equivalents=parent.h100_equivalents * compute_fraction,
-        clock_factor=clock_factor,
+        relative_cost=parent.relative_cost * d.relative_cost,
+        h100_equivalents=parent.h100_equivalents * d.fraction,
+        clock_factor=d.clock_factor,
         parent=parent.name,
     )
 
@@ -285,16 +443,16 @@ _SIMPLE = {"links.toml": (LinkSpec, _LINK_FIELDS), "switches.toml": (SwitchSpec,
            "ocs.toml": (OCSSpec, _OCS_FIELDS)}
 
 
-@functools.cache
-def _simple(filename: str) -> dict:
+@functools.lru_cache(maxsize=16)
+def _simple(filename: str, key: tuple) -> dict:
     cls, schema = _SIMPLE[filename]
-    table = load_table(filename)
-    out = {}
     stem = filename.removesuffix(".toml")
-    for name, entry in table.items():
-        kw = _convert(f"{stem}.{name}", entry, schema)
-        if cls is LinkSpec and kw["tech"] not in TECHS:
-            raise SpecError(f"{stem}.{name}.tech: {kw['tech']!r} is not one of {', '.join(TECHS)}")
+    out = {}
+    for name, (entry, _) in catalog_entries(stem).items():
+        w = where(stem, name)
+        kw = _convert(w, entry, schema)
+        if cls is LinkSpec:
+            checks.choice(f"{w}.tech", kw["tech"], TECHS)
         out[name] = cls(name=name, **kw)
     return out
 
@@ -308,39 +466,39 @@ def _get(kind: str, table: dict, name: str):
 
 def gpus() -> dict[str, GPUSpec]:
     """All GPUs in the catalog by name."""
-    return dict(_gpus())
+    return dict(_gpus(folders.state()))
 
 
 def gpu(name: str | GPUSpec) -> GPUSpec:
     """One GPU by catalog name (a spec passes through)."""
-    return name if isinstance(name, GPUSpec) else _get("gpu", _gpus(), name)
+    return name if isinstance(name, GPUSpec) else _get("gpu", _gpus(folders.state()), name)
 
 
 def links() -> dict[str, LinkSpec]:
     """All link technologies by name."""
-    return dict(_simple("links.toml"))
+    return dict(_simple("links.toml", folders.state()))
 
 
 def link(name: str | LinkSpec) -> LinkSpec:
     """One link technology by name (a spec passes through)."""
-    return name if isinstance(name, LinkSpec) else _get("link", _simple("links.toml"), name)
+    return name if isinstance(name, LinkSpec) else _get("link", _simple("links.toml", folders.state()), name)
 
 
 def switches() -> dict[str, SwitchSpec]:
     """All packet switches by name."""
-    return dict(_simple("switches.toml"))
+    return dict(_simple("switches.toml", folders.state()))
 
 
 def switch(name: str | SwitchSpec) -> SwitchSpec:
     """One packet switch by name (a spec passes through)."""
-    return name if isinstance(name, SwitchSpec) else _get("switch", _simple("switches.toml"), name)
+    return name if isinstance(name, SwitchSpec) else _get("switch", _simple("switches.toml", folders.state()), name)
 
 
 def ocs_types() -> dict[str, OCSSpec]:
     """All optical circuit switches by name."""
-    return dict(_simple("ocs.toml"))
+    return dict(_simple("ocs.toml", folders.state()))
 
 
 def ocs(name: str | OCSSpec) -> OCSSpec:
     """One optical circuit switch by name (a spec passes through)."""
-    return name if isinstance(name, OCSSpec) else _get("ocs", _simple("ocs.toml"), name)
+    return name if isinstance(name, OCSSpec) else _get("ocs", _simple("ocs.toml", folders.state()), name)

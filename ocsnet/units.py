@@ -37,6 +37,9 @@ _RE = re.compile(r"^\s*" + _NUM + r"\s*([A-Za-zµ/]*)\s*$")
 BYTES_PER_GB = 1e9
 BYTES_PER_GIB = 2.0**30
 BITS_PER_BYTE = 8.0
+MM2_PER_CM2 = 100.0                  # die areas (mm2) against defect densities (per cm2)
+SECONDS_PER_YEAR = 365.25 * 86400.0  # amortization lives in years
+J_PER_KWH = 3.6e6                    # electricity prices per kWh
 
 
 def _split(text: str, what: str, field: str | None):
@@ -108,7 +111,7 @@ _SUFFIX = {
     "Bps": 1.0, "GBps": 1e9, "TBps": 1e12, "MBps": 1e6,
     "Gbps": 1e9 / 8, "Tbps": 1e12 / 8, "Mbps": 1e6 / 8,
     # time
-    "s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9, "ps": 1e-12,
+    "s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9, "ps": 1e-12, "min": 60.0, "h": 3600.0, "days": 86400.0,
     # size
     "B": 1.0, "KB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12, "GiB": 2.0**30, "MiB": 2.0**20,
     # compute, power, energy, length, area
@@ -131,6 +134,18 @@ def suffix_factor(field: str) -> float:
         if field.endswith("_" + unit):
             return _SUFFIX[unit]
     raise UnitError(f"{field}: field name carries no known unit suffix")
+
+
+def strip_suffix(field: str) -> str | None:
+    """The name of a unit-suffixed field without its unit (None if it carries none).
+
+    >>> strip_suffix("hbm_bandwidth_GBps"), strip_suffix("hbm_bandwidth_TBps"), strip_suffix("ports")
+    ('hbm_bandwidth', 'hbm_bandwidth', None)
+    """
+    for unit in sorted(_SUFFIX, key=len, reverse=True):
+        if field.endswith("_" + unit) and len(field) > len(unit) + 1:
+            return field[: -len(unit) - 1]
+    return None
 
 
 def to_si(field: str, value: float) -> float:

@@ -60,14 +60,22 @@ def test_units_in_names_are_converted(tmp_path):
     assert build("small-torus", link_GBps=10).meta["link_Bps"] == 10e9
 
 
-def test_overrides_and_lookup_order(tmp_path, monkeypatch):
+def test_overrides_and_lookup_order(tmp_path, monkeypatch, capsys):
     assert build("small-ocs", n_gpus=8).n_gpus == 8
     assert build("small-torus", dims=[3, 3]).n_gpus == 9
     (tmp_path / "topologies").mkdir()
     _toml(tmp_path / "topologies", 'description = "local"\ngenerator = "torus"\n[params]\ndims = [5]\n', "local-ring")
     monkeypatch.chdir(tmp_path)
+    assert "local-ring" not in list_specs()          # the working directory is not searched
+    assert load_spec("small-ring")["origin"] == "built-in"
+    monkeypatch.setenv("OCSNET_PATH", str(tmp_path))
     assert "local-ring" in list_specs() and build("local-ring").n_gpus == 5
-    assert load_spec("small-ring")["path"] != str(tmp_path / "topologies" / "small-ring.toml")
+    # a user spec of a built-in name replaces it, and says so once on stderr
+    _toml(tmp_path / "topologies", 'description = "mine"\ngenerator = "torus"\n[params]\ndims = [7]\n', "small-ring")
+    capsys.readouterr()
+    assert build("small-ring").n_gpus == 7 and build("small-ring").n_gpus == 7
+    err = capsys.readouterr().err
+    assert err.count("topology spec 'small-ring'") == 1 and "overrides the built-in" in err
 
 
 @pytest.mark.parametrize("text,match", [

@@ -59,7 +59,7 @@ def base_entry():
     (lambda e: e.update(activation="relu"), "activation: 'relu' is not one of"),
     (lambda e: e.update(kv_heads=3), "kv_heads: 3 must divide"),
     (lambda e: e.update(experts_per_token=2), "experts"),
-    (lambda e: e.update(layers=2.5), "layers: 2.5 must be an integer"),
+    (lambda e: e.update(layers=2.5), "layers: expected an integer, got float 2.5"),
     (lambda e: e["source"].update(bogus="x"), "source for unknown key 'bogus'"),
 ])
 def test_strict_loading(mutate, match):

@@ -17,7 +17,27 @@ import sys
 from ..errors import OcsnetError
 
 # Sub-command modules, in the order `ocsnet --help` lists them.
-COMMANDS = ("topo", "traffic", "flow", "schedule", "compare", "validate", "sweep")
+COMMANDS = ("topo", "traffic", "flow", "schedule", "compare", "validate", "sweep", "catalog", "faults", "silicon")
+
+_PATH_HELP = ("a user folder (catalog/, topologies/, schedules/, studies/) searched after the built-in data "
+              "and OCSNET_PATH; repeat for several")
+_paths: list[str] = []
+
+
+class _PathAction(argparse.Action):
+    """``--path DIR`` at any level of the command line; every occurrence is kept, in order."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        _paths.append(values)
+
+
+def _add_path_option(parser: argparse.ArgumentParser) -> None:
+    """Give ``parser`` and every sub-command parser under it the ``--path DIR`` option."""
+    parser.add_argument("--path", action=_PathAction, metavar="DIR", default=argparse.SUPPRESS, help=_PATH_HELP)
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in dict.fromkeys(action.choices.values()):
+                _add_path_option(sub)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -39,16 +59,22 @@ def build_parser() -> argparse.ArgumentParser:
                 continue  # sub-command not built yet
             raise
         mod.register(sub)
+    _add_path_option(parser)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .. import folders
+
     parser = build_parser()
+    _paths.clear()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    added = []
     try:
+        added = [folders.add_path(p, "--path") for p in _paths]
         return int(args.func(args) or 0)
     except OcsnetError as e:
         print(f"ocsnet {args.command}: error: {e}", file=sys.stderr)
@@ -65,6 +91,9 @@ def main(argv: list[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 0
+    finally:
+        for p in added:
+            folders.remove_path(p)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 import time
 
 from ..errors import SpecError
@@ -63,7 +61,9 @@ def register(sub) -> None:
     p.add_argument("--packet-fabric", help="topology spec of the Lite-GPU packet fabric (default lite-fat-tree)")
     p.add_argument("--ocs-fabric", help="topology spec of the Lite-GPU OCS fabric (default lite-ocs)")
     p.add_argument("--cpo-fabric", help="topology spec of the Lite-GPU CPO direct fabric (default lite-cpo-torus)")
-    p.add_argument("--config", help="JSON file of study overrides (keys of ocsnet.study.DEFAULT_STUDY)")
+    p.add_argument("--config", metavar="STUDY",
+                   help="a study: a name in studies/ (built-in or a user folder's) or a .toml/.json file holding "
+                        "any keys of the default study (studies/lite-vs-h100.toml); the flags above override it")
     p.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=run)
@@ -73,15 +73,12 @@ def run(args) -> int:
     from .. import units
     from ..evaluation import DEFAULT_STUDY, run_study, summary_table, write_report
 
-    cfg: dict = {}
-    if args.config:
-        try:
-            with open(args.config) as fh:
-                cfg = json.load(fh)
-        except json.JSONDecodeError as e:
-            raise SpecError(f"--config: {args.config} is not valid JSON ({e.msg}, line {e.lineno})") from None
-        if not isinstance(cfg, dict):
-            raise SpecError("--config: the file must hold a JSON object of study overrides")
+    from ..evaluation.config import DEFAULT_STUDY_NAME, load_study
+
+    try:
+        cfg: dict = load_study(args.config or DEFAULT_STUDY_NAME)
+    except SpecError as e:
+        raise SpecError(f"--config: {e}") from None
     for key, val in (("models", args.models), ("modes", args.modes), ("variants", args.variants),
                      ("algorithms", args.algorithms), ("tp", args.tp), ("pp", args.pp),
                      ("objective", args.objective)):

@@ -114,7 +114,7 @@ def _list(args) -> int:
         s = specs.load_spec(name)
         rows.append([name, s["generator"], s["description"]])
     if not rows:
-        raise SpecError(f"spec: no specs found in {', '.join(map(str, specs.spec_dirs())) or 'topologies/'}")
+        raise SpecError("spec: no specs found (built-in or in the topologies/ folders of OCSNET_PATH and --path)")
     print(_table(["name", "generator", "description"], rows))
     return 0
 

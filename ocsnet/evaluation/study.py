@@ -42,46 +42,13 @@ from ..errors import SpecError, WorkloadError
 from ..workload import ParallelPlan
 from ..workload.models import model as get_model
 from ..workload.step import memory_fit
+from .config import DEFAULT_STUDY, check_types
 from .per_layer import evaluate
 from .records import Choice, StudyResult, System
 from .search import OBJECTIVES, choose, sizes_for
 
 __all__ = ["DEFAULT_STUDY", "ANALYSES", "OBJECTIVES", "StudyResult", "Choice", "System", "run_study", "analysis_module",
            "study_config", "systems", "sizes_for", "bandwidth_overrides"]
-
-#: The built-in default study.  Sizes are per micro-batch; fabric overrides
-#: keep the default run small (256 H100s against 1,024 Lite-GPUs: the same
-#: silicon); the per-replica figures do not depend on the cluster size as long
-#: as a replica's tensor groups stay inside one domain.  At 1,024 GPUs the
-#: packet fabric is a 2-tier Clos (a 3-tier one would keep every core switch
-#: of the 4,096-GPU spec and inflate its power).
-DEFAULT_STUDY: dict[str, Any] = {
-    "models": ["llama3-405b", "gpt3-175b", "llama3-70b"],
-    "modes": ["prefill", "decode"],
-    "prefill": {"batch": 1, "seq_len": 4096},
-    "decode": {"batch": [8, 16, 32], "context": 4096},
-    "baseline": {"label": "H100 DGX", "fabric": "h100-dgx", "gpu": "h100-sxm", "overrides": {"n_nodes": 32}},
-    "variants": ["lite-base", "lite-netboost", "lite-overclock"],
-    "lite_fabrics": {
-        "packet": {"fabric": "lite-fat-tree", "overrides": {"n_gpus": 1024, "tiers": 2}},
-        "OCS": {"fabric": "lite-ocs", "overrides": {"n_gpus": 1024}},
-        "CPO torus": {"fabric": "lite-cpo-torus", "overrides": {"dims": [16, 8, 8]}},
-    },
-    "tp": [1, 2, 4, 8, 16, 32, 64],
-    "pp": [1, 2, 4, 8, 16],
-    "max_gpus_per_replica": 256,
-    "algorithms": ["ring", "rhd", "double-binary-tree"],
-    "top_k": 2,
-    "objective": "tokens_per_s_per_h100e",
-    "latency_vs_baseline": 1.25,
-    "reconfig_delay_us": None,
-    "sweep_reconfig_delay_us": [0.01, 0.1, 1, 10, 1000],
-    "sweep_variant": "lite-netboost",
-    "sweep_tp": [32],
-    "sweep_models": ["llama3-405b"],
-    "sweep_algorithms": ["ring", "rhd"],
-    "schedule_time_limit_s": 10.0,
-}
 
 #: Analyses that run after the plan search, each adding a section to the report.  Name ->
 #: module; the module defines ``DEFAULTS`` (its config section, ``cfg[name]``),
@@ -92,9 +59,12 @@ DEFAULT_STUDY: dict[str, Any] = {
 ANALYSES: dict[str, str] = {
     # collectives (fabric-aware algorithms)
     # silicon economics (how small a GPU should be)
+    "silicon": "ocsnet.evaluation.economics",
     # memory architecture
+    "memory": "ocsnet.evaluation.memory_study",
     # serving under SLOs
     # faults and reliability
+    "failures": "ocsnet.reliability.section",
     # fidelity against measured systems
 }
 
@@ -109,17 +79,26 @@ def analysis_module(name: str):
 
 
 def study_config(overrides: dict | None = None) -> dict:
-    """The default study with ``overrides`` applied; unknown keys are refused by name."""
+    """The default study with ``overrides`` applied; unknown keys are refused by name.
+
+    ``prefill`` and ``decode`` tables are merged into the default ones (a file
+    may set just ``[decode] batch``); every other key replaces the default.
+    """
     cfg = copy.deepcopy(DEFAULT_STUDY)
+    if not isinstance(overrides or {}, dict):
+        raise SpecError(f"study: expected a table of study keys, got {overrides!r}")
     overrides = dict(overrides or {})
     names = overrides.pop("analyses", None)
+    if names is not None:
+        check_types({"analyses": names})
     cfg["analyses"] = list(ANALYSES) if names is None else list(names)
     keys = _KEYS | set(ANALYSES)
     for k, v in overrides.items():
         if k not in keys:
             raise SpecError(f"study.{k}: unknown key; allowed: {', '.join(sorted(keys))}")
         if v is not None and k not in ANALYSES:
-            cfg[k] = v
+            cfg[k] = dict(cfg[k], **v) if k in ("prefill", "decode") and isinstance(v, dict) else v
+    check_types(cfg)
     for name in ANALYSES:
         section = copy.deepcopy(analysis_module(name).DEFAULTS) if name in cfg["analyses"] else {}
         given = overrides.get(name) or {}

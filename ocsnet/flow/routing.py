@@ -41,21 +41,21 @@ under ECMP.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import breadth_first_order
 
 from ..errors import FlowError
-from ..fabric import Fabric
+from ..fabric import SWITCH_KINDS, Fabric
 
-__all__ = ["Routes", "route", "gpus_forward", "SWITCH_KINDS", "METHODS"]
+__all__ = ["Routes", "route", "gpus_forward", "SWITCH_KINDS", "METHODS", "UNREACHABLE"]
 
-#: Node kinds that forward packets; a fabric with none of them lets GPUs forward.
-SWITCH_KINDS = ("packet_switch", "nvswitch")
 #: Routing methods of :func:`route`.
 METHODS = ("shortest", "ecmp")
+#: What :func:`route` does with a flow that has no path: raise, or report it in ``Routes.unreachable``.
+UNREACHABLE = ("raise", "report")
 # Memory for the per-batch search results (distances or next hops), entries.
 _BATCH_ENTRIES = 1 << 24
 
@@ -77,7 +77,11 @@ class Routes:
         Fraction-weighted sum of edge latencies (path latency; the mean over
         paths under ECMP).
     method : str
-        ``"shortest"``, ``"ecmp"`` or ``"paths"``.
+        ``"shortest"``, ``"ecmp"``, ``"dor"`` or ``"paths"``.
+    unreachable : ndarray of int
+        Flows with no path (routed with ``unreachable="report"``, e.g. on a
+        fabric degraded by :func:`ocsnet.faults.degrade`); their columns of
+        ``incidence`` are empty, their hops and latency zero.
     """
 
     incidence: sp.csc_matrix
@@ -86,6 +90,7 @@ class Routes:
     hops: np.ndarray
     latency_s: np.ndarray
     method: str
+    unreachable: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
     @property
     def n_flows(self) -> int:
@@ -98,8 +103,17 @@ class Routes:
     def subset(self, flows) -> "Routes":
         """The routes of a subset of flows (indices or boolean mask), in that order."""
         idx = np.arange(self.n_flows)[flows]
+        lost = np.zeros(self.n_flows, dtype=bool)
+        lost[self.unreachable] = True
         return Routes(self.incidence[:, idx], self.src[idx], self.dst[idx], self.hops[idx],
-                      self.latency_s[idx], self.method)
+                      self.latency_s[idx], self.method, np.flatnonzero(lost[idx]))
+
+    @property
+    def reachable(self) -> np.ndarray:
+        """Mask of the flows that have a path."""
+        ok = np.ones(self.n_flows, dtype=bool)
+        ok[self.unreachable] = False
+        return ok
 
     def link_load(self, rates) -> np.ndarray:
         """Load of every directed edge (bytes/s) for the given per-flow rates."""
@@ -110,16 +124,10 @@ class Routes:
 
 
 def gpus_forward(fabric: Fabric, gpu_forwarding: bool | None = None) -> bool:
-    """Whether GPUs forward transit traffic: ``gpu_forwarding`` if given, else
-    ``fabric.meta["gpu_forwarding"]`` if the generator set it (e.g. an
-    ASTRA-sim multi-dimensional network, whose NPUs pass traffic between
-    dimensions), else true exactly when the fabric has no node of a kind in
-    :data:`SWITCH_KINDS`."""
-    if gpu_forwarding is not None:
-        return bool(gpu_forwarding)
-    if fabric.meta.get("gpu_forwarding") is not None:
-        return bool(fabric.meta["gpu_forwarding"])
-    return not bool(np.isin(fabric.kind, SWITCH_KINDS).any()) if fabric.n_nodes else True
+    """Whether GPUs forward transit traffic (see :meth:`ocsnet.fabric.Fabric.gpus_forward`):
+    ``gpu_forwarding`` if given, else ``fabric.meta["gpu_forwarding"]`` if set, else
+    true exactly when the fabric has no node of a kind in :data:`SWITCH_KINDS`."""
+    return fabric.gpus_forward(gpu_forwarding)
 
 
 def _check_ranks(fabric: Fabric, src, dst):
@@ -153,7 +161,7 @@ def _routable(fabric: Fabric) -> np.ndarray:
 
 
 def route(fabric: Fabric, src, dst, *, method: str = "shortest",
-          gpu_forwarding: bool | None = None) -> Routes:
+          gpu_forwarding: bool | None = None, unreachable: str = "raise") -> Routes:
     """Route flows between GPU ranks by hop count.
 
     Parameters
@@ -168,6 +176,9 @@ def route(fabric: Fabric, src, dst, *, method: str = "shortest",
     gpu_forwarding : bool, optional
         Whether GPUs may carry transit traffic; default: only on fabrics with
         no packet switch or NVSwitch (see :func:`gpus_forward`).
+    unreachable : {"raise", "report"}
+        A flow with no path raises (naming it), or is listed in
+        ``Routes.unreachable`` with an empty column (for degraded fabrics).
 
     Returns
     -------
@@ -177,7 +188,8 @@ def route(fabric: Fabric, src, dst, *, method: str = "shortest",
     ------
     FlowError
         A rank is out of range, a flow's source equals its destination, the
-        method is unknown, or a flow has no path (the message names it).
+        method is unknown, or (with ``unreachable="raise"``) a flow has no
+        path (the message names it).
 
     Examples
     --------
@@ -193,6 +205,9 @@ def route(fabric: Fabric, src, dst, *, method: str = "shortest",
     """
     if method not in METHODS:
         raise FlowError(f"method: {method!r} is not one of {', '.join(METHODS)}")
+    if unreachable not in UNREACHABLE:
+        raise FlowError(f"unreachable: {unreachable!r} is not one of {', '.join(UNREACHABLE)}")
+    report = unreachable == "report"
     s, d = _check_ranks(fabric, src, dst)
     n_flows = len(s)
     n = fabric.n_nodes
@@ -223,6 +238,9 @@ def route(fabric: Fabric, src, dst, *, method: str = "shortest",
     group_members: list[tuple] = []
     for k in range(len(dests)):
         key = tuple(srcs_into[bounds[k]:ends[k]])
+        if not key and report:
+            group_of_dest[k] = -1
+            continue
         if not key:
             f = int(np.flatnonzero(tnode == dests[k])[0])
             hint = ("; its links lead to an OCS, which traffic crosses only as circuits "
@@ -235,6 +253,7 @@ def route(fabric: Fabric, src, dst, *, method: str = "shortest",
         group_of_dest[k] = g
     n_groups = len(group_members)
     flow_group = group_of_dest[np.searchsorted(dests, tnode)]
+    lost = [np.flatnonzero(flow_group < 0)]
 
     # Augmented reversed graph: node n + g is the virtual sink of group g.
     vg = np.repeat(np.arange(n_groups), [len(k) for k in group_members])
@@ -245,12 +264,13 @@ def route(fabric: Fabric, src, dst, *, method: str = "shortest",
     R = sp.csr_matrix((np.ones(len(rr)), (rr, rc)), shape=(na, na))   # float64: csgraph copies nothing
     R.sum_duplicates()
 
-    by_group = np.argsort(flow_group, kind="stable")
+    live = np.flatnonzero(flow_group >= 0)
+    by_group = live[np.argsort(flow_group[live], kind="stable")]
     gstart = np.searchsorted(flow_group[by_group], np.arange(n_groups + 1))
     per_group = na if method == "shortest" else na + 2 * m     # ECMP also holds the DAG masks
-    batch = int(np.clip(_BATCH_ENTRIES // per_group, 1, n_groups))
+    batch = int(np.clip(_BATCH_ENTRIES // per_group, 1, max(n_groups, 1)))
     parts_e, parts_f, parts_x = [], [], []
-    for g0 in range(0, n_groups, batch):
+    for g0 in range(0, n_groups, max(batch, 1)):
         g1 = min(g0 + batch, n_groups)
         fl = by_group[gstart[g0]:gstart[g1]]                      # flows of this batch
         b = flow_group[fl] - g0
@@ -263,7 +283,8 @@ def route(fabric: Fabric, src, dst, *, method: str = "shortest",
                 table[g - g0] = _bfs_levels(bfs, pred, na)[:n]
         extract = _extract_shortest if method == "shortest" else _extract_ecmp
         try:
-            e, f, x = extract(fabric, table, b, fl, fabric.gpus[s[fl]], tnode[fl], transit, s, d)
+            e, f, x = extract(fabric, table, b, fl, fabric.gpus[s[fl]], tnode[fl], transit, s, d,
+                              lost if report else None)
         except FlowError as err:
             if fwd:
                 raise
@@ -272,13 +293,14 @@ def route(fabric: Fabric, src, dst, *, method: str = "shortest",
         parts_e.append(e)
         parts_f.append(f)
         parts_x.append(x)
-    e = np.concatenate(parts_e)
-    f = np.concatenate(parts_f)
-    x = np.concatenate(parts_x)
+    e = np.concatenate(parts_e) if parts_e else np.zeros(0, np.int64)
+    f = np.concatenate(parts_f) if parts_f else np.zeros(0, np.int64)
+    x = np.concatenate(parts_x) if parts_x else np.zeros(0)
     inc = sp.csc_matrix((x, (e, f)), shape=(m, n_flows))
     inc.sum_duplicates()
     hops = np.bincount(f, minlength=n_flows) if method == "shortest" else _ecmp_hops(inc, fabric, d)
-    return Routes(inc, s, d, hops.astype(np.int64), inc.T @ fabric.latency_s, method)
+    return Routes(inc, s, d, hops.astype(np.int64), inc.T @ fabric.latency_s, method,
+                  np.unique(np.concatenate(lost)).astype(np.int64))
 
 
 def _edge_lookup(fabric: Fabric, u, v) -> np.ndarray:
@@ -318,15 +340,19 @@ def _unreachable(fl, s, d):
     raise FlowError(f"flow {f} (GPU rank {int(s[f])} -> {int(d[f])}): no path between these GPUs")
 
 
-def _extract_shortest(fabric, pred, b, fl, cur, tgt, transit, s, d):
-    """Walk every flow of a batch along its next-hop table, one hop per step."""
+def _extract_shortest(fabric, pred, b, fl, cur, tgt, transit, s, d, lost=None):
+    """Walk every flow of a batch along its next-hop table, one hop per step
+    (flows with no path raise, or go to ``lost`` if it is a list)."""
     n = fabric.n_nodes
     es, fs = [], []
     flows = fl.copy()
     nxt = pred[b, cur]
-    bad = np.flatnonzero(nxt < 0)
-    if len(bad):
-        _unreachable(flows[bad[0]], s, d)
+    bad = nxt < 0
+    if bad.any():
+        if lost is None:
+            _unreachable(flows[np.flatnonzero(bad)[0]], s, d)
+        lost.append(flows[bad])
+        flows, b, cur, tgt = flows[~bad], b[~bad], cur[~bad], tgt[~bad]
     while len(flows):
         nxt = pred[b, cur]
         last = nxt >= n                       # the next hop is the group's virtual sink
@@ -335,11 +361,11 @@ def _extract_shortest(fabric, pred, b, fl, cur, tgt, transit, s, d):
         fs.append(flows)
         go = ~last
         flows, b, cur, tgt = flows[go], b[go], nxt[go], tgt[go]
-    e = np.concatenate(es)
-    return e, np.concatenate(fs), np.ones(len(e))
+    e = np.concatenate(es) if es else np.zeros(0, np.int64)
+    return e, (np.concatenate(fs) if fs else np.zeros(0, np.int64)), np.ones(len(e))
 
 
-def _extract_ecmp(fabric, dist, b, fl, cur, tgt, transit, s, d):
+def _extract_ecmp(fabric, dist, b, fl, cur, tgt, transit, s, d, lost=None):
     """Push every flow's unit of traffic down its destination's shortest-path DAG,
     splitting evenly at every node over the next hops one step closer."""
     n = fabric.n_nodes
@@ -352,12 +378,14 @@ def _extract_ecmp(fabric, dist, b, fl, cur, tgt, transit, s, d):
     ge = et[ge]
     key = gb.astype(np.int64) * n + fabric.src[ge]     # sorted: group, then edge (= source node)
     es, fs, xs = [], [], []
-    bad = np.flatnonzero(dist[b, cur] < 0)
-    if len(bad):
-        _unreachable(fl[bad[0]], s, d)
-    k = np.arange(len(fl))                     # frontier: (flow in batch, node, traffic)
-    u = cur
-    x = np.ones(len(fl))
+    bad = dist[b, cur] < 0
+    if bad.any():
+        if lost is None:
+            _unreachable(fl[np.flatnonzero(bad)[0]], s, d)
+        lost.append(fl[bad])
+    k = np.flatnonzero(~bad)                   # frontier: (flow in batch, node, traffic)
+    u = cur[k]
+    x = np.ones(len(k))
     while len(k):
         last = dist[b[k], u] == 1              # one hop from the destination itself
         if last.any():
@@ -383,6 +411,8 @@ def _extract_ecmp(fabric, dist, b, fl, cur, tgt, transit, s, d):
         uk, inv = np.unique(kk, return_inverse=True)
         x = np.bincount(inv, weights=share)
         k, u = uk // n, uk % n
+    if not es:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
     return np.concatenate(es), np.concatenate(fs), np.concatenate(xs)
 
 

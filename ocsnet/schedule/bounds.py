@@ -87,20 +87,20 @@ def transfer_bounds_s(problem) -> np.ndarray:
 
 
 def slots_needed(problem) -> np.ndarray:
-    """Fewest slots each phase needs if every demanded pair must get a circuit: ``ceil(max degree / d)``.
+    """Fewest slots each phase needs if every demanded pair must get a circuit: ``max_i ceil(degree_i / d_i)``.
 
     In one slot a GPU reaches at most ``d`` partners, so a GPU with ``m``
     demanded partners needs ``ceil(m / d)`` slots (meaningful for
     :func:`_plain` problems, where every demanded pair needs a circuit).
     """
-    d = problem.ports
+    d = np.maximum(problem.port_counts, 1)       # a GPU with 0 ports has no demand (OCSProblem checks)
     mats, idx = problem.distinct()
     out = np.ones(len(mats), dtype=np.int64)
     for k, D in enumerate(mats):
         if D.nnz:
             r, c, _ = _entries(D)
-            deg = max(np.bincount(r, minlength=problem.N).max(), np.bincount(c, minlength=problem.N).max())
-            out[k] = max(1, -(-int(deg) // d))
+            deg = np.maximum(np.bincount(r, minlength=problem.N), np.bincount(c, minlength=problem.N))
+            out[k] = max(1, int((-(-deg // d)).max()))
     return out[idx]
 
 
@@ -112,7 +112,7 @@ def conflicts(problem) -> np.ndarray:
     impossible; and when the degrees fit, the 0/1 support itself is one).
     """
     out = np.zeros(problem.P, dtype=bool)
-    d = problem.ports
+    d = problem.port_counts
     mats, idx = problem.distinct()
     seen: dict[tuple[int, int], bool] = {}
     for p in range(1, problem.P):
@@ -124,8 +124,8 @@ def conflicts(problem) -> np.ndarray:
             seen[key] = False
             if U.nnz:
                 r, c, _ = _entries(U)
-                seen[key] = bool(max(np.bincount(r, minlength=problem.N).max(),
-                                     np.bincount(c, minlength=problem.N).max()) > d)
+                seen[key] = bool((np.maximum(np.bincount(r, minlength=problem.N),
+                                             np.bincount(c, minlength=problem.N)) > d).any())
         out[p] = seen[key]
     return out
 
@@ -143,7 +143,7 @@ def _slot_count_costs(problem, p: int, kmax: int) -> np.ndarray:
     phase's time is at least the largest of these over its GPUs (rows and
     columns) and at least its transfer bound; infinite below ``slots_needed``.
     """
-    d, b = problem.ports, problem.circuit_Bps
+    pc, b = np.maximum(problem.port_counts, 1), problem.circuit_Bps
     D = problem.demand[p]
     out = np.zeros(kmax)
     if D.nnz == 0:
@@ -155,14 +155,15 @@ def _slot_count_costs(problem, p: int, kmax: int) -> np.ndarray:
         r, v = r[order], v[order]
         deg = np.diff(M.indptr)
         pos = np.arange(len(v)) - M.indptr[r] + 1        # 1-based rank within the GPU
+        d = pc[r]                                        # the GPU's own port budget
         for k in range(1, kmax + 1):
-            ns = np.maximum(0, 2 * deg - k * d)[r]
+            ns = np.maximum(0, 2 * deg - k * pc)[r]
             take = (pos <= ns) & ((ns - pos) % d == 0)
             if not take.any():
                 continue
             per_gpu = np.bincount(r[take], v[take], minlength=M.shape[0]) / b
             out[k - 1] = max(out[k - 1], float(per_gpu.max()))
-            if (deg > k * d).any():
+            if (deg > k * pc).any():
                 out[k - 1] = math.inf
     return out
 
@@ -206,11 +207,11 @@ def reconfiguration_bound_s(problem, max_slots_per_phase: int | None = None) -> 
         if key not in cache:
             # enough k: beyond 2 * max degree / d every GPU's singleton bound is 0
             D = problem.demand[p]
-            deg = 0
+            kmax = 1
             if D.nnz:
                 r, c, _ = _entries(D)
-                deg = int(max(np.bincount(r, minlength=problem.N).max(), np.bincount(c, minlength=problem.N).max()))
-            kmax = max(1, -(-2 * deg // problem.ports) + 1)
+                deg = np.maximum(np.bincount(r, minlength=problem.N), np.bincount(c, minlength=problem.N))
+                kmax = max(1, int((-(-2 * deg // np.maximum(problem.port_counts, 1))).max()) + 1)
             if S is not None:
                 kmax = min(kmax, S)
             kc = np.maximum(_slot_count_costs(problem, p, kmax), tb[p])
@@ -256,7 +257,7 @@ def static_or_change_bound_s(problem) -> float:
     a circuit in it (so if some GPU has more partners over the whole trace
     than ports, no static schedule exists), and GPU ``i``'s row of ``C``
     alone forces ``sum_p max_j D_p[i, j] / (C[i, j] b)``, at least the best
-    over all splits of its ``d`` ports (enumerated); likewise columns.
+    over all splits of its ``d_i`` ports (enumerated); likewise columns.
     *Changing*: at least one change, exposing at least
     ``min(min_{p >= 1} max(0, delta - g_p), delta)``, on top of
     :func:`reconfiguration_bound_s`'s transfer part.  Returns the smaller
@@ -268,7 +269,7 @@ def static_or_change_bound_s(problem) -> float:
     base = float(g.sum() + tb.sum())
     if not _plain(problem):
         return base
-    d, b, N, P = problem.ports, problem.circuit_Bps, problem.N, problem.P
+    pc, b, N, P = problem.port_counts, problem.circuit_Bps, problem.N, problem.P
     delta = problem.reconfig_delay_s
     wmin = min([delta] + [max(0.0, delta - float(g[p])) for p in range(1, P)])
     change = max(reconfiguration_bound_s(problem), base + wmin)
@@ -284,10 +285,10 @@ def static_or_change_bound_s(problem) -> float:
         U.eliminate_zeros()
         U.sort_indices()
         deg = np.diff(U.indptr)
-        if deg.max(initial=0) > d:
+        if (deg > pc).any():
             return change                     # no static schedule exists
-        for m in np.unique(deg[deg > 0]):
-            rows = np.flatnonzero(deg == m)
+        for m, d in sorted({(int(a), int(e)) for a, e in zip(deg[deg > 0], pc[deg > 0])}):
+            rows = np.flatnonzero((deg == m) & (pc == d))
             K = math.comb(d, int(m))
             if len(rows) * K * P * m > _STATIC_WORK:
                 return base                   # too big to enumerate: give up the combined bound

@@ -237,14 +237,12 @@ def build_candidates(problem, *, time_limit_s: float | None = None, max_slots_pe
                 cs.add(C2)
     n_window = len(cs) - n_single
     # Several-slot options for demands no single configuration serves at their bound.
-    cap = problem.ports * b + problem.packet_Bps
     options: list[list[Option]] = [[] for _ in range(U)]
     delta = problem.reconfig_delay_s
     for u, D in enumerate(demands):
         if D.nnz == 0:
             continue
-        peak = max(np.asarray(D.sum(axis=1)).max(), np.asarray(D.sum(axis=0)).max())
-        if best_t[u] <= peak / cap * _DECOMPOSE_ABOVE:
+        if best_t[u] <= problem.peak_time_s(D) * _DECOMPOSE_ABOVE:
             continue
         for mi, method in enumerate(decompositions):
             if mi > 0 and np.isfinite(best_t[u]) and late():

@@ -33,7 +33,7 @@ from .io import Schedule
 
 
 def _build_multi_slot(problem, data: _Data, un: _Units, horizon: int, S: int):
-    P, b, pb, d = problem.P, problem.circuit_Bps, problem.packet_Bps, problem.ports
+    P, b, pb = problem.P, problem.circuit_Bps, problem.packet_Bps
     nU = len(data.keys)
     m = cp_model.CpModel()
     c = [[[m.NewIntVar(0, int(data.cmax[u]), f"c{p}_{s}_{u}") for u in range(nU)] for s in range(S)]
@@ -101,12 +101,12 @@ def _build_multi_slot(problem, data: _Data, un: _Units, horizon: int, S: int):
                 packet_terms.setdefault((1, j), []).append((D, w))
             else:
                 m.Add(sum(served) >= need)
-        for s in range(S):                        # cuts: a GPU's circuits carry at most d b per second
+        for s in range(S):                        # cuts: GPU g's circuits carry at most d_g b per second
             for group in (rowm, colm):
                 for g, lst in group.items():
                     grp_prods = [pv for (ss, pv) in lst if ss == s]
                     if len(grp_prods) > 1:
-                        m.Add(sum(grp_prods) <= d * h[p][s])
+                        m.Add(sum(grp_prods) <= int(problem.port_counts[g]) * h[p][s])
         for terms in packet_terms.values():
             const = sum(D for D, lit in terms if lit is None)
             var = [(un.up(D / pb), lit) for D, lit in terms if lit is not None]

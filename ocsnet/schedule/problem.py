@@ -144,8 +144,12 @@ class OCSProblem:
         non-negative, finite, zero diagonal.  Stored as a list of float CSR.
     gap_s : array_like (P,)
         Compute time before each phase, seconds, >= 0.
-    ports : int
-        Optical ports per GPU ``d`` >= 1.
+    ports : int or array (N,) of int
+        Optical ports per GPU ``d`` >= 1, or one budget per GPU (each >= 0,
+        at least one >= 1): a GPU that lost ports (a dead transceiver, a
+        failed OCS plane; see :func:`ocsnet.faults.ocs_ports`) has a smaller
+        budget in every configuration.  ``self.ports`` is then the largest
+        budget and ``self.port_counts`` the budgets.
     circuit_Bps : float
         Rate of one circuit ``b`` in bytes/s, > 0.
     reconfig_delay_s : float
@@ -221,9 +225,8 @@ class OCSProblem:
             p = int(bad[0])
             raise ScheduleError(f"gap_s[{p}]: {float(gap[p])!r} is out of range, allowed [0, inf)")
         self.gap_s: np.ndarray = gap.copy()
-        if isinstance(ports, bool) or not float(np.asarray(ports, dtype=float)).is_integer() or int(ports) < 1:
-            raise ScheduleError(f"ports: {ports!r} is out of range, allowed integers [1, inf)")
-        self.ports: int = int(ports)
+        self.port_counts: np.ndarray = self._check_ports(ports, self.N)
+        self.ports: int = int(self.port_counts.max())
         self.circuit_Bps: float = _finite_number("circuit_Bps", circuit_Bps, 0.0, lo_open=True)
         self.reconfig_delay_s: float = _finite_number("reconfig_delay_s", reconfig_delay_s, 0.0)
         self.packet_Bps: float = _finite_number("packet_Bps", packet_Bps, 0.0)
@@ -249,10 +252,11 @@ class OCSProblem:
         self.reserved_out: np.ndarray = np.asarray(R.sum(axis=1)).ravel().astype(np.int64)
         self.reserved_in: np.ndarray = np.asarray(R.sum(axis=0)).ravel().astype(np.int64)
         for what, sums in (("row", self.reserved_out), ("column", self.reserved_in)):
-            if len(sums) and sums.max() > self.ports:
-                i = int(np.argmax(sums))
+            over = np.flatnonzero(sums > self.port_counts)
+            if len(over):
+                i = int(over[0])
                 raise ScheduleError(f"reserved: {what} {i} holds {int(sums[i])} circuits, "
-                                    f"allowed at most ports = {self.ports}")
+                                    f"allowed at most ports = {int(self.port_counts[i])}")
         if allowed is None:
             self.allowed = None
         else:
@@ -265,6 +269,33 @@ class OCSProblem:
             np.fill_diagonal(a, False)
             self.allowed = a
         self._check_servable()
+
+    @staticmethod
+    def _check_ports(ports, n: int) -> np.ndarray:
+        a = np.asarray(ports)
+        if a.dtype == bool or a.ndim > 1 or (a.ndim == 1 and len(a) != n):
+            what = f"shape {a.shape}" if a.ndim else repr(ports)
+            raise ScheduleError(f"ports: {what} is neither an integer nor one integer per GPU ({n})")
+        try:
+            f = a.astype(float)
+        except (TypeError, ValueError):
+            raise ScheduleError(f"ports: {ports!r} is not an integer") from None
+        if a.ndim == 0:
+            if not np.isfinite(f) or not float(f).is_integer() or f < 1:
+                raise ScheduleError(f"ports: {ports!r} is out of range, allowed integers [1, inf)")
+            return np.full(n, int(f), dtype=np.int64)
+        bad = np.flatnonzero(~np.isfinite(f) | (f != np.round(f)) | (f < 0))
+        if len(bad):
+            i = int(bad[0])
+            raise ScheduleError(f"ports[{i}]: {a[i]!r} is out of range, allowed integers [0, inf)")
+        if n and f.max() < 1:
+            raise ScheduleError("ports: every GPU has 0 ports; allowed at least one GPU with >= 1")
+        return f.astype(np.int64)
+
+    @property
+    def uniform_ports(self) -> bool:
+        """Whether every GPU has the same port budget."""
+        return bool((self.port_counts == self.ports).all())
 
     # ---- sizes and derived arrays ---------------------------------------------------
     @property
@@ -279,13 +310,13 @@ class OCSProblem:
 
     @property
     def free_out(self) -> np.ndarray:
-        """Transmit ports per GPU left for scheduled circuits: ``d - rowsum(reserved)``."""
-        return self.ports - self.reserved_out
+        """Transmit ports per GPU left for scheduled circuits: ``d_i - rowsum(reserved)``."""
+        return self.port_counts - self.reserved_out
 
     @property
     def free_in(self) -> np.ndarray:
-        """Receive ports per GPU left for scheduled circuits: ``d - colsum(reserved)``."""
-        return self.ports - self.reserved_in
+        """Receive ports per GPU left for scheduled circuits: ``d_i - colsum(reserved)``."""
+        return self.port_counts - self.reserved_in
 
     def distinct(self) -> tuple[list[sp.csr_matrix], np.ndarray]:
         """The distinct demand matrix objects and, per phase, the index of its matrix.
@@ -346,23 +377,35 @@ class OCSProblem:
 
     # ---- bounds ----------------------------------------------------------------------
     def phase_lower_bounds_s(self) -> np.ndarray:
-        """Per-phase transfer time bound ``max(row, col sums) / (d b + packet_Bps)``, shape (P,)."""
-        peak = np.array([max(np.asarray(D.sum(axis=1)).max(initial=0.0), np.asarray(D.sum(axis=0)).max(initial=0.0))
-                         for D in self._distinct])
-        return peak[self._distinct_idx] / (self.ports * self.circuit_Bps + self.packet_Bps)
+        """Per-phase transfer time bound ``max over GPUs i of max(row_i, col_i sum) / (d_i b + packet_Bps)``, shape (P,)."""
+        peak = np.array([self.peak_time_s(D) for D in self._distinct])
+        return peak[self._distinct_idx]
+
+    def peak_time_s(self, D) -> float:
+        """The transfer bound of one demand matrix: ``max over GPUs i of max(row_i, col_i sum) / (d_i b + packet_Bps)``."""
+        rate = self.port_counts * self.circuit_Bps + self.packet_Bps
+
+        def worst(sums):
+            sums = np.asarray(sums).ravel()
+            with np.errstate(divide="ignore"):
+                t = np.where(sums > 0, sums / np.where(rate > 0, rate, 0.0), 0.0)
+            return float(t.max(initial=0.0))
+
+        return max(worst(D.sum(axis=1)), worst(D.sum(axis=0)))
 
     def lower_bound_s(self) -> float:
         """The DESIGN.md lower bound: all gaps plus every phase's transfer bound.
 
-        Valid under every extension: a GPU never sends or receives faster than
-        ``d b`` over circuits (reserved ones included) plus ``packet_Bps``.
+        Valid under every extension: GPU ``i`` never sends or receives faster than
+        ``d_i b`` over circuits (reserved ones included) plus ``packet_Bps``.
         """
         return float(self.gap_s.sum() + self.phase_lower_bounds_s().sum())
 
     # ---- construction helpers --------------------------------------------------------
     def replace(self, **changes: Any) -> "OCSProblem":
         """A copy with some constructor arguments changed (validated again)."""
-        kw = dict(demand=self.demand, gap_s=self.gap_s, ports=self.ports, circuit_Bps=self.circuit_Bps,
+        kw = dict(demand=self.demand, gap_s=self.gap_s,
+                  ports=self.ports if self.uniform_ports else self.port_counts, circuit_Bps=self.circuit_Bps,
                   reconfig_delay_s=self.reconfig_delay_s, packet_Bps=self.packet_Bps,
                   reserved=self.reserved if self.reserved.nnz else None,
                   partial_reconfig=self.partial_reconfig, allowed=self.allowed, name=self.name,
@@ -436,6 +479,7 @@ class OCSProblem:
     def __repr__(self) -> str:
         ext = [k for k, on in (("packet", self.packet_Bps > 0), ("reserved", self.reserved.nnz > 0),
                                ("partial", self.partial_reconfig), ("allowed", self.allowed is not None)) if on]
-        return (f"OCSProblem({self.name!r}, P={self.P}, N={self.N}, ports={self.ports}, "
+        pt = str(self.ports) if self.uniform_ports else f"{int(self.port_counts.min())}..{self.ports}"
+        return (f"OCSProblem({self.name!r}, P={self.P}, N={self.N}, ports={pt}, "
                 f"circuit_Bps={self.circuit_Bps:g}, reconfig_delay_s={self.reconfig_delay_s:g}"
                 + (f", {'+'.join(ext)}" if ext else "") + ")")

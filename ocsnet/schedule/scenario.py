@@ -67,12 +67,10 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-import ocsnet
-
-from .. import units
+from .. import folders, units
 from ..errors import OcsnetError, ScheduleError, SpecError
 
-__all__ = ["Scenario", "load_scenario", "list_scenarios", "scenario_dirs", "build_problem", "synthetic_demand",
+__all__ = ["Scenario", "load_scenario", "list_scenarios", "build_problem", "synthetic_demand",
            "PATTERNS"]
 
 PATTERNS = ("ring", "bidirectional-ring", "all-to-all", "permutation", "random")
@@ -106,32 +104,9 @@ class Scenario:
     path: Path | None = None
 
 
-def scenario_dirs() -> list[Path]:
-    """Folders searched for named scenarios: the project's ``schedules/``, then ``./schedules/``."""
-    dirs = [Path(ocsnet.__file__).resolve().parents[1] / "schedules", Path.cwd() / "schedules"]
-    out: list[Path] = []
-    for d in dirs:
-        if d.is_dir() and d.resolve() not in [x.resolve() for x in out]:
-            out.append(d)
-    return out
-
-
 def list_scenarios() -> list[str]:
-    """Names of the scenarios in :func:`scenario_dirs`, sorted."""
-    return sorted({p.stem for d in scenario_dirs() for p in d.glob("*.toml")})
-
-
-def _find(name_or_path) -> Path:
-    p = Path(name_or_path)
-    if p.suffix == ".toml" or len(p.parts) > 1:
-        if not p.is_file():
-            raise SpecError(f"scenario: no such file {str(p)!r}")
-        return p
-    for d in scenario_dirs():
-        cand = d / f"{p.name}.toml"
-        if cand.is_file():
-            return cand
-    raise SpecError(f"scenario: unknown name {str(name_or_path)!r}; known: {', '.join(list_scenarios()) or '(none)'}")
+    """Names of the scenarios, built-in (``schedules/``) and from user folders, sorted."""
+    return folders.names("schedules")
 
 
 def _check_table(where: str, table: dict, schema: dict, required=()) -> dict:
@@ -161,12 +136,15 @@ def load_scenario(name_or_path) -> Scenario:
     SpecError
         No such scenario, bad TOML, an unknown or missing key, a wrong type or range.
     """
-    path = _find(name_or_path)
+    f = folders.find("schedules", name_or_path, "scenario")
+    path = f.path
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = tomllib.loads(f.read_text())
     except tomllib.TOMLDecodeError as e:
-        raise SpecError(f"scenario {path.name}: {e}") from None
-    where = path.stem
+        raise SpecError(f"scenario {path.name}: not valid TOML ({e})") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise SpecError(f"scenario {path.name}: cannot read ({e})") from None
+    where = f.name
     for k in data:
         if k not in _TOP:
             raise SpecError(f"{where}.{k}: unknown key; allowed: {', '.join(_TOP)}")

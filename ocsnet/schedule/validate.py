@@ -281,13 +281,19 @@ def _check_config(problem, c: int, C, where: str, viol: list[str]) -> bool:
             ok = False
     rs = np.bincount(rows, np.maximum(v, 0), minlength=N) + problem.reserved_out
     cs = np.bincount(cols, np.maximum(v, 0), minlength=N) + problem.reserved_in
-    for i in np.flatnonzero(rs > d)[:3]:
+    pc = problem.port_counts
+
+    def lost(i):
+        k = int(d - pc[i])
+        return f"; GPU {i} lost {k} of its {d} ports" if k > 0 else ""
+
+    for i in np.flatnonzero(rs > pc)[:3]:
         viol.append(f"config {c} ({where}): row {i} uses {rs[i]:g} transmit ports "
-                    f"({problem.reserved_out[i]} reserved), allowed at most {d}")
+                    f"({problem.reserved_out[i]} reserved), allowed at most {int(pc[i])} for GPU {i}{lost(i)}")
         ok = False
-    for j in np.flatnonzero(cs > d)[:3]:
+    for j in np.flatnonzero(cs > pc)[:3]:
         viol.append(f"config {c} ({where}): col {j} uses {cs[j]:g} receive ports "
-                    f"({problem.reserved_in[j]} reserved), allowed at most {d}")
+                    f"({problem.reserved_in[j]} reserved), allowed at most {int(pc[j])} for GPU {j}{lost(j)}")
         ok = False
     return ok
 

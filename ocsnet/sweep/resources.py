@@ -1,31 +1,26 @@
 """Named sweep specs: the TOML files with a ``[sweep]`` table in the studies folders.
 
-Stage: sweep (see docs/design.md).
+Stage: sweep (see docs/design.md).  The studies folders are the built-in one
+(shipped inside the package) and the ``studies/`` of every user folder
+(``OCSNET_PATH``, ``--path``), found by :mod:`ocsnet.folders`.
 """
 
 from __future__ import annotations
 
 import tomllib
-from pathlib import Path
+
+from .. import folders
 
 __all__ = ["sweep_specs"]
 
 
-def _study_dirs() -> list[Path]:
-    import ocsnet
-    return [Path(ocsnet.__file__).resolve().parents[1] / "studies", Path.cwd() / "studies"]
-
-
-def sweep_specs() -> dict[str, Path]:
-    """Name -> file of every named sweep spec."""
+def sweep_specs() -> dict:
+    """Name -> file (a path or an importlib.resources Traversable) of every named sweep spec."""
     out = {}
-    for d in _study_dirs():
-        if not d.is_dir():
+    for name, f in folders.files("studies").items():
+        try:
+            if "sweep" in tomllib.loads(f.read_text()):
+                out[name] = f.path
+        except (tomllib.TOMLDecodeError, OSError, UnicodeDecodeError):
             continue
-        for p in sorted(d.glob("*.toml")):
-            try:
-                if "sweep" in tomllib.loads(p.read_text()):
-                    out.setdefault(p.stem, p)
-            except (tomllib.TOMLDecodeError, OSError):
-                continue
     return out

@@ -26,8 +26,10 @@ Parsing is strict: an unknown key, a missing required key, a value of the
 wrong type, an unknown generator or a value out of range raises
 :class:`~ocsnet.errors.SpecError` naming the key.
 
-Names are looked up in the project's ``topologies/`` folder (next to the
-package), then in ``./topologies/``.
+Names are looked up in the built-in specs (the top-level ``topologies/``
+folder, shipped inside the package as ``ocsnet.topologies``) and in the
+``topologies/`` folder of every user folder (``OCSNET_PATH``, ``--path``; see
+:mod:`ocsnet.folders`); a user spec replaces a built-in one of the same name.
 """
 
 from __future__ import annotations
@@ -39,13 +41,11 @@ import tomllib
 from pathlib import Path
 from typing import Any, Mapping
 
-import ocsnet
-
-from .. import units
+from .. import folders, units
 from ..errors import OcsnetError, SpecError
 from ..fabric import Fabric
 
-__all__ = ["list_specs", "load_spec", "build", "spec_dirs", "GENERATORS"]
+__all__ = ["list_specs", "load_spec", "build", "GENERATORS"]
 
 #: Generator name -> (module in ocsnet.topology, function).
 GENERATORS = {
@@ -73,36 +73,9 @@ _DIMENSION = {
 }
 
 
-def spec_dirs() -> list[Path]:
-    """Folders searched for named specs, in order."""
-    dirs = [Path(ocsnet.__file__).resolve().parents[1] / "topologies", Path.cwd() / "topologies"]
-    out = []
-    for d in dirs:
-        if d.is_dir() and d.resolve() not in [x.resolve() for x in out]:
-            out.append(d)
-    return out
-
-
 def list_specs() -> list[str]:
-    """Names of the specs in :func:`spec_dirs` (the first folder wins on a clash), sorted."""
-    names = set()
-    for d in spec_dirs():
-        names.update(p.stem for p in d.glob("*.toml"))
-    return sorted(names)
-
-
-def _find(name_or_path) -> Path:
-    p = Path(name_or_path)
-    if p.suffix == ".toml" or len(p.parts) > 1:
-        if not p.is_file():
-            raise SpecError(f"spec: no such file {str(p)!r}")
-        return p
-    for d in spec_dirs():
-        cand = d / f"{p.name}.toml"
-        if cand.is_file():
-            return cand
-    known = list_specs()
-    raise SpecError(f"spec: unknown name {str(name_or_path)!r}; known: {', '.join(known) or '(none)'}")
+    """Names of the specs, built-in and from user folders, sorted."""
+    return folders.names("topologies")
 
 
 def _function(generator: str, where: str):
@@ -259,12 +232,13 @@ def load_spec(name_or_path) -> dict:
     Parameters
     ----------
     name_or_path : str or Path
-        A spec name (looked up in :func:`spec_dirs`) or a path to a TOML file.
+        A spec name (built-in or from a user folder) or a path to a TOML file.
 
     Returns
     -------
     dict
-        ``name``, ``description``, ``generator``, ``params`` (as written) and ``path``.
+        ``name``, ``description``, ``generator``, ``params`` (as written), ``path``
+        and ``origin`` ("built-in" or the file's path).
 
     Raises
     ------
@@ -277,17 +251,24 @@ def load_spec(name_or_path) -> dict:
     >>> s["generator"], s["params"]["n_gpus"]
     ('ocs_fabric', 4096)
     """
-    path = _find(name_or_path)
+    f = folders.find("topologies", name_or_path, "spec")
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = tomllib.loads(f.read_text())
     except tomllib.TOMLDecodeError as e:
-        raise SpecError(f"{path}: not valid TOML ({e})") from None
-    where = f"{path.name}: "
+        raise SpecError(f"{f.path}: not valid TOML ({e})") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise SpecError(f"{f.path}: cannot read ({e})") from None
+    where = f"{f.path.name}: "
     _check_spec(data, where)
-    spec = {"name": path.stem, "description": data["description"], "generator": data["generator"],
-            "params": dict(data.get("params", {})), "path": str(path)}
-    _kwargs(spec["generator"], spec["params"], where, path.parent)
+    spec = {"name": f.name, "description": data["description"], "generator": data["generator"],
+            "params": dict(data.get("params", {})), "path": str(f.path), "origin": f.origin}
+    _kwargs(spec["generator"], spec["params"], where, _base(f.path))
     return spec
+
+
+def _base(path) -> Path | None:
+    """The folder relative paths in a spec are resolved against (None inside a zip)."""
+    return path.parent if isinstance(path, Path) else None
 
 
 def _call(generator: str, kwargs: dict) -> Fabric:
@@ -295,6 +276,18 @@ def _call(generator: str, kwargs: dict) -> Fabric:
         gen, pkw = kwargs["packet"]
         kwargs = dict(kwargs, packet=_function(gen, "")(**pkw))
     return _function(generator, "")(**kwargs)
+
+
+def _kwargs_memory(memory: dict) -> dict:
+    """Keyword arguments of attach_memory from a spec's ``memory`` table (``port_GBps`` converted)."""
+    allowed = {"tier", "n_nodes", "ports", "attach", "link", "port_GBps"}
+    extra = set(memory) - allowed
+    if extra:
+        raise SpecError(f"memory.{sorted(extra)[0]}: unknown key; allowed: {', '.join(sorted(allowed))}")
+    kw = {k: v for k, v in memory.items() if k != "port_GBps"}
+    if "port_GBps" in memory:
+        kw["port_Bps"] = units.to_si("port_GBps", memory["port_GBps"])
+    return kw
 
 
 def build(spec_or_name, **overrides) -> Fabric:
@@ -334,14 +327,20 @@ def build(spec_or_name, **overrides) -> Fabric:
         base = Path(spec["path"]).parent if spec.get("path") else None
     else:
         spec = load_spec(spec_or_name)
-        base = Path(spec["path"]).parent
+        base = Path(spec["path"]).parent if spec["origin"] != "built-in" or Path(spec["path"]).exists() else None
     params = dict(spec.get("params") or {})
     params.update(overrides)
     where = f"{spec['name']}: "
+    memory = params.pop("memory", None)        # memory nodes: ocsnet.topology.memory_nodes.attach_memory
     kwargs = _kwargs(spec["generator"], params, where, base)
     kwargs.setdefault("name", spec["name"])
     try:
         fabric = _call(spec["generator"], kwargs)
+        if memory is not None:
+            from .memory_nodes import attach_memory
+            if not isinstance(memory, dict):
+                raise SpecError(f"memory: expected a table (tier, n_nodes, ports, attach, link), got {memory!r}")
+            fabric = attach_memory(fabric, **_kwargs_memory(memory))
     except OcsnetError as e:
         raise type(e)(f"{where}{e}") from None
     fabric.meta["spec"] = spec["name"]

@@ -22,8 +22,9 @@ import dataclasses
 import functools
 from dataclasses import dataclass
 
+from .. import checks, folders
 from ..errors import SpecError, WorkloadError
-from ..hardware import load_table
+from ..hardware import catalog_entries, where as entry_where
 
 __all__ = ["ModelSpec", "model", "models", "ACTIVATIONS"]
 
@@ -148,7 +149,7 @@ class ModelSpec:
 
 
 def _build(name: str, entry: dict) -> ModelSpec:
-    where = f"models.{name}"
+    where = entry_where("models", name)
     extra = set(entry) - set(_FIELDS) - {"source"}
     if extra:
         raise SpecError(f"{where}: unknown key {sorted(extra)[0]!r}; allowed: {', '.join(sorted(_FIELDS))}")
@@ -167,24 +168,17 @@ def _build(name: str, entry: dict) -> ModelSpec:
             continue
         v = entry[key]
         if typ is bool:
-            if not isinstance(v, bool):
-                raise SpecError(f"{where}.{key}: {v!r} must be true or false")
+            checks.boolean(f"{where}.{key}", v)
         elif typ is str:
-            if not isinstance(v, str):
-                raise SpecError(f"{where}.{key}: {v!r} must be a string")
+            checks.string(f"{where}.{key}", v, empty=key == "description")
         else:
-            if isinstance(v, bool) or not isinstance(v, (int, float)):
-                raise SpecError(f"{where}.{key}: {v!r} must be a number")
-            if not isinstance(src.get(key), str) or not src.get(key):
-                raise SpecError(f"{where}.{key}: number has no source string in [{where}.source]")
+            checks.number(f"{where}.{key}", v)
+            if not isinstance(src.get(key), str) or not src.get(key).strip():
+                raise SpecError(f"{where}.{key}: number has no source string in [models.{name}.source]")
             if typ is int:
-                if v != int(v) or v < 0:
-                    raise SpecError(f"{where}.{key}: {v!r} must be an integer >= 0")
-                v = int(v)
-            elif v <= 0:
-                raise SpecError(f"{where}.{key}: {v!r} is out of range, allowed (0, inf)")
+                v = checks.integer(f"{where}.{key}", v, lo=0)
             else:
-                v = float(v)
+                v = checks.positive(f"{where}.{key}", v)
         kw[key] = v
     for key in ("layers", "hidden_size", "ffn_size", "attention_heads", "kv_heads", "head_dim",
                 "vocab_size", "max_context_tokens"):
@@ -204,14 +198,14 @@ def _build(name: str, entry: dict) -> ModelSpec:
     return ModelSpec(name=name, source=dict(src), **kw)
 
 
-@functools.cache
-def _models() -> dict[str, ModelSpec]:
-    return {name: _build(name, entry) for name, entry in load_table("models.toml").items()}
+@functools.lru_cache(maxsize=16)
+def _models(key: tuple) -> dict[str, ModelSpec]:
+    return {name: _build(name, entry) for name, (entry, _) in catalog_entries("models").items()}
 
 
 def models() -> dict[str, ModelSpec]:
     """All models in the catalog by name."""
-    return dict(_models())
+    return dict(_models(folders.state()))
 
 
 def model(name: str | ModelSpec) -> ModelSpec:
@@ -226,7 +220,7 @@ def model(name: str | ModelSpec) -> ModelSpec:
     """
     if isinstance(name, ModelSpec):
         return name
-    table = _models()
+    table = _models(folders.state())
     try:
         return table[name]
     except KeyError:

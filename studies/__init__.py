@@ -1,0 +1,1 @@
+"""Data package ``ocsnet.studies``: this folder ships inside the wheel (see setup.py); the code reads it with importlib.resources."""
