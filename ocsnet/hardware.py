@@ -168,6 +168,8 @@ CATALOG_KINDS = {
     "switches": "ocsnet.hardware:switches",
     "ocs": "ocsnet.hardware:ocs_types",
     "models": "ocsnet.workload.models:models",
+    "slos": "ocsnet.serving.slo:presets",
+    "workloads": "ocsnet.serving.requests:workloads",
     "memory": "ocsnet.memory.tiers:tiers",
 }
 

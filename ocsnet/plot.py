@@ -312,6 +312,37 @@ def link_utilization(result, max_systems: int = 6):
     return fig
 
 
+def serving_knee(curves: dict, slo: dict | None = None):
+    """p50/p99 TTFT and TPOT against request rate, one line per system (``curves``: label -> knee rows)."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    for ax, what in zip(axes, ("ttft", "tpot")):
+        for label, rows in curves.items():
+            x = [r["rate_per_s"] for r in rows]
+            line, = ax.plot(x, [r[f"{what}_p99_ms"] for r in rows], marker="o", label=f"{label} p99")
+            ax.plot(x, [r[f"{what}_p50_ms"] for r in rows], ls="--", color=line.get_color(), alpha=0.6)
+        if slo:
+            ax.axhline(slo[f"{what}_ms"], color="k", lw=0.8, ls=":", label=f"SLO {slo['name']}")
+        ax.set_yscale("log")
+        ax.set_xlabel("request rate (req/s)")
+        ax.set_ylabel(f"{what.upper()} (ms), p99 solid, p50 dashed")
+        ax.legend(fontsize=6)
+    fig.tight_layout()
+    return fig
+
+
+def goodput_per_cost(rows: list[dict]):
+    """Goodput per unit of cost of each sized deployment (rows with system, kind, per_cost)."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(max(5, 1.1 * len(rows)), 3.6))
+    labels = [f"{r['system']}\n{r['kind']}" for r in rows]
+    colors = ["tab:blue" if r["kind"] == "unsplit" else "tab:orange" for r in rows]
+    ax.bar(range(len(rows)), [r["per_cost"] for r in rows], color=colors)
+    ax.set_xticks(range(len(rows)))
+    ax.set_xticklabels(labels, fontsize=6, rotation=30, ha="right")
+    ax.set_ylabel("goodput per unit of cost (req/s per H100 cost)")
 def silicon_fractions(rows: list[dict], ax=None, *, title: str | None = None):
     """Cost per H100-equivalent (left axis) and yield (right axis) against die fraction.
 

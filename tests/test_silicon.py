@@ -273,3 +273,24 @@ def test_user_catalog_file_overrides_silicon_parameters(tmp_path):
             silicon.params()
     finally:
         folders.remove_path(bad)
+
+
+@settings(max_examples=40, deadline=None)
+@given(area=st.floats(1.0, 900.0), d1=st.floats(0.0, 1.0), d2=st.floats(0.0, 1.0),
+       model=st.sampled_from(silicon.YIELD_MODELS))
+def test_yield_falls_with_defect_density(area, d1, d2, model):
+    lo, hi = sorted((d1, d2))
+    assert silicon.die_yield(area, hi, model=model) <= silicon.die_yield(area, lo, model=model)
+
+
+def test_light_names_match_the_model_and_import_no_numpy():
+    import subprocess
+    import sys
+
+    from ocsnet.silicon import cost, design, yields
+
+    assert silicon.IO_KINDS == cost.IO_KINDS and set(design.IO_DENSITY) == set(silicon.IO_KINDS)
+    assert silicon.YIELD_MODELS == yields.YIELD_MODELS
+    code = "import sys, ocsnet.silicon.names, ocsnet.silicon; print('numpy' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"

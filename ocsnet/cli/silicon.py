@@ -30,8 +30,7 @@ _FMT = {"fraction": "{}", "die_mm2": "{:.1f}", "dies_per_wafer": "{:.0f}", "yiel
 
 
 def register(subparsers) -> None:
-    from ..silicon.cost import IO_KINDS
-    from ..silicon.table import DEFAULT_FRACTIONS
+    from ..silicon.names import DEFAULT_FRACTIONS, IO_KINDS
 
     p = subparsers.add_parser("silicon", help="dies per wafer, yield, cost, power and shoreline per die fraction",
                               description=__doc__.splitlines()[0],

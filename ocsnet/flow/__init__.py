@@ -10,6 +10,7 @@ congestion-free point-to-point time, and :func:`check_phase` and friends
 report links above capacity and flows or phases over budget.
 """
 
+from .collective import best_algorithm, collective_time, group_routes
 from .checks import CHECKS, CheckReport, check_flows, check_phase, check_trace
 from .fluid import (FIDELITIES, PhaseResult, TraceResult, completion_times, flows_from_demand,
                     phase_time, trace_time)
@@ -20,6 +21,7 @@ from .paths import route_paths
 from .routing import METHODS, Routes, gpus_forward, route
 
 __all__ = [
+    "collective_time", "group_routes", "best_algorithm",
     "route", "route_paths", "Routes", "gpus_forward", "METHODS",
     "max_min_fair",
     "completion_times", "phase_time", "trace_time", "flows_from_demand", "PhaseResult", "TraceResult",

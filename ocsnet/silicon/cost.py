@@ -36,7 +36,7 @@ from .yields import die_yield
 
 __all__ = ["CostBreakdown", "gpu_cost", "cost_terms", "IO_KINDS"]
 
-IO_KINDS = ("cpo", "pluggable", "copper")
+from .names import IO_KINDS
 
 
 @dataclass(frozen=True)

@@ -46,7 +46,7 @@ from .wafer import die_dimensions
 
 __all__ = ["LiteDesign", "lite_design", "NETWORKS", "IO_DENSITY", "parse_fraction", "shoreline_Bps"]
 
-NETWORKS = ("shoreline", "parent-ratio")
+from .names import NETWORKS
 #: I/O kind -> the catalog's escape density (a pluggable module is reached by copper SerDes).
 IO_DENSITY = {"cpo": "shoreline.cpo_Gbps_per_mm", "copper": "shoreline.copper_Gbps_per_mm",
               "pluggable": "shoreline.copper_Gbps_per_mm"}

@@ -19,7 +19,7 @@ from .params import params as get_params
 
 __all__ = ["fraction_rows", "DEFAULT_FRACTIONS", "COLUMNS"]
 
-DEFAULT_FRACTIONS = ("1", "1/2", "1/4", "1/8", "1/16")
+from .names import DEFAULT_FRACTIONS
 
 #: Row keys in print order (unit-suffixed).
 COLUMNS = ("fraction", "die_mm2", "dies_per_wafer", "yield", "good_die_usd", "package_usd", "hbm_usd",

@@ -40,7 +40,7 @@ from ..errors import SpecError
 
 __all__ = ["die_yield", "YIELD_MODELS"]
 
-YIELD_MODELS = ("poisson", "murphy", "seeds", "bose-einstein", "negative-binomial")
+from .names import YIELD_MODELS
 
 
 def die_yield(area_mm2, defect_density_per_cm2, *, model: str = "negative-binomial", alpha: float = 2.0,
@@ -70,7 +70,7 @@ def die_yield(area_mm2, defect_density_per_cm2, *, model: str = "negative-binomi
         y = np.exp(-ad)
     elif model == "murphy":
         safe = np.where(ad > 0, ad, 1.0)
-        y = np.where(ad > 0, ((1.0 - np.exp(-safe)) / safe) ** 2, 1.0)
+        y = np.where(ad > 0, (-np.expm1(-safe) / safe) ** 2, 1.0)   # expm1: no cancellation at tiny AD
     elif model == "seeds":
         y = np.exp(-np.sqrt(ad))
     elif model == "bose-einstein":
