@@ -161,6 +161,11 @@ def _ms(value) -> float:
     return units.to_si("x_ms", value)
 
 
+def _calibrations() -> list:
+    from ..workload.calibration import calibrations
+    return sorted(calibrations())
+
+
 def _search(key: str, listify: bool = True):
     def apply(setup: PointSetup, value):
         setup.search[key] = [value] if listify and not isinstance(value, list) else value
@@ -209,6 +214,11 @@ KNOBS: dict[str, Knob] = {k.name: k for k in (
          "(adds the failure metrics)", _set("repair_policy"), choices=("none", "spares", "ocs")),
     Knob("spare_fraction", "float", "hot spares as a fraction of the cluster's GPUs", _set("spare_fraction", float),
          lo=0.0, hi=1.0),
+    Knob("dtype", "choice", "weights and activations precision", _search("dtype", listify=False),
+         choices=("bf16", "fp8")),
+    Knob("kv_dtype", "choice", "KV-cache precision", _search("kv_dtype", listify=False), choices=("bf16", "fp8")),
+    Knob("calibration", "choice", "kernel and collective efficiency model (catalog/calibration.toml)",
+         _search("calibration", listify=False), choices_fn=_calibrations),
 )}
 
 

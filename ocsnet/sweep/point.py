@@ -165,7 +165,7 @@ def _screen(cfg: dict, setup: PointSetup, fabric, model, gpu, memory, limit_s):
     import itertools
 
     from ..evaluation import evaluate
-    from ..evaluation.search import feasible_plans, objective
+    from ..evaluation.search import feasible_plans, objective, precision
 
     plans, skipped = feasible_plans(cfg, model, setup.mode, gpu, memory)
     best, best_score, n = None, None, 0
@@ -175,7 +175,7 @@ def _screen(cfg: dict, setup: PointSetup, fabric, model, gpu, memory, limit_s):
         try:
             ev = evaluate(model, plan, fabric, setup.mode, gpu=gpu, algorithms={"all-reduce": alg},
                           fidelities=("alpha-beta",), fidelity="alpha-beta", schedule=False,
-                          reconfig_delay_s=setup.reconfig_delay_s, memory=memory, **sizes)
+                          reconfig_delay_s=setup.reconfig_delay_s, memory=memory, **sizes, **precision(cfg))
         except OcsnetError as e:
             skipped.append(f"{plan} {alg}: {e}")
             continue
