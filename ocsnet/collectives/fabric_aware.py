@@ -288,7 +288,7 @@ def estimate_s(fabric: Fabric, ranks: np.ndarray, steps, *, reconfig_delay_s: fl
                 extra = -(-peers // d) - 1
                 t = lat + max(load / cap, float(nb.max()) / (per * oi["circuit_Bps"])) + extra * delay
                 seen[key] = t
-            pairs = (id(src), id(dst))
+            pairs = (src.tobytes(), dst.tobytes())
             if prev is not None and pairs != prev:
                 total += delay
             prev = pairs

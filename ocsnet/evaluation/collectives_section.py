@@ -26,7 +26,8 @@ __all__ = ["DEFAULTS", "analyse", "report"]
 #: Config section ``[collectives]`` of a study.
 DEFAULTS = {
     "sizes_MB": [1.0, 1000.0],
-    "algorithms": ["ring", "rhd", "double-binary-tree", "two-shot", "torus", "multi-ring", "hierarchical"],
+    "algorithms": ["ring", "rhd", "double-binary-tree", "two-shot", "torus", "multi-ring", "hierarchical",
+                   "synthesized"],
 }
 
 
