@@ -100,6 +100,16 @@ def test_silicon_analysis(result, tmp_path):
         assert (tmp_path / name).exists(), name
 
 
+@pytest.mark.parametrize("section, match", [
+    ({"fractions": ["2"]}, "study.silicon.fractions"), ({"io": "smoke"}, "study.silicon.io"),
+    ({"clock": "fast"}, "study.silicon.clock"), ({"parameters": {"wafer.nope": 1}}, "study.silicon.parameters"),
+    ({"monte_carlo_samples": 0}, "monte_carlo_samples"), ({"colour": 1}, "study.silicon.colour"),
+])
+def test_silicon_section_refused_before_the_search(section, match):
+    with pytest.raises(SpecError, match=match):
+        study_config({"silicon": section})
+
+
 def test_config_refuses_unknown_keys():
     with pytest.raises(SpecError, match="study.bogus"):
         study_config({"bogus": 1})

@@ -111,6 +111,9 @@ def study_config(overrides: dict | None = None) -> dict:
                 raise SpecError(f"study.{name}.{k}: unknown key; allowed: {', '.join(sorted(section)) or 'none'}")
             section[k] = v
         cfg[name] = section
+        check = getattr(analysis_module(name), "check", None) if name in cfg["analyses"] else None
+        if check is not None:      # optional hook: refuse a bad section before the plan search runs
+            check(section)
     for name in cfg["analyses"]:
         analysis_module(name)
     for m in cfg["models"]:
