@@ -60,3 +60,20 @@ def test_placement_puts_tensor_groups_on_torus_blocks(dims, tp):
         assert b is not None
         assert np.array_equal(b.pos, np.arange(tp)) or True    # any order; the block is what matters
     assert np.array_equal(groups, torus_groups(dims, tp))
+
+
+def test_study_collectives_section(tmp_path):
+    from ocsnet.evaluation.collectives_section import DEFAULTS, analyse, report
+    from ocsnet.evaluation.records import Choice, StudyResult, System
+    f = topology.torus((4, 4), gpu="lite-netboost")
+    sys_ = System("Lite / CPO torus", "lite-cpo-torus", "lite-netboost", {"dims": [4, 4]}, kind="CPO torus")
+    ev = evaluate("llama3-70b", ParallelPlan(tp=16), f, "prefill", batch=1, seq_len=1024)
+    res = StudyResult({}, {("llama3-70b", "prefill"): [Choice(sys_, ev)]}, [], 0.0, {})
+    data = analyse({"collectives": {"sizes_MB": [1000.0]}}, res, {sys_.fabric_key: f})
+    (row,) = data["rows"]
+    assert row["torus"] == pytest.approx(1.0, rel=1e-3) and row["ring"] == pytest.approx(4.0, rel=1e-3)
+    assert data["used"][0]["algorithm"] == "torus"
+    lines = report(data, tmp_path)
+    assert any("| Lite / CPO torus | 16 | 16 |" in x for x in lines)
+    assert (tmp_path / "collectives.csv").exists()
+    assert set(DEFAULTS) == {"sizes_MB", "algorithms"}

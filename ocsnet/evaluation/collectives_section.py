@@ -42,6 +42,8 @@ def _time(fabric, ranks, steps):
 def analyse(cfg: dict, result, fabrics: dict, *, progress: bool = False) -> dict:
     """Rows ``{system, gpus, tp, size_MB, bound_ms, <algorithm>: ratio}`` and the algorithms in use."""
     from ..collectives import expand, lower_bound_s
+    from ..collectives.fabric_aware import AUTO_LP_VARIABLES
+    from ..collectives.synth import lp_size
     from ..errors import WorkloadError
     from ..workload import ParallelPlan
     from ..workload.parallel import place
@@ -72,6 +74,9 @@ def analyse(cfg: dict, result, fabrics: dict, *, progress: bool = False) -> dict
                 row = {"system": c.system.label, "gpus": fabric.n_gpus, "tp": tp, "size_MB": float(mb),
                        "bound_ms": lb * 1e3}
                 for alg in sec["algorithms"]:
+                    if alg == "synthesized" and lp_size(fabric, ranks) > AUTO_LP_VARIABLES:
+                        row[alg] = None       # its LP would take seconds per group here
+                        continue
                     try:
                         steps = expand("all-reduce", tp, N, alg, fabric=fabric, ranks=ranks, as_arrays=True)
                     except WorkloadError:
