@@ -285,7 +285,7 @@ def _routes(fabric: Fabric, src, dst, method: str):
     """Routes of the (src, dst) GPU pairs, each pair routed once per fabric and method."""
     import scipy.sparse as sp
 
-    from ..flow import route
+    from ..flow import group_routes
     from ..flow.routing import Routes
 
     memo = _memo(fabric)
@@ -294,7 +294,7 @@ def _routes(fabric: Fabric, src, dst, method: str):
     want = np.asarray(src, np.int64) * n + np.asarray(dst, np.int64)
     new = np.setdiff1d(want, have)
     if len(new):
-        r = route(fabric, new // n, new % n, method=method)
+        r = group_routes(fabric, new // n, new % n, method=method)   # direct links without a search
         if known is not None:
             new = np.concatenate([have, new])
             r = Routes(sp.hstack([known.incidence, r.incidence]).tocsc(), np.concatenate([known.src, r.src]),
