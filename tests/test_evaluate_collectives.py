@@ -77,3 +77,5 @@ def test_study_collectives_section(tmp_path):
     assert any("| Lite / CPO torus | 16 | 16 |" in x for x in lines)
     assert (tmp_path / "collectives.csv").exists()
     assert set(DEFAULTS) == {"sizes_MB", "algorithms"}
+    (ch,) = data["changed"]
+    assert ch["comm_ring_us"] == pytest.approx(4 * ch["comm_auto_us"], rel=0.05)   # 4 links against 1
