@@ -70,7 +70,10 @@ def register(subparsers) -> None:
             b.set_defaults(func=run_blast)
         else:
             b.add_argument("--policy", default="none", choices=("none", "spares", "ocs"))
-            b.add_argument("--spares", type=int, default=0, help="hot spare GPUs in the cluster (default 0)")
+            b.add_argument("--spares", type=int, default=0,
+                           help="hot spare GPUs per spare domain (default 0; the domain is the cluster)")
+            b.add_argument("--domain-gpus", type=int, default=None,
+                           help="GPUs per spare domain, each with its own pool (default: the whole cluster)")
             b.add_argument("--weights", default="1GB", help="weights per GPU to reload on an OCS swap (default 1GB)")
             b.add_argument("--days", type=float, default=30.0, help="Monte Carlo period (default 30)")
             b.add_argument("--seed", type=int, default=0)
@@ -191,7 +194,7 @@ def run_availability(args) -> int:
     from .. import reliability as rl
     dep = _deployment(args)
     fm = rl.failure_model()
-    c = rl.components(dep, fm, policy=args.policy, spares=args.spares,
+    c = rl.components(dep, fm, policy=args.policy, spares=args.spares, domain_gpus=args.domain_gpus,
                       weights_B_per_gpu=units.parse_bytes(args.weights, "--weights"))
     a = rl.analytic(c)
     m = rl.monte_carlo(c, days=args.days, seed=args.seed)

@@ -23,13 +23,17 @@ from typing import Any
 from .. import checks, folders
 from ..errors import SpecError
 
-__all__ = ["DEFAULT_STUDY_NAME", "DEFAULT_STUDY", "load_study", "list_studies", "check_types"]
+__all__ = ["DEFAULT_STUDY_NAME", "DEFAULT_STUDY", "LATENCY_LIMITS", "load_study", "list_studies", "check_types"]
 
 #: The name of the default study file.
 DEFAULT_STUDY_NAME = "lite-vs-h100"
+#: How the plan search limits latency: ``"slo"``, a plan's step latency (TTFT in prefill, TPOT in decode)
+#: within the model's SLO preset (catalog ``slos.toml``; models without one fall back to the relative
+#: rule); ``"relative"``, at most ``latency_vs_baseline`` times the H100 baseline's.
+LATENCY_LIMITS = ("slo", "relative")
 
 # Keys whose default is "not set" (TOML has no null): missing from the default file, None in the dict.
-_UNSET = ("reconfig_delay_us",)
+_UNSET = ("reconfig_delay_us", "kv_dtype")
 
 
 def list_studies() -> list[str]:
@@ -162,6 +166,9 @@ def check_types(cfg: dict[str, Any], where: str = "study") -> None:
             checks.integers(name, v, lo=1)
         elif key in ("max_gpus_per_replica", "top_k"):
             checks.integer(name, v, lo=1)
+        elif key == "latency_limit":
+            if v not in LATENCY_LIMITS:
+                raise SpecError(f"{name}: {v!r} is not one of {', '.join(LATENCY_LIMITS)}")
         elif key == "latency_vs_baseline":
             if v is not None and v is not False:      # None, false or 0: no latency limit
                 checks.nonnegative(name, v)
@@ -175,8 +182,11 @@ def check_types(cfg: dict[str, Any], where: str = "study") -> None:
                 raise SpecError(f"{name}: expected a non-empty list of delays, got {checks.kind_of(v)} {v!r}")
             for i, x in enumerate(v):
                 checks.nonnegative(f"{name}[{i}]", x)
-        elif key in ("sweep_variant", "objective"):
+        elif key in ("sweep_variant", "objective", "dtype", "calibration"):
             checks.string(name, v)
+        elif key == "kv_dtype":
+            if v is not None:
+                checks.string(name, v)
         elif key == "prefill":
             _sizes(name, v, "seq_len")
         elif key == "decode":

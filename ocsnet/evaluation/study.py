@@ -13,7 +13,9 @@ pipeline parallelism and the all-reduce algorithm:
 3. the ``top_k`` best, and the best of every algorithm, re-evaluated in full
    (max-min flow model, solved circuit schedule with its exposed
    reconfiguration); the best by the objective (tokens/s per H100-equivalent
-   of silicon) among those within the latency limit (1.25x the H100
+   of silicon) among those within the latency limit (the model's SLO
+   preset: TTFT in prefill, TPOT in decode; or, with ``latency_limit =
+   "relative"`` and for models without a preset, 1.25x the H100
    baseline's latency by default) wins.
 
 A reconfiguration sweep then times the Lite-GPU OCS system's best plan with
@@ -45,7 +47,7 @@ from ..workload.step import memory_fit
 from .config import DEFAULT_STUDY, check_types
 from .per_layer import evaluate
 from .records import Choice, StudyResult, System
-from .search import OBJECTIVES, choose, sizes_for
+from .search import OBJECTIVES, choose, precision, sizes_for
 
 __all__ = ["DEFAULT_STUDY", "ANALYSES", "OBJECTIVES", "StudyResult", "Choice", "System", "run_study", "analysis_module",
            "study_config", "systems", "sizes_for", "bandwidth_overrides"]
@@ -67,7 +69,7 @@ ANALYSES: dict[str, str] = {
     "serving": "ocsnet.serving.study",
     # faults and reliability
     "failures": "ocsnet.reliability.section",
-    # fidelity against measured systems
+    "fidelity": "ocsnet.evaluation.measured",   # fidelity against measured systems
 }
 
 _KEYS = set(DEFAULT_STUDY) | {"analyses"}
@@ -123,6 +125,12 @@ def study_config(overrides: dict | None = None) -> dict:
             raise SpecError(f"study.modes: {mode!r} is not one of prefill, decode")
     for v in cfg["variants"]:
         hardware.gpu(v)
+    from ..workload.calibration import calibration as get_calibration
+    from ..workload.precision import dtype_bytes
+    dtype_bytes(cfg["dtype"], "study.dtype")
+    if cfg["kv_dtype"] is not None:
+        dtype_bytes(cfg["kv_dtype"], "study.kv_dtype")
+    get_calibration(cfg["calibration"])
     if cfg["objective"] not in OBJECTIVES:
         raise SpecError(f"study.objective: {cfg['objective']!r} is not one of {', '.join(OBJECTIVES)}")
     if int(cfg["top_k"]) < 1:
@@ -180,13 +188,15 @@ def run_study(config: dict | None = None, *, progress: bool = True,
     for m, mode in itertools.product(cfg["models"], cfg["modes"]):
         model = get_model(m)
         row = []
-        limit = None
+        slo = slo_limit(m, mode) if cfg.get("latency_limit", "slo") == "slo" else None
+        limit, what = slo if slo else (None, f"{cfg['latency_vs_baseline']}x the baseline")
         for s in syss:
             i += 1
             f = fabrics[s.fabric_key]
             _progress(f"[{i}/{steps}] {m} {mode} on {s.label} ({time.perf_counter() - t0:.1f} s)", progress)
-            row.append(choose(cfg, s, f, model, mode, delay, None if s.kind == "baseline" else limit))
-            if s.kind == "baseline" and row[-1].best is not None and cfg["latency_vs_baseline"]:
+            row.append(choose(cfg, s, f, model, mode, delay, None if s.kind == "baseline" and not slo else limit,
+                              limit_what=what))
+            if not slo and s.kind == "baseline" and row[-1].best is not None and cfg["latency_vs_baseline"]:
                 limit = float(cfg["latency_vs_baseline"]) * row[-1].best.latency_s
         choices[(m, mode)] = row
     sweep, shown = _sweep(cfg, choices, fabrics, progress, t0)
@@ -196,6 +206,21 @@ def run_study(config: dict | None = None, *, progress: bool = True,
         result.extras[name] = analysis_module(name).analyse(cfg, result, fabrics, progress=progress)
     result.elapsed_s = time.perf_counter() - t0
     return result
+
+
+def slo_limit(model: str, mode: str) -> tuple[float, str] | None:
+    """The step-latency limit of the model's SLO preset: TTFT in prefill, TPOT in decode (seconds, label).
+
+    The first preset of the catalog's ``slos.toml`` whose ``models`` names the
+    model (the MLPerf server scenario; see :mod:`ocsnet.serving.slo`); None if
+    no preset does.  A step's latency is a lower bound of the request's (no
+    queueing), so a plan over the limit cannot serve the SLO at any rate.
+    """
+    for name, e in hardware.load_table("slos.toml").items():
+        if model in e.get("models", ()):
+            key = "ttft_ms" if mode == "prefill" else "tpot_ms"
+            return units.to_si(key, e[key]), f"SLO {name}: p{e['percentile']:g} {key[:4].upper()} {e[key]:g} ms"
+    return None
 
 
 def bandwidth_overrides(s: System) -> dict:
@@ -213,7 +238,7 @@ def _sweep_plan(cfg, model, mode, gpu, tp, pp, n_gpus, sizes) -> ParallelPlan | 
             return None
         try:
             plan.validate(model)
-            if memory_fit(model, plan, mode, gpu=gpu, micro_batches=p, **sizes).fits:
+            if memory_fit(model, plan, mode, gpu=gpu, micro_batches=p, **sizes, **precision(cfg, memory=True)).fits:
                 return plan
         except WorkloadError:
             return None
@@ -245,7 +270,7 @@ def _sweep(cfg, choices, fabrics, progress, t0) -> tuple[list[dict], tuple | Non
             ev = evaluate(m, plan, f, mode, gpu=c.system.gpu, algorithms={"all-reduce": alg},
                           reconfig_delay_s=units.to_si("x_us", us),
                           schedule_time_limit_s=cfg["schedule_time_limit_s"], schedule_bound="design",
-                          **sizes)
+                          **sizes, **precision(cfg))
             t = ev.totals()
             if ev.schedule is not None and ev.schedule.n_reconfigurations and ev.reconfig_s > 0 and (
                     shown is None or (mode == "decode" and plan.tp > shown[3])):

@@ -121,6 +121,11 @@ def _ms(value) -> float:
     return units.to_si("x_ms", value)
 
 
+def _calibrations() -> list:
+    from ..workload.calibration import calibrations
+    return sorted(calibrations())
+
+
 def _search(key: str, listify: bool = True):
     def apply(setup: PointSetup, value):
         setup.search[key] = [value] if listify and not isinstance(value, list) else value
@@ -149,6 +154,11 @@ KNOBS: dict[str, Knob] = {k.name: k for k in (
          choices=("ring", "rhd", "double-binary-tree", "direct", "two-shot", "tree")),
     Knob("latency_limit_ms", "float", "TTFT (prefill) or TPOT (decode) limit on the chosen plan",
          _set("latency_limit_s", _ms), lo=0.0, hi=1e9),
+    Knob("dtype", "choice", "weights and activations precision", _search("dtype", listify=False),
+         choices=("bf16", "fp8")),
+    Knob("kv_dtype", "choice", "KV-cache precision", _search("kv_dtype", listify=False), choices=("bf16", "fp8")),
+    Knob("calibration", "choice", "kernel and collective efficiency model (catalog/calibration.toml)",
+         _search("calibration", listify=False), choices_fn=_calibrations),
 )}
 
 

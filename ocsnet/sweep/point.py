@@ -95,7 +95,7 @@ def _screen(cfg: dict, setup: PointSetup, fabric, model):
 
     from .. import hardware
     from ..evaluation import evaluate
-    from ..evaluation.search import feasible_plans, objective
+    from ..evaluation.search import feasible_plans, objective, precision
 
     gpu = hardware.gpu(setup.gpu)
     plans, skipped = feasible_plans(cfg, model, setup.mode, gpu)
@@ -106,7 +106,7 @@ def _screen(cfg: dict, setup: PointSetup, fabric, model):
         try:
             ev = evaluate(model, plan, fabric, setup.mode, gpu=gpu, algorithms={"all-reduce": alg},
                           fidelities=("alpha-beta",), fidelity="alpha-beta", schedule=False,
-                          reconfig_delay_s=setup.reconfig_delay_s, **sizes)
+                          reconfig_delay_s=setup.reconfig_delay_s, **sizes, **precision(cfg))
         except OcsnetError as e:
             skipped.append(f"{plan} {alg}: {e}")
             continue
