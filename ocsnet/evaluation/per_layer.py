@@ -465,7 +465,11 @@ def _calibrate(calib: Calibration, colls: list, fabric: Fabric, groups_of, is_oc
         if c.group_size < 2:
             out.append(c)
             continue
-        steps = n_steps(c.kind, c.group_size, c.algorithm)
+        if needs_fabric(c.kind, c.algorithm):      # fabric-aware: count the group's own steps
+            grp = np.arange(c.group_size) if is_ocs else groups_of(c.group)[0]
+            steps = len(group_steps(c.kind, c.group_size, c.nbytes, c.algorithm, fabric, grp))
+        else:
+            steps = n_steps(c.kind, c.group_size, c.algorithm)
         net = True if is_ocs else _crosses_network(fabric, groups_of(c.group)[0])
         ab = calib.collective_time(c.alpha_beta_s, steps, net)
         mm = None if c.max_min_s is None else calib.collective_time(c.max_min_s, steps, net)
