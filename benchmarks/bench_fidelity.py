@@ -18,7 +18,7 @@ from ocsnet.workload import ParallelPlan
 CASES = [  # (label, model, tp, mode, sizes, n_nodes)
     ("llama2-7b decode tp1", "llama2-7b", 1, "decode", {"batch": 8, "context": 2048}, 1),
     ("llama2-70b prefill tp8", "llama2-70b", 8, "prefill", {"batch": 1, "seq_len": 2048}, 1),
-    ("llama3-405b decode tp16 (2 nodes)", "llama3-405b", 16, "decode", {"batch": 16, "context": 4096}, 4),
+    ("llama3-405b decode tp16 over 2 nodes", "llama3-405b", 16, "decode", {"batch": 16, "context": 4096}, 4),
 ]
 
 
@@ -27,7 +27,7 @@ def _eval(model, tp, mode, sizes, n_nodes, calibration, fidelities):
     plan = ParallelPlan(tp=tp)
     evaluate(model, plan, f, mode, calibration=calibration, fidelities=fidelities, **sizes)   # warm the route memo
     return timeit(lambda: evaluate(model, plan, f, mode, calibration=calibration, fidelities=fidelities, **sizes),
-                  repeat=3)
+                  repeat=9)
 
 
 def main(quick: bool = False) -> None:

@@ -50,10 +50,10 @@ __all__ = ["MeasuredCase", "cases", "predict", "measured_table", "summary", "SYS
 
 #: System name -> (dgx_cluster keyword arguments).
 SYSTEMS: dict[str, dict] = {
-    "dgx-h100": {"n_nodes": 1, "gpu": "h100-sxm"},
-    "dgx-h100-2node": {"n_nodes": 2, "gpu": "h100-sxm"},
-    "dgx-a100-40gb": {"n_nodes": 1, "gpu": "a100-sxm-40gb"},
-    "dgx-a100-80gb": {"n_nodes": 1, "gpu": "a100-sxm-80gb"},
+    "dgx-h100": {"n_nodes": 1, "gpu": "h100-sxm", "gpus_per_node": 8},
+    "dgx-h100-2node": {"n_nodes": 2, "gpu": "h100-sxm", "gpus_per_node": 8},
+    "dgx-a100-40gb": {"n_nodes": 1, "gpu": "a100-sxm-40gb", "gpus_per_node": 8},
+    "dgx-a100-80gb": {"n_nodes": 1, "gpu": "a100-sxm-80gb", "gpus_per_node": 8},
 }
 KINDS = ("ttft", "tpot", "generation", "collective")
 QUANTITIES = {"ttft": "latency_ms", "tpot": "latency_ms", "generation": "tokens_per_s_per_gpu",
@@ -190,7 +190,8 @@ def predict(case: MeasuredCase, calibration="measured") -> float:
         nbytes = units.to_si("size_MB", case.size_MB)
         if case.collective == "send-recv":
             # one GPU of the first node to the same-index GPU of the last node, over the NICs
-            ranks = [0, n - 8 if n > 8 else n - 1]
+            per_node = SYSTEMS[case.system]["gpus_per_node"]
+            ranks = [0, n - per_node if n > per_node else n - 1]
             t = time_collective(f, "send-recv", nbytes, ranks, algorithm=case.algorithm, calibration=calibration)
             return units.from_si("x_GBps", nbytes / t)
         t = time_collective(f, case.collective, nbytes, range(n), algorithm=case.algorithm, calibration=calibration)

@@ -20,7 +20,7 @@ import re
 from pathlib import Path
 
 from ..errors import SweepError
-from .point import METRICS, TEXT_METRICS
+from .metrics import METRICS, TEXT_METRICS
 from .spec import SCHEMA_VERSION, SweepSpec
 
 __all__ = ["Store", "MANIFEST"]

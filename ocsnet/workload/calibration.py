@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -292,5 +292,3 @@ def calibration(name: "str | Calibration | None") -> Calibration:
     except (KeyError, TypeError):
         raise SpecError(f"calibration: unknown name {name!r}; known: {', '.join(sorted(table))}") from None
 
-
-_FIELDS = tuple(f.name for f in fields(Calibration))
