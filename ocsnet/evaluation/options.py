@@ -39,7 +39,9 @@ class EvalOptions:
     gpu : str or GPUSpec, optional
         Default: the fabric's ``meta["gpu"]``.
     algorithms : mapping, optional
-        Collective kind -> algorithm, e.g. ``{"all-reduce": "rhd"}``.
+        Collective kind -> algorithm, e.g. ``{"all-reduce": "rhd"}``; kinds not
+        named run ``"auto"`` (the fastest algorithm that applies to the group
+        on the fabric, :mod:`ocsnet.evaluation.algorithms`).
     fidelity : {"max-min", "alpha-beta"}
         Which communication time the totals use (``max-min`` falls back to
         ``alpha-beta`` when it is not computed).

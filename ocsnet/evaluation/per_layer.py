@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import hardware, units
+from ..collectives import AUTO
 from ..errors import WorkloadError
 from ..fabric import Fabric
 from ..workload import ParallelPlan
@@ -53,8 +54,10 @@ from ..workload.modes import INFERENCE_MODES
 from ..workload.calibration import ROOFLINE, Calibration, calibration as get_calibration
 from ..workload.models import model as get_model
 from ..workload.step import StepProfile, step_profile
+from .algorithms import DEFAULT_AUTO, concrete
 from .options import EvalOptions
-from .timing import (alpha_beta_collective, calibrate_collectives, crosses_network, group_ranks, layer_demand,
+from .timing import (alpha_beta_collective, calibrate_collectives, crosses_network, fabric_memo, group_ranks,
+                     layer_demand,
                      max_min_collective, ocs_ideal_collective, ocs_layer_times, placed_ranks, power_and_cost,
                      pp_send_time)
 
@@ -254,6 +257,26 @@ class Evaluation:
         return out
 
 
+def _resolve(prof: StepProfile, fabric: Fabric, ranks: np.ndarray, plan: ParallelPlan, is_ocs: bool,
+             flow: bool, reconfig_delay_s: float | None) -> StepProfile:
+    """The profile with every ``auto`` collective replaced by the algorithm its group runs."""
+    lp = prof.layer
+    if not any(getattr(x, "algorithm", None) == AUTO for x in lp.items):
+        return prof
+    memo = fabric_memo(fabric)
+    items = []
+    for x in lp.items:
+        if isinstance(x, Collective) and x.algorithm == AUTO:
+            if is_ocs:
+                group = np.arange(x.group_size)      # the circuit sub-problem's local ranks
+            else:
+                group = group_ranks(ranks, x.group, plan)[0]
+            x = dataclasses.replace(x, algorithm=concrete(x.kind, AUTO, fabric, group, x.nbytes, memo, flow=flow,
+                                                          reconfig_delay_s=reconfig_delay_s))
+        items.append(x)
+    return dataclasses.replace(prof, layer=dataclasses.replace(lp, items=tuple(items)))
+
+
 def evaluate(model, plan: ParallelPlan, fabric: Fabric, mode: str, options: EvalOptions | None = None,
              **kwargs) -> Evaluation:
     """Evaluate one model step, layer by layer, on a fabric.
@@ -324,11 +347,13 @@ def evaluate(model, plan: ParallelPlan, fabric: Fabric, mode: str, options: Eval
         dp -= dp % plan.ep
         plan = dataclasses.replace(plan, dp=max(dp, plan.ep))
     prof = step_profile(m, plan, mode, batch=o.batch, seq_len=o.seq_len, context=o.context, gpu=g,
-                        dtype_bytes=o.dtype_bytes, algorithms=o.algorithms, micro_batches=plan.pp,
+                        dtype_bytes=o.dtype_bytes, algorithms={**DEFAULT_AUTO, **(o.algorithms or {})},
+                        micro_batches=plan.pp,
                         require_fit=False, dtype=o.dtype, kv_dtype=o.kv_dtype, calibration=calib)
-    lp = prof.layer
     ranks = placed_ranks(plan, fabric, o.placement)
     is_ocs = fabric.circuit_switched
+    prof = _resolve(prof, fabric, ranks, plan, is_ocs, "max-min" in o.fidelities, o.reconfig_delay_s)
+    lp = prof.layer
     failures: list[str] = []
     if not prof.memory.fits and memory is None:
         failures.append(f"memory: {prof.memory.message()}")

@@ -61,6 +61,7 @@ __all__ = ["ANALYSES", "run_study", "analysis_module", "study_config", "systems"
 #: One line per analysis, kept apart by the comments so that additions merge cleanly.
 ANALYSES: dict[str, str] = {
     # collectives (fabric-aware algorithms)
+    "collectives": "ocsnet.evaluation.collectives_section",
     # silicon economics (how small a GPU should be)
     "silicon": "ocsnet.evaluation.economics",
     # memory architecture

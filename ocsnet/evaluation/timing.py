@@ -14,7 +14,6 @@ import weakref
 
 import numpy as np
 
-from ..collectives import expand
 from ..errors import WorkloadError
 from ..fabric import Fabric
 from ..flow.latency import bottleneck_Bps
@@ -22,8 +21,9 @@ from ..workload import ParallelPlan
 from ..workload.layers import Collective, OpCost
 from ..workload.parallel import place
 from ..workload.step import StepProfile
+from .algorithms import group_steps, needs_fabric
 
-__all__ = ["group_ranks", "routes_of", "placed_ranks", "power_and_cost", "alpha_beta_collective",
+__all__ = ["fabric_memo", "group_ranks", "routes_of", "placed_ranks", "power_and_cost", "alpha_beta_collective",
            "max_min_collective", "layer_demand", "pp_send_time", "crosses_network", "calibrate_collectives", "ocs_layer_times", "ocs_ideal_collective", "STEADY_LAYERS"]
 
 # Layers of the circuit sub-problem solved on an OCS fabric; the last one is the steady state.
@@ -55,7 +55,8 @@ def group_ranks(ranks: np.ndarray, group: str, plan: ParallelPlan) -> np.ndarray
 _MEMO: "weakref.WeakKeyDictionary[Fabric, dict]" = weakref.WeakKeyDictionary()
 
 
-def _memo(fabric: Fabric) -> dict:
+def fabric_memo(fabric: Fabric) -> dict:
+    """The per-fabric memo dict (routes, placements, prices, and what callers keep there)."""
     m = _MEMO.get(fabric)
     if m is None:
         m = _MEMO[fabric] = {}
@@ -66,16 +67,16 @@ def routes_of(fabric: Fabric, src, dst, method: str):
     """Routes of the (src, dst) GPU pairs, each pair routed once per fabric and method."""
     import scipy.sparse as sp
 
-    from ..flow import route
+    from ..flow import group_routes
     from ..flow.routing import Routes
 
-    memo = _memo(fabric)
+    memo = fabric_memo(fabric)
     have, known = memo.get(("routes", method), (np.zeros(0, np.int64), None))
     n = fabric.n_gpus
     want = np.asarray(src, np.int64) * n + np.asarray(dst, np.int64)
     new = np.setdiff1d(want, have)
     if len(new):
-        r = route(fabric, new // n, new % n, method=method)
+        r = group_routes(fabric, new // n, new % n, method=method)   # direct links without a search
         if known is not None:
             new = np.concatenate([have, new])
             r = Routes(sp.hstack([known.incidence, r.incidence]).tocsc(), np.concatenate([known.src, r.src]),
@@ -89,7 +90,7 @@ def routes_of(fabric: Fabric, src, dst, method: str):
 
 def placed_ranks(plan: ParallelPlan, fabric: Fabric, strategy: str) -> np.ndarray:
     key = ("place", plan.tp, plan.pp, plan.dp, plan.ep, strategy)
-    memo = _memo(fabric)
+    memo = fabric_memo(fabric)
     if key not in memo:
         memo[key] = place(plan, fabric, strategy)
     return memo[key]
@@ -97,7 +98,7 @@ def placed_ranks(plan: ParallelPlan, fabric: Fabric, strategy: str) -> np.ndarra
 
 def power_and_cost(fabric: Fabric) -> tuple[dict, dict]:
     """Power and cost of a fabric, computed once per fabric."""
-    memo = _memo(fabric)
+    memo = fabric_memo(fabric)
     if "priced" not in memo:
         from ..topology import metrics
         memo["priced"] = (metrics.power(fabric), metrics.cost(fabric))
@@ -108,27 +109,48 @@ def power_and_cost(fabric: Fabric) -> tuple[dict, dict]:
 # collective timing on a packet or direct fabric
 
 def alpha_beta_collective(fabric: Fabric, group: np.ndarray, c: Collective) -> float:
-    """Congestion-free time of one group's collective along its routes on the fabric."""
-    steps = expand(c.kind, c.group_size, c.nbytes, c.algorithm, as_arrays=True)
+    """Congestion-free time of one group's collective along its routes on the fabric.
+
+    A step costs its longest path latency plus the largest of: a flow's bytes
+    over its bottleneck, and a rank's bytes sent (received) over the links it
+    leaves (enters) by in that step (one link for a one-port algorithm; every
+    torus link for the torus algorithm).
+    """
+    steps = group_steps(c.kind, c.group_size, c.nbytes, c.algorithm, fabric, group)
     if not steps:
         return 0.0
     p = len(group)
     keys = np.unique(np.concatenate([s[0].astype(np.int64) * p + s[1] for s in steps]))
     r = routes_of(fabric, group[keys // p], group[keys % p], "shortest")
     bott = bottleneck_Bps(r, fabric.capacity_Bps)
+    inc = r.incidence.tocoo()
+    nodes_s, nodes_d = fabric.gpus[group[keys // p]], fabric.gpus[group[keys % p]]
+    first = np.full(len(keys), -1, dtype=np.int64)
+    last = np.full(len(keys), -1, dtype=np.int64)
+    sel = fabric.src[inc.row] == nodes_s[inc.col]
+    first[inc.col[sel]] = inc.row[sel]
+    sel = fabric.dst[inc.row] == nodes_d[inc.col]
+    last[inc.col[sel]] = inc.row[sel]
+    cap = fabric.capacity_Bps
+    E = fabric.n_edges
     total = 0.0
-    cache: dict[int, float] = {}
+    cache: dict[tuple, float] = {}
     for s in steps:
-        t = cache.get(id(s[0]))
+        key = (id(s[0]), id(s[1]), id(s[2]))
+        t = cache.get(key)
         if t is None:
             src, dst, nb = s
             idx = np.searchsorted(keys, src.astype(np.int64) * p + dst)
             lat = float(r.latency_s[idx].max()) if len(idx) else 0.0
-            bw = float(bott[idx].min()) if len(idx) else np.inf
-            sent = np.bincount(src, weights=nb, minlength=p).max() if len(src) else 0.0
-            recv = np.bincount(dst, weights=nb, minlength=p).max() if len(dst) else 0.0
-            t = lat + max(sent, recv) / bw
-            cache[id(s[0])] = t
+            t = lat + (float((nb / bott[idx]).max()) if len(idx) else 0.0)
+            if len(idx):
+                for rank, hop in ((src, first[idx]), (dst, last[idx])):
+                    u = np.unique(rank.astype(np.int64) * E + hop)
+                    link_cap = np.bincount(u // E, weights=cap[u % E], minlength=p)
+                    load = np.bincount(rank, weights=nb, minlength=p)
+                    with np.errstate(divide="ignore", invalid="ignore"):
+                        t = max(t, lat + float(np.nanmax(np.where(load > 0, load / link_cap, 0.0))))
+            cache[key] = t
         total += t
     return total
 
@@ -140,7 +162,8 @@ def max_min_collective(fabric: Fabric, groups: np.ndarray, c: Collective) -> flo
 
     if c.kind == "send-recv" or len(groups) == 0:
         return 0.0
-    tr = Trace.from_collective(c.kind, groups, c.nbytes, c.algorithm, n_gpus=fabric.n_gpus)
+    tr = Trace.from_collective(c.kind, groups, c.nbytes, c.algorithm, n_gpus=fabric.n_gpus,
+                               fabric=fabric if needs_fabric(c.kind, c.algorithm) else None)
     times: dict[int, float] = {}
     total = 0.0
     for m in tr.demand:                     # equal steps share one matrix object: timed once
@@ -164,7 +187,8 @@ def layer_demand(fabric: Fabric, ranks: np.ndarray, plan: ParallelPlan, collecti
         if c.kind == "send-recv" or c.group_size < 2:
             continue
         tr = Trace.from_collective(c.kind, group_ranks(ranks, c.group, plan), c.nbytes, c.algorithm,
-                                   n_gpus=fabric.n_gpus)
+                                   n_gpus=fabric.n_gpus,
+                                   fabric=fabric if needs_fabric(c.kind, c.algorithm) else None)
         for m in tr.demand:
             total = total + m
     return total.tocsr()
@@ -187,7 +211,7 @@ def crosses_network(fabric: Fabric, group) -> bool:
     g = np.asarray(group, dtype=np.int64)
     if len(g) < 2:
         return False
-    memo = _memo(fabric)
+    memo = fabric_memo(fabric)
     key = ("crosses", g.tobytes())
     hit = memo.get(key)
     if hit is None:
@@ -215,7 +239,11 @@ def calibrate_collectives(calib, colls: list, fabric: Fabric, groups_of, is_ocs:
         if c.group_size < 2:
             out.append(c)
             continue
-        steps = n_steps(c.kind, c.group_size, c.algorithm)
+        if needs_fabric(c.kind, c.algorithm):      # fabric-aware: count the group's own steps
+            grp = np.arange(c.group_size) if is_ocs else groups_of(c.group)[0]
+            steps = len(group_steps(c.kind, c.group_size, c.nbytes, c.algorithm, fabric, grp))
+        else:
+            steps = n_steps(c.kind, c.group_size, c.algorithm)
         net = True if is_ocs else crosses_network(fabric, groups_of(c.group)[0])
         ab = calib.collective_time(c.alpha_beta_s, steps, net)
         mm = None if c.max_min_s is None else calib.collective_time(c.max_min_s, steps, net)
@@ -254,7 +282,8 @@ def ocs_layer_times(fabric: Fabric, prof: StepProfile, plan: ParallelPlan, sched
         groups = local if x.group == "tp" else local.T if x.group == "ep" else None
         if groups is None or x.group_size < 2:
             continue
-        tr = Trace.from_collective(x.kind, groups, x.nbytes, x.algorithm, n_gpus=n)
+        tr = Trace.from_collective(x.kind, groups, x.nbytes, x.algorithm, n_gpus=n,
+                                   fabric=fabric if needs_fabric(x.kind, x.algorithm) else None)
         for k, m in enumerate(tr.demand):
             demand.append(m)
             gaps.append(pending_gap if k == 0 else 0.0)
@@ -291,7 +320,7 @@ def ocs_layer_times(fabric: Fabric, prof: StepProfile, plan: ParallelPlan, sched
 def ocs_ideal_collective(fabric: Fabric, c: Collective, ports: int) -> float:
     """Circuit-ideal time: every step on ``ports`` circuits per pair, no reconfiguration."""
     ocs = fabric.ocs
-    steps = expand(c.kind, c.group_size, c.nbytes, c.algorithm, as_arrays=True)
+    steps = group_steps(c.kind, c.group_size, c.nbytes, c.algorithm, fabric, np.arange(c.group_size))
     lat = ocs.circuit_latency_s
     total = 0.0
     p = c.group_size
