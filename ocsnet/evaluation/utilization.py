@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..collectives import expand
 from ..flow import phase_time
-from ..traffic import place_steps
+from ..traffic import Trace
+from .algorithms import needs_fabric
 from .records import Choice
 from .timing import placed_ranks
 
@@ -45,9 +45,9 @@ def tp_step_utilization(ev, fabric) -> dict | None:
     x = max(colls, key=lambda x: x.nbytes)
     placement = ev.options.placement if ev.options is not None else "topology-aware"
     ranks = placed_ranks(ev.plan, fabric, placement)
-    steps = expand(x.kind, x.group_size, x.nbytes, x.algorithm)
-    big = max(steps, key=lambda m: m.sum())
-    demand = place_steps([big], ranks.reshape(-1, ev.plan.tp), fabric.n_gpus)[0]
+    tr = Trace.from_collective(x.kind, ranks.reshape(-1, ev.plan.tp), x.nbytes, x.algorithm, n_gpus=fabric.n_gpus,
+                               fabric=fabric if needs_fabric(x.kind, x.algorithm) else None)
+    demand = max(tr.demand, key=lambda m: m.sum())          # the step that moves the most bytes
     res = phase_time(fabric, demand, fidelity="max-min")
     u = np.sort(res.link_utilization[res.link_utilization > 0])[::-1]
     return {"tp": int(ev.plan.tp), "algorithm": x.algorithm, "step_bytes": float(demand.sum()),
