@@ -122,7 +122,7 @@ def integer(name: str, value: Any, *, lo=None, hi=None, even: bool = False,
         v = int(f)
     _in_range(name, value, v, lo, hi, False, False, error)
     if even and v % 2:
-        raise error(f"{name}: {value!r} must be even")
+        raise error(f"{name}: {value!r} is not even, allowed even integers in {range_text(lo, hi)}")
     return v
 
 

@@ -458,6 +458,7 @@ def _simple(filename: str, key: tuple) -> dict:
 
 
 def _get(kind: str, table: dict, name: str):
+    checks.string(kind, name)
     try:
         return table[name]
     except KeyError:
