@@ -150,10 +150,10 @@ def choice(name: str, value: Any, options: Iterable, *, error: type[OcsnetError]
 
 
 def boolean(name: str, value: Any, *, error: type[OcsnetError] = SpecError) -> bool:
-    """``value`` if it is a bool (``0``/``1`` and strings do not pass)."""
-    if not isinstance(value, bool):
+    """``value`` as a bool if it is one (numpy's included); ``0``/``1``, strings and arrays do not pass."""
+    if not isinstance(value, bool) and type(value).__name__ != "bool_":
         raise error(f"{name}: expected true or false, got {kind_of(value)} {value!r}")
-    return value
+    return bool(value)
 
 
 def string(name: str, value: Any, *, empty: bool = False, error: type[OcsnetError] = SpecError) -> str:
@@ -192,16 +192,22 @@ def array(name: str, value: Any, *, ndim: int | None = None, shape: tuple | None
     if not empty and a.size == 0:
         raise error(f"{name}: expected at least one value, got an empty array")
     f = a.astype(float)
-    if np.isnan(f).any():
-        raise error(f"{name}: holds NaN")
-    if finite and np.isinf(f).any():
-        raise error(f"{name}: holds a non-finite value")
-    if a.size and lo is not None and ((f <= lo).any() if lo_open else (f < lo).any()):
-        raise error(f"{name}: {f.min()!r} is out of range, allowed {range_text(lo, hi, lo_open=lo_open)}")
-    if a.size and hi is not None and (f > hi).any():
-        raise error(f"{name}: {f.max()!r} is out of range, allowed {range_text(lo, hi, lo_open=lo_open)}")
+    rng = range_text(lo, hi, lo_open=lo_open)
+
+    def first(bad, why):
+        if bad.any():
+            idx = np.unravel_index(int(np.flatnonzero(bad.ravel())[0]), f.shape) if f.ndim else ()
+            at = f"[{', '.join(map(str, idx))}]" if idx else ""
+            raise error(f"{name}{at}: {float(f[idx])!r} {why}")
+
+    first(np.isnan(f), "is NaN, expected a number")
+    if finite:
+        first(np.isinf(f), f"is not finite, allowed {rng}")
+    if lo is not None:
+        first(f <= lo if lo_open else f < lo, f"is out of range, allowed {rng}")
+    if hi is not None:
+        first(f > hi, f"is out of range, allowed {rng}")
     if integral:
-        if a.size and (f != np.round(f)).any():
-            raise error(f"{name}: expected integers")
+        first(f != np.round(f), "is not an integer")
         return a.astype(np.int64)
     return f

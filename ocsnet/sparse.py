@@ -17,7 +17,10 @@ def as_sparse_2d(m, name: str, error: type[Exception], fmt: str = "csr", what: s
     convert = sp.csr_matrix if fmt == "csr" else sp.csc_matrix
     if sp.issparse(m):
         return convert(m, dtype=np.float64, copy=True)
-    a = np.asarray(m, dtype=np.float64)
+    try:
+        a = np.asarray(m, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise error(f"{name}: expected a 2-D {what} of numbers, got {type(m).__name__} {m!r:.60}") from None
     if a.ndim != 2:
         raise error(f"{name}: expected a 2-D {what}, got shape {a.shape}")
     return convert(a)
