@@ -170,6 +170,13 @@ def _first_hop(fabric: Fabric, kind: str) -> np.ndarray | None:
     return lab
 
 
+def check_plan(plan) -> "ParallelPlan":
+    """``plan`` if it is a :class:`ParallelPlan`, else :class:`WorkloadError` naming ``plan``."""
+    if not isinstance(plan, ParallelPlan):
+        raise WorkloadError(f"plan: expected a ParallelPlan, got {checks.kind_of(plan)} {plan!r:.60}")
+    return plan
+
+
 def gpu_domains(fabric: Fabric) -> list[tuple[str, np.ndarray]]:
     """Locality domains of a fabric's GPUs, closest first.
 
