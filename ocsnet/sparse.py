@@ -7,6 +7,8 @@ import hashlib
 import numpy as np
 import scipy.sparse as sp
 
+from .errors import OcsnetError
+
 __all__ = ["as_sparse_2d", "canonical", "digest"]
 
 
@@ -28,7 +30,7 @@ def as_sparse_2d(m, name: str, error: type[Exception], fmt: str = "csr", what: s
     return convert(a)
 
 
-def canonical(m, name: str = "matrix", error: type[Exception] = ValueError, *, n: int | None = None,
+def canonical(m, name: str = "matrix", error: type[Exception] = OcsnetError, *, n: int | None = None,
               square: bool = False, dtype=np.float64, integral: bool = False, nonnegative: bool = False,
               finite: bool = True, zero_diagonal: bool = False, index_dtype=None,
               what: str = "N x N matrix") -> sp.csr_matrix:

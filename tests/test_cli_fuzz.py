@@ -84,6 +84,9 @@ def _run(argv, capsys):
         code = 0
     except SystemExit as e:                      # argparse usage errors
         code = e.code
+    except Exception as e:  # noqa: BLE001 - a leak: reported with the command line
+        capsys.readouterr()
+        return 99, f"Traceback: {type(e).__name__}: {e}"
     err = capsys.readouterr().err
     return code, err
 

@@ -35,7 +35,6 @@ import importlib
 import itertools
 import sys
 import time
-from typing import Any, Callable
 
 from .. import hardware, units
 from ..errors import SpecError, WorkloadError
