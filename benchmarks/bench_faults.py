@@ -8,6 +8,15 @@ baseline runs only where it finishes in about a minute).  Goal: 1e6 flows on a
 
 Table 2: ``degrade`` of fabrics up to 65,536 GPUs (connectivity groups included).
 
+Table 3: blast radius of every component of fabrics up to 65,536 GPUs
+(``blast_matrices`` + ``blast_summary``).  Goal: under 10 s at 65,536 GPUs.
+
+Table 4: Monte Carlo of 30 days of failures and repairs on deployments up to
+65,536 GPUs, with the analytic steady state for comparison.  Goal: under 10 s.
+
+Table 5: re-solving an OCS schedule after port losses (warm-started repair)
+against the heuristic from scratch: time and makespan.
+
 Every case runs in a forked process (time and peak RSS).
 """
 
@@ -100,6 +109,95 @@ def main(quick: bool = False) -> None:
         rows.append([kind, r[1], nf, r[0], mib(m["peak_rss_B"]), r[2]])
     print_table("degrade (surviving fabric + connectivity groups)",
                 ["fabric", "GPUs", "faults_per_kind", "time_s", "peak_MiB", "gpus_cut_off"], rows)
+    tables_reliability(quick)
+
+
+def _blast_case(kind, size, per_replica):
+    import time
+    from ocsnet import reliability as rl
+    from ocsnet.topology import build, torus
+    f = torus(size, link_Bps=50e9) if kind == "torus" else build(kind, gpu="lite-base", n_gpus=size)
+    t0 = time.perf_counter()
+    dep = rl.deployment(f, "lite-base", per_replica, comm_fraction=0.3)
+    mats = rl.blast_matrices(dep)
+    summ = rl.blast_summary(dep, mats)
+    units = sum(v.get("units", 0) for v in summ.values())
+    return time.perf_counter() - t0, f.n_gpus, units
+
+
+def _mc_case(kind, size, per_replica, policy):
+    import time
+    from ocsnet import reliability as rl
+    from ocsnet.topology import build, torus
+    f = torus(size, link_Bps=50e9) if kind == "torus" else build(kind, gpu="lite-base", n_gpus=size)
+    dep = rl.deployment(f, "lite-base", per_replica, comm_fraction=0.3)
+    c = rl.components(dep, rl.failure_model(), policy=policy, spares=f.n_gpus // 32 if policy != "none" else 0,
+                      weights_B_per_gpu=4e9)
+    t0 = time.perf_counter()
+    m = rl.monte_carlo(c, days=30, seed=0)
+    dt = time.perf_counter() - t0
+    a = rl.analytic(c)
+    return dt, f.n_gpus, m["failures"], m["lost_share"], m["ci95"], a["lost_share"]
+
+
+def _resolve_case(n, phases, lost):
+    import time
+    from ocsnet.schedule import OCSProblem, solve
+    from ocsnet.schedule.repair import resolve_after_fault
+    rng = np.random.default_rng(SEED)
+    dem = []
+    for p in range(phases):
+        k = 1 << (p % max(1, int(np.log2(n)) - 1))
+        D = np.zeros((n, n))
+        i = np.arange(n)
+        D[i, (i + k) % n] = rng.uniform(0.5, 2.0, n) * 16e6
+        dem.append(D)
+    prob = OCSProblem(dem, [2e-5] * phases, ports=4, circuit_Bps=50e9, reconfig_delay_s=1e-5)
+    old = solve(prob, "heuristic")
+    ports = np.full(n, 4)
+    ports[rng.choice(n, lost, replace=False)] = 3
+    new = prob.replace(ports=ports)
+    t0 = time.perf_counter()
+    r = resolve_after_fault(old, new, compare=True)
+    return (r.repair_time_s, r.scratch_time_s, old.makespan_s, r.repair_makespan_s, r.scratch_makespan_s, new.lower_bound_s(), len(r.phases_resolved), time.perf_counter() - t0,
+            r.source)
+
+
+def tables_reliability(quick: bool) -> None:
+    cases = [("torus", [16, 16], 32), ("lite-ocs", 1024, 32)]
+    if not quick:
+        cases += [("torus", [16, 16, 16, 16], 32), ("lite-fat-tree", 65536, 32), ("lite-ocs", 65536, 32)]
+    rows = []
+    for kind, size, rep in cases:
+        m = measure(_blast_case, kind, size, rep)
+        r = m["result"] or (None, None, None)
+        rows.append([kind, r[1], rep, r[2], r[0], mib(m["peak_rss_B"])])
+    print_table("blast radius of every component (all kinds, vectorized)",
+                ["fabric", "GPUs", "gpus_per_replica", "units", "time_s", "peak_MiB"], rows)
+    cases = [("torus", [16, 16], 32, "none"), ("lite-ocs", 1024, 32, "ocs")]
+    if not quick:
+        cases += [("torus", [16, 16, 16, 16], 32, "none"), ("lite-fat-tree", 65536, 32, "spares"),
+                  ("lite-ocs", 65536, 32, "ocs")]
+    rows = []
+    for kind, size, rep, pol in cases:
+        m = measure(_mc_case, kind, size, rep, pol)
+        r = m["result"] or (None,) * 6
+        rows.append([kind, r[1], pol, r[2], r[0], mib(m["peak_rss_B"]), r[3], r[4], r[5]])
+    print_table("Monte Carlo of 30 days (seed 0) against the analytic steady state",
+                ["fabric", "GPUs", "policy", "failures", "mc_time_s", "peak_MiB", "lost_mc", "ci95", "lost_analytic"],
+                rows)
+    cases = [(64, 12, 4)] if quick else [(64, 12, 4), (256, 24, 16), (1024, 24, 64)]
+    rows = []
+    for n, P, lost in cases:
+        m = measure(_resolve_case, n, P, lost)
+        r = m["result"]
+        if r is None:
+            rows.append([n, P, lost] + [None] * 8)
+            continue
+        rows.append([n, P, lost, r[0], r[1], (r[1] / r[0]) if r[0] else None, r[2], r[3], r[4], r[5], r[6]])
+    print_table("re-solving the OCS schedule after port losses: warm-started repair vs heuristic from scratch",
+                ["GPUs", "phases", "GPUs_losing_a_port", "repair_s", "scratch_s", "speedup", "old_makespan_s",
+                 "repair_makespan_s", "scratch_makespan_s", "lower_bound_s", "phases_resolved"], rows)
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ from .errors import FabricError
 
 __all__ = ["Fabric", "KINDS", "TECHS", "SWITCH_KINDS"]
 
-KINDS = ("gpu", "packet_switch", "nvswitch", "ocs", "nic")
+KINDS = ("gpu", "packet_switch", "nvswitch", "ocs", "nic", "memory")
 TECHS = ("copper", "pluggable", "cpo", "circuit")
 #: Node kinds that forward packets; a fabric with none of them lets GPUs forward.
 SWITCH_KINDS = ("packet_switch", "nvswitch")

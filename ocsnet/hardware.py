@@ -130,12 +130,8 @@ _GPU_FIELDS = {
     "memory_efficiency": ("memory_efficiency", True),
     "relative_cost": ("relative_cost", True),
 }
-_LITE_FIELDS = {
-    "description": True, "parent": True, "compute_fraction": True,
-    "hbm_capacity_fraction": True, "hbm_bandwidth_fraction": True,
-    "network_ratio_factor": True, "clock_factor": True, "power_fraction": True,
-    "cost_fraction": True, "die_area_mm2": True,
-}
+# A Lite-GPU is the silicon model's design at a fraction of its parent (see ocsnet.silicon).
+_LITE_FIELDS = {"description": True, "parent": True, "fraction": True, "io": False, "network": False, "clock": False}
 _LINK_FIELDS = {
     "tech": ("tech", True), "description": ("description", True),
     "bandwidth_Gbps": ("bandwidth_Bps", True), "latency_ns": ("latency_s", True),
@@ -157,12 +153,10 @@ _OCS_FIELDS = {
 }
 
 # Text fields.
-_TEXT = {"description", "tech", "port_link", "parent"}
+_TEXT = {"description", "tech", "port_link", "parent", "io", "network"}
 
 # Dimensionless fields (no unit suffix): converted with factor 1.
-_PLAIN = {"compute_efficiency", "memory_efficiency", "relative_cost", "ports",
-          "compute_fraction", "hbm_capacity_fraction", "hbm_bandwidth_fraction",
-          "network_ratio_factor", "clock_factor", "power_fraction", "cost_fraction"}
+_PLAIN = {"compute_efficiency", "memory_efficiency", "relative_cost", "ports", "fraction"}
 
 
 #: Catalog kinds: the file a kind's entries live in (``<kind>.toml``) -> "module:function" that loads
@@ -174,6 +168,9 @@ CATALOG_KINDS = {
     "switches": "ocsnet.hardware:switches",
     "ocs": "ocsnet.hardware:ocs_types",
     "models": "ocsnet.workload.models:models",
+    "slos": "ocsnet.serving.slo:presets",
+    "workloads": "ocsnet.serving.requests:workloads",
+    "memory": "ocsnet.memory.tiers:tiers",
 }
 
 
@@ -370,71 +367,76 @@ def _gpus(key: tuple) -> dict[str, GPUSpec]:
     for name, (entry, _) in table.items():
         if "parent" in entry:
             w = where("gpus", name)
-            _check_keys(w, entry, _LITE_FIELDS, set(_LITE_FIELDS))
+            _check_keys(w, entry, _LITE_FIELDS, {k for k, req in _LITE_FIELDS.items() if req})
             checks.string(f"{w}.description", entry["description"], empty=True)
             parent = out.get(checks.string(f"{w}.parent", entry["parent"]))
             if parent is None:
                 raise SpecError(f"{w}.parent: unknown GPU {entry['parent']!r}; known: {', '.join(out)}")
-            kw = {k: entry[k] for k in _LITE_FIELDS if k not in ("description", "parent")}
-            for k, v in kw.items():
-                checks.number(f"{w}.{k}", v)
+            kw = {k: entry[k] for k in ("fraction", "io", "network", "clock") if k in entry}
             try:
                 spec = lite_gpu(parent, name=name, description=entry["description"], **kw)
-            except SpecError as e:
-                raise SpecError(f"{w.removesuffix('gpus.' + name)}gpus.{e}") from None
+            except SpecError as e:   # "fraction: ..." -> "gpus.lite-x.fraction: ..."
+                raise SpecError(f"{w}.{e}") from None
             out[name] = dataclasses.replace(spec, source=dict(entry.get("source", {})))
     return out
 
 
-def lite_gpu(parent: GPUSpec, *, name: str = "lite", description: str = "",
-             compute_fraction: float = 0.25, hbm_capacity_fraction: float = 0.25,
-             hbm_bandwidth_fraction: float = 0.25, network_ratio_factor: float = 1.0,
-             clock_factor: float = 1.0, power_fraction: float | None = None,
-             cost_fraction: float | None = None, die_area_mm2: float | None = None) -> GPUSpec:
-    """Derive a Lite-GPU from a parent GPU.
+def lite_gpu(parent: GPUSpec, *, fraction: float | str = 0.25, io: str = "cpo", network: str = "shoreline",
+             clock: str | float = "nominal", name: str = "lite", description: str = "", params=None,
+             allow_stitching: bool = False) -> GPUSpec:
+    """A Lite-GPU of ``fraction`` of ``parent``, derived by the silicon model (:mod:`ocsnet.silicon`).
 
-    Compute is ``compute_fraction * clock_factor`` of the parent.  The network
-    bandwidth keeps the parent's bandwidth-to-compute ratio (scale-up bandwidth
-    over BF16 FLOP/s) times ``network_ratio_factor``, at the parent clock: an
-    overclocked die runs faster but its optics do not.  All of a Lite-GPU's
-    network is optical scale-out, so ``scaleout_Bps`` holds it and
-    ``scaleup_Bps`` is zero.
+    The die has ``fraction`` of the parent's area (same shape), HBM capacity
+    and HBM bandwidth.  Its network bandwidth comes from the die's shoreline
+    at the escape density of ``io`` (``network="shoreline"``: all of it, so
+    ``1 / sqrt(fraction)`` times the parent's bandwidth-to-compute ratio at the
+    same density; ``"parent-ratio"``: the parent's ratio).  ``clock`` is
+    ``"nominal"``, ``"max"`` (the highest clock under the cooling limit and
+    the voltage curve) or a factor; compute is ``fraction * clock`` of the
+    parent, while the optics keep their rate.  Power follows the
+    voltage-frequency curve; the relative cost is the ratio of the modelled
+    costs of a good GPU (yield, test, HBM, packaging), the parent's margin kept.
+    All of a Lite-GPU's network is optical scale-out (``scaleup_Bps`` is zero).
+
+    Parameters
+    ----------
+    params : dict or ocsnet.silicon.Params, optional
+        Overrides of the catalog's silicon parameters (``"wafer.price_usd"``...).
+
+    Raises
+    ------
+    SpecError
+        A fraction outside (0, 1], a clock beyond the voltage curve or the
+        cooling limit, an unknown io or network (named).
 
     References
     ----------
     Canakci et al., "Good things come in small packages: Should we build AI
     clusters with Lite-GPUs?", HotOS 2025.
     """
-    for field, v, hi in (("compute_fraction", compute_fraction, 1.0),
-                         ("hbm_capacity_fraction", hbm_capacity_fraction, 1.0),
-                         ("hbm_bandwidth_fraction", hbm_bandwidth_fraction, 1.0),
-                         ("network_ratio_factor", network_ratio_factor, 16.0),
-                         ("clock_factor", clock_factor, 4.0)):
-        checks.number(f"{name}.{field}", v, lo=0, hi=hi, lo_open=True)
-    for field, v in (("power_fraction", power_fraction), ("cost_fraction", cost_fraction),
-                     ("die_area_mm2", die_area_mm2)):
-        if v is not None:
-            checks.positive(f"{name}.{field}", v)
     if not isinstance(parent, GPUSpec):
         raise SpecError(f"{name}.parent: expected a GPUSpec, got {checks.kind_of(parent)} {parent!r}")
-    c = compute_fraction * clock_factor
-    net = parent.scaleup_Bps * compute_fraction * network_ratio_factor
+    from .silicon import lite_design
+
+    d = lite_design(parent, fraction, io=io, network=network, clock=clock, params=params,
+                    allow_stitching=allow_stitching)
+    c = d.fraction * d.clock_factor
     return GPUSpec(
         name=name,
-        description=description or f"Lite-GPU of {parent.name}",
+        description=description or f"Lite-GPU, {d.fraction:g} of {parent.name} (silicon model)",
         bf16_flops=parent.bf16_flops * c,
         fp8_flops=parent.fp8_flops * c,
-        hbm_bytes=parent.hbm_bytes * hbm_capacity_fraction,
-        hbm_Bps=parent.hbm_Bps * hbm_bandwidth_fraction,
+        hbm_bytes=d.hbm_bytes,
+        hbm_Bps=d.hbm_Bps,
         scaleup_Bps=0.0,
-        scaleout_Bps=net,
-        tdp_W=parent.tdp_W * (power_fraction if power_fraction is not None else c),
-        die_area_mm2=die_area_mm2 if die_area_mm2 is not None else parent.die_area_mm2 * compute_fraction,
+        scaleout_Bps=d.network_Bps,
+        tdp_W=d.tdp_W,
+        die_area_mm2=d.area_mm2,
         compute_efficiency=parent.compute_efficiency,
         memory_efficiency=parent.memory_efficiency,
-        relative_cost=parent.relative_cost * (cost_fraction if cost_fraction is not None else compute_fraction),
-        h100_equivalents=parent.h100_equivalents * compute_fraction,
-        clock_factor=clock_factor,
+        relative_cost=parent.relative_cost * d.relative_cost,
+        h100_equivalents=parent.h100_equivalents * d.fraction,
+        clock_factor=d.clock_factor,
         parent=parent.name,
     )
 

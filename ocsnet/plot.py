@@ -12,7 +12,7 @@ import numpy as np
 
 from .units import fmt_time
 
-__all__ = ["schedule_gantt", "schedule_intervals"]
+__all__ = ["schedule_gantt", "schedule_intervals", "silicon_fractions", "tornado"]
 
 _COLORS = {"compute": "#d9d9d9", "exposed": "#d62728", "hidden": "#ff9896"}
 # tab20 entries without its reds and pinks (6, 7, 12, 13), which mark reconfigurations.
@@ -308,5 +308,124 @@ def link_utilization(result, max_systems: int = 6):
     ax.set_ylabel("utilization during the step (%)")
     ax.set_title("Link utilization, largest tensor-parallel step (max-min)", fontsize=9)
     ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def serving_knee(curves: dict, slo: dict | None = None):
+    """p50/p99 TTFT and TPOT against request rate, one line per system (``curves``: label -> knee rows)."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    for ax, what in zip(axes, ("ttft", "tpot")):
+        for label, rows in curves.items():
+            x = [r["rate_per_s"] for r in rows]
+            line, = ax.plot(x, [r[f"{what}_p99_ms"] for r in rows], marker="o", label=f"{label} p99")
+            ax.plot(x, [r[f"{what}_p50_ms"] for r in rows], ls="--", color=line.get_color(), alpha=0.6)
+        if slo:
+            ax.axhline(slo[f"{what}_ms"], color="k", lw=0.8, ls=":", label=f"SLO {slo['name']}")
+        ax.set_yscale("log")
+        ax.set_xlabel("request rate (req/s)")
+        ax.set_ylabel(f"{what.upper()} (ms), p99 solid, p50 dashed")
+        ax.legend(fontsize=6)
+    fig.tight_layout()
+    return fig
+
+
+def goodput_per_cost(rows: list[dict]):
+    """Goodput per unit of cost of each sized deployment (rows with system, kind, per_cost)."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(max(5, 1.1 * len(rows)), 3.6))
+    labels = [f"{r['system']}\n{r['kind']}" for r in rows]
+    colors = ["tab:blue" if r["kind"] == "unsplit" else "tab:orange" for r in rows]
+    ax.bar(range(len(rows)), [r["per_cost"] for r in rows], color=colors)
+    ax.set_xticks(range(len(rows)))
+    ax.set_xticklabels(labels, fontsize=6, rotation=30, ha="right")
+    ax.set_ylabel("goodput per unit of cost (req/s per H100 cost)")
+def silicon_fractions(rows: list[dict], ax=None, *, title: str | None = None):
+    """Cost per H100-equivalent (left axis) and yield (right axis) against die fraction.
+
+    ``rows`` are :func:`ocsnet.silicon.table.fraction_rows` (keys ``fraction``,
+    ``die_mm2``, ``cost_per_h100e``, ``yield``, ``max_clock``).
+    """
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6.4, 4.0))
+    x = np.arange(len(rows))
+    cost = [r["cost_per_h100e"] for r in rows]
+    ax.plot(x, cost, "o-", color="#1f77b4", label="cost per H100-equivalent")
+    ax.axhline(1.0, color="#1f77b4", lw=0.6, ls=":")
+    ax.set_ylabel("cost per H100-equivalent (parent = 1)", color="#1f77b4")
+    ax.set_xticks(x, [f"{r['fraction']}\n{r['die_mm2']:.0f} mm²" for r in rows])
+    ax.set_xlabel("fraction of the parent die")
+    ax2 = ax.twinx()
+    ax2.plot(x, [r["yield"] for r in rows], "s--", color="#2ca02c", label="yield")
+    ax2.plot(x, [r["max_clock"] - 1 for r in rows], "^:", color="#d62728", label="clock headroom (max - 1)")
+    ax2.set_ylim(0, 1.05)
+    ax2.set_ylabel("yield / clock headroom")
+    lines = ax.get_lines()[:1] + ax2.get_lines()
+    ax.legend(lines, [ln.get_label() for ln in lines], loc="upper center", fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=10)
+    return ax
+
+
+def tornado(rows: list[dict], ax=None, *, title: str | None = None, max_rows: int = 10):
+    """Tornado chart: one bar per parameter from its low-value result to its high-value result.
+
+    ``rows`` are :func:`ocsnet.evaluation.sensitivity.tornado` rows (``parameter``,
+    ``ratio_low``, ``ratio_high``, ``ratio_default``), largest swing first.
+    """
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = rows[:max_rows]
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7.0, 0.45 * len(rows) + 1.2))
+    base = rows[0]["ratio_default"] if rows else 1.0
+    y = np.arange(len(rows))[::-1]
+    for yi, r in zip(y, rows):
+        lo, hi = r["ratio_low"], r["ratio_high"]
+        ax.barh(yi, lo - base, left=base, color="#1f77b4", height=0.6)
+        ax.barh(yi, hi - base, left=base, color="#ff7f0e", height=0.6)
+    ax.axvline(base, color="k", lw=0.8)
+    ax.axvline(1.0, color="#d62728", lw=0.8, ls="--")
+    ax.set_yticks(y, [f"{r['parameter']} [{r['low']:g}, {r['high']:g}]" for r in rows], fontsize=8)
+    ax.set_xlabel("cost per million tokens over the H100's (blue: low value, orange: high value)")
+    if title:
+        ax.set_title(title, fontsize=9)
+    return ax
+
+
+def failure_losses(rows: list[list]):
+    """Capacity lost to failures per system and spare policy (grouped bars, analytic with the Monte
+    Carlo's 95 % interval); ``rows``: [system, policy, gpus/replica, spares, lost analytic, lost MC,
+    MC ci95, ...] as written by the study's failures section."""
+    import matplotlib.pyplot as plt
+
+    systems = list(dict.fromkeys(r[0] for r in rows))
+    policies = [p for p in ("none", "spares", "ocs") if any(r[1] == p for r in rows)]
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.1 * len(systems)), 3.6))
+    w = 0.8 / max(len(policies), 1)
+    for k, pol in enumerate(policies):
+        xs, ys, es = [], [], []
+        for i, s in enumerate(systems):
+            r = next((r for r in rows if r[0] == s and r[1] == pol), None)
+            if r is not None:
+                xs.append(i + (k - (len(policies) - 1) / 2) * w)
+                ys.append(100 * r[4])
+                es.append(100 * r[6])
+        ax.bar(xs, ys, w, yerr=es, capsize=2, label={"none": "no spares", "spares": "hot spares",
+                                                       "ocs": "OCS substitution"}[pol])
+    ax.set_xticks(range(len(systems)))
+    ax.set_xticklabels(systems, rotation=30, ha="right", fontsize=8)
+    ax.set_ylabel("serving capacity lost (%)")
+    ax.set_title("capacity lost to failures (analytic; bars: Monte Carlo 95 % CI)")
+    ax.legend(fontsize=8)
     fig.tight_layout()
     return fig

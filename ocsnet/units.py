@@ -37,6 +37,9 @@ _RE = re.compile(r"^\s*" + _NUM + r"\s*([A-Za-zµ/]*)\s*$")
 BYTES_PER_GB = 1e9
 BYTES_PER_GIB = 2.0**30
 BITS_PER_BYTE = 8.0
+MM2_PER_CM2 = 100.0                  # die areas (mm2) against defect densities (per cm2)
+SECONDS_PER_YEAR = 365.25 * 86400.0  # amortization lives in years
+J_PER_KWH = 3.6e6                    # electricity prices per kWh
 
 
 def _split(text: str, what: str, field: str | None):

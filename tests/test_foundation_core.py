@@ -46,8 +46,9 @@ def test_lite_variants_ratios():
     base, boost, oc = (hardware.gpu(n) for n in ("lite-base", "lite-netboost", "lite-overclock"))
     ratio = h.scaleup_Bps / h.bf16_flops
     assert base.network_Bps / base.bf16_flops == pytest.approx(ratio)
-    assert boost.network_Bps / boost.bf16_flops == pytest.approx(2 * ratio)
-    assert oc.bf16_flops == pytest.approx(1.3 * base.bf16_flops)
+    assert boost.network_Bps / boost.bf16_flops == pytest.approx(2 * ratio, rel=1e-4)   # derived from the shoreline
+    # the overclock is the silicon model's highest clock under the cooling limit (tests/test_silicon_lite.py)
+    assert oc.bf16_flops == pytest.approx(oc.clock_factor * base.bf16_flops) and 1.0 < oc.clock_factor < 1.3
     for g in (base, boost, oc):
         assert g.hbm_bytes == pytest.approx(h.hbm_bytes / 4)
         assert g.h100_equivalents == 0.25

@@ -80,6 +80,26 @@ def test_report_folder(result, tmp_path):
     assert "H100 DGX" in summary_table(result)
 
 
+def test_silicon_analysis(result, tmp_path):
+    """How small: one row per model, mode and fabric; the best fraction is the cheapest cell; the
+    Monte Carlo covers every Lite system; the section and its files are written."""
+    data = result.extras["silicon"]
+    assert {r["fabric"] for r in data["how_small"]} == {"OCS", "CPO torus"}
+    for r in data["how_small"]:
+        ok = [c for c in r["cells"] if c["usd_per_mtok"] is not None]
+        assert ok and r["best_usd_per_mtok"] == min(c["usd_per_mtok"] for c in ok)
+        assert r["best_vs_h100"] == pytest.approx(r["best_usd_per_mtok"] / r["h100_usd_per_mtok"])
+    lites = [r for r in result.summary_rows() if r["system"] != "H100 DGX"]
+    assert {r["system"] for r in data["monte_carlo"]} == {r["system"] for r in lites}
+    assert all(0 <= r["p_beats_baseline"] <= 1 for r in data["monte_carlo"])
+    costs = {r["system"]: r["usd_per_mtok"] for r in data["systems"]}
+    assert costs["H100 DGX"] == pytest.approx(result.summary_rows()[0]["usd_per_million_tokens"])
+    md = write_report(result, tmp_path).read_text()
+    assert "## How small should a GPU be?" in md and "P(beats H100)" in md
+    for name in ("silicon.json", "how_small.csv", "silicon.png", "tornado.png"):
+        assert (tmp_path / name).exists(), name
+
+
 def test_config_refuses_unknown_keys():
     with pytest.raises(SpecError, match="study.bogus"):
         study_config({"bogus": 1})
@@ -112,3 +132,21 @@ def test_cli_compare_small(tmp_path, capsys):
     assert rc == 0
     assert "Lite netboost / OCS" in out and "report:" in out
     assert (tmp_path / "out" / "report.md").exists()
+
+
+def test_failures_section(result, tmp_path):
+    data = result.extras["failures"]
+    rows = {r["system"]: r for r in data["rows"]}
+    assert "H100 DGX" in rows and "ocs" not in rows["H100 DGX"]["policies"]
+    lite_ocs = next(r for r in data["rows"] if r["kind"] == "OCS")
+    pol = lite_ocs["policies"]
+    assert pol["ocs"]["lost_share"] <= pol["spares"]["lost_share"] <= pol["none"]["lost_share"]
+    for r in data["rows"]:
+        for v in r["policies"].values():
+            assert 0 <= v["lost_share"] <= 1 and v["goodput_per_h100e"] > 0
+            # the Monte Carlo mean agrees with the analytic steady state within its interval (loosely)
+            assert abs(v["mc_lost_share"] - v["lost_share"]) <= 4 * v["mc_ci95"] + 2e-3
+    write_report(result, tmp_path)
+    text = (tmp_path / "report.md").read_text()
+    assert "## Failures" in text and "**Answer.**" in text
+    assert (tmp_path / "failures.png").exists() and (tmp_path / "failures.csv").exists()

@@ -69,7 +69,10 @@ def test_user_gpu_is_derived_like_a_builtin(tmp_path):
         a100, lite = hardware.gpu("a100-40gb"), hardware.gpu("lite-a100-third")
         assert a100.bf16_flops == 312e12 and a100.hbm_bytes == 40e9 and a100.scaleup_Bps == 300e9
         assert lite.bf16_flops == pytest.approx(0.333 * 312e12)
-        assert lite.scaleout_Bps == pytest.approx(300e9 * 0.333 * 2.0) and lite.scaleup_Bps == 0
+        from ocsnet import silicon
+        d = silicon.lite_design(a100, 0.333)                      # the silicon model's shoreline at CPO density
+        assert lite.scaleout_Bps == pytest.approx(d.network_Bps) and lite.scaleup_Bps == 0
+        assert lite.scaleout_Bps > 300e9 * 0.333 / 0.333 ** 0.5   # at least the parent's own escape density
         assert hardware.catalog_entries("gpus")["a100-40gb"][1].endswith("gpus.toml")
     finally:
         folders.remove_path(tmp_path / "mylab" / "catalog" / "gpus.toml")
@@ -119,16 +122,14 @@ def test_user_entry_overrides_builtin_and_says_so_once(tmp_path, monkeypatch, ca
     ("gpus.toml", _gpu_toml(description="3"), r"gpus.my-gpu.description: expected a string"),
     ("gpus.toml", "hbm_GB = 3\n", r"gpus.toml: hbm_GB: expected a table \[hbm_GB\]"),
     ("accelerators.toml", _gpu_toml(), r"accelerators.toml: a catalog file is named after the kind"),
-    ("gpus.toml", '[lite-x]\ndescription = "x"\nparent = "nope"\ncompute_fraction = 0.5\nhbm_capacity_fraction = 0.5\n'
-     'hbm_bandwidth_fraction = 0.5\nnetwork_ratio_factor = 1\nclock_factor = 1\npower_fraction = 0.5\n'
-     'cost_fraction = 0.5\ndie_area_mm2 = 100\n[lite-x.source]\ncompute_fraction = "t"\nhbm_capacity_fraction = "t"\n'
-     'hbm_bandwidth_fraction = "t"\nnetwork_ratio_factor = "t"\nclock_factor = "t"\npower_fraction = "t"\n'
-     'cost_fraction = "t"\ndie_area_mm2 = "t"\n', r"gpus.lite-x.parent: unknown GPU 'nope'"),
-    ("gpus-lite.toml", '[lite-x]\ndescription = "x"\nparent = "h100-sxm"\ncompute_fraction = 2\nhbm_capacity_fraction = 0.5\n'
-     'hbm_bandwidth_fraction = 0.5\nnetwork_ratio_factor = 1\nclock_factor = 1\npower_fraction = 0.5\n'
-     'cost_fraction = 0.5\ndie_area_mm2 = 100\n[lite-x.source]\ncompute_fraction = "t"\nhbm_capacity_fraction = "t"\n'
-     'hbm_bandwidth_fraction = "t"\nnetwork_ratio_factor = "t"\nclock_factor = "t"\npower_fraction = "t"\n'
-     'cost_fraction = "t"\ndie_area_mm2 = "t"\n', r"gpus-lite.toml: gpus.lite-x.compute_fraction: 2 is out of range"),
+    ("gpus.toml", '[lite-x]\ndescription = "x"\nparent = "nope"\nfraction = 0.5\n[lite-x.source]\nfraction = "t"\n',
+     r"gpus.lite-x.parent: unknown GPU 'nope'"),
+    ("gpus-lite.toml", '[lite-x]\ndescription = "x"\nparent = "h100-sxm"\nfraction = 2\n[lite-x.source]\nfraction = "t"\n',
+     r"gpus-lite.toml: gpus.lite-x.fraction: 2 is out of range"),
+    ("gpus-lite.toml", '[lite-x]\ndescription = "x"\nparent = "h100-sxm"\nfraction = 0.5\nclock = 9\n'
+     '[lite-x.source]\nfraction = "t"\nclock = "t"\n', r"gpus-lite.toml: gpus.lite-x.clock: 9.0 is beyond the voltage curve"),
+    ("gpus-lite.toml", '[lite-x]\ndescription = "x"\nparent = "h100-sxm"\nfraction = 0.5\nio = "smoke"\n'
+     '[lite-x.source]\nfraction = "t"\n', r"gpus-lite.toml: gpus.lite-x.io: 'smoke' is not one of"),
     ("links.toml", '[l]\ntech = "laser"\ndescription = "d"\nbandwidth_Gbps = 1\nlatency_ns = 1\nenergy_pJ_per_bit = 1\n'
      'reach_m = 1\nrelative_cost = 1\n[l.source]\nbandwidth_Gbps = "t"\nlatency_ns = "t"\nenergy_pJ_per_bit = "t"\n'
      'reach_m = "t"\nrelative_cost = "t"\n', r"links.toml: links.l.tech: 'laser' is not one of"),

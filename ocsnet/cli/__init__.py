@@ -17,7 +17,7 @@ import sys
 from ..errors import OcsnetError
 
 # Sub-command modules, in the order `ocsnet --help` lists them.
-COMMANDS = ("topo", "traffic", "flow", "schedule", "compare", "validate", "sweep", "catalog")
+COMMANDS = ("topo", "traffic", "flow", "schedule", "serve", "compare", "validate", "sweep", "catalog", "faults", "silicon")
 
 _PATH_HELP = ("a user folder (catalog/, topologies/, schedules/, studies/) searched after the built-in data "
               "and OCSNET_PATH; repeat for several")

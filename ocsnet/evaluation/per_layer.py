@@ -112,6 +112,7 @@ class Evaluation:
     failures: list[str] = field(default_factory=list)
     schedule: object | None = None
     schedule_layers: int = 0
+    remote: object | None = None          # RemoteMemory (ocsnet.evaluation.remote) when memory tiers are used
 
     # ---- per layer ------------------------------------------------------------------
     @property
@@ -137,6 +138,8 @@ class Evaluation:
     def stage_s(self) -> np.ndarray:
         p = self.profile
         t = p.stage_layers.astype(float) * self.layer_s
+        if self.remote is not None:
+            t = t + self.remote.stage_extra_s(p.stage_layers)
         t[0] += p.embedding.time_s
         t[-1] += p.lm_head.time_s
         return t
@@ -158,18 +161,33 @@ class Evaluation:
 
     @property
     def gpus_per_replica(self) -> int:
-        return self.plan.tp * self.plan.pp
+        """GPUs of one replica, lending GPUs of memory sharing included."""
+        return self.plan.tp * self.plan.pp + (self.remote.lenders if self.remote is not None else 0)
 
     @property
     def fits(self) -> bool:
-        return self.profile.memory.fits
+        return self.remote.fits if self.remote is not None else self.profile.memory.fits
+
+    def usd_per_million_tokens(self, params=None) -> float:
+        """Cost of a million tokens (US dollars): the replica's GPUs, their network share and hosts,
+        amortized, plus energy (:mod:`ocsnet.silicon.tco`; ``params`` overrides the catalog's)."""
+        from ..silicon.tco import system_cost
+
+        n = self.gpus_per_replica
+        return float(system_cost(n_gpus=n, gpu_relative_cost=self.gpu.relative_cost,
+                                 network_cost_per_gpu=self.network_cost_per_gpu,
+                                 h100e_per_gpu=self.gpu.h100_equivalents,
+                                 watts=n * (self.gpu.tdp_W + self.network_W_per_gpu),
+                                 tokens_per_s=self.throughput_tps, params=params)["usd_per_million_tokens"])
 
     def totals(self) -> dict:
         """Model totals, unit-suffixed keys."""
         n = self.gpus_per_replica
         tps = self.throughput_tps
-        watts = n * (self.gpu.tdp_W + self.network_W_per_gpu)
-        cost = n * (self.gpu.relative_cost + self.network_cost_per_gpu)
+        r = self.remote
+        mem_W, mem_cost = (r.W_per_gpu, r.cost_per_gpu) if r is not None else (0.0, 0.0)
+        watts = n * (self.gpu.tdp_W + self.network_W_per_gpu + mem_W)
+        cost = n * (self.gpu.relative_cost + self.network_cost_per_gpu + mem_cost)
         lat_key = "ttft_ms" if self.mode == "prefill" else "tpot_ms"
         return {
             "model": self.model, "mode": self.mode, "fabric": self.fabric, "gpu": self.gpu.name,
@@ -187,11 +205,15 @@ class Evaluation:
             "tokens_per_s_per_h100e": tps / (n * self.gpu.h100_equivalents),
             "tokens_per_s_per_kW": tps / (watts / 1e3),
             "tokens_per_s_per_cost": tps / cost,
+            "usd_per_million_tokens": self.usd_per_million_tokens(),
             "gpus_per_replica": n, "replicas": self.replicas,
             "memory_GB": units.from_si("x_GB", self.profile.memory.total_bytes),
             "hbm_GB": units.from_si("x_GB", self.profile.memory.capacity_bytes),
             "fits": self.fits,
             "failures": len(self.failures),
+            "memory_tiers": "+".join(r.config.names) if r is not None else "hbm",
+            "remote_GB": units.from_si("x_GB", r.placement.remote_bytes) if r is not None and r.placement else 0.0,
+            "remote_exposed_us": units.from_si("x_us", float(np.mean(r.exposed_s))) if r is not None else 0.0,
         }
 
     HEADER = ("item", "kind", "group", "size", "bound", "compute_us", "alpha_beta_us", "max_min_us", "reconfig_us")
@@ -218,9 +240,12 @@ class Evaluation:
         return rows
 
     def to_dict(self) -> dict:
-        return {"totals": self.totals(), "header": list(self.HEADER), "layer": self.table(),
-                "failures": list(self.failures),
-                "memory": dataclasses.asdict(self.profile.memory)}
+        out = {"totals": self.totals(), "header": list(self.HEADER), "layer": self.table(),
+               "failures": list(self.failures),
+               "memory": dataclasses.asdict(self.profile.memory)}
+        if self.remote is not None:
+            out["remote_memory"] = self.remote.to_dict()
+        return out
 
 
 # ---------------------------------------------------------------------------------------
@@ -350,6 +375,22 @@ def _max_min(fabric: Fabric, groups: np.ndarray, c: Collective) -> float:
     return total
 
 
+def _layer_demand(fabric: Fabric, ranks: np.ndarray, plan: ParallelPlan, collectives) -> object:
+    """Bytes between GPU ranks of one layer's collectives, every step of every group summed (sparse)."""
+    import scipy.sparse as sp
+
+    from ..traffic import Trace
+
+    total = sp.csr_matrix((fabric.n_gpus, fabric.n_gpus))
+    for c in collectives:
+        if c.kind == "send-recv" or c.group_size < 2:
+            continue
+        tr = Trace.from_collective(c.kind, _groups(ranks, c.group, plan), c.nbytes, c.algorithm, n_gpus=fabric.n_gpus)
+        for m in tr.demand:
+            total = total + m
+    return total.tocsr()
+
+
 def _pp_send(fabric: Fabric, ranks: np.ndarray, c: Collective | None) -> float:
     """Congestion-free time of one pipeline send (the slowest stage boundary of replica 0)."""
     if c is None or ranks.shape[1] < 2:
@@ -366,7 +407,8 @@ def _pp_send(fabric: Fabric, ranks: np.ndarray, c: Collective | None) -> float:
 # OCS fabrics: the circuit schedule of one replica's layers
 
 def _ocs_times(fabric: Fabric, prof: StepProfile, plan: ParallelPlan, schedule_method: str,
-               reconfig_delay_s: float | None, time_limit_s: float | None, bound: str = "best"):
+               reconfig_delay_s: float | None, time_limit_s: float | None, bound: str = "best",
+               reserved: int = 0):
     """Collective and exposed-reconfiguration time per layer from a solved circuit schedule.
 
     The sub-problem holds one replica's TP group (times its EP peers): ``ep x tp``
@@ -411,7 +453,7 @@ def _ocs_times(fabric: Fabric, prof: StepProfile, plan: ParallelPlan, schedule_m
     gap = np.array(gaps + ([pending_gap + gaps[0]] + gaps[1:]) * (layers - 1), dtype=float)
     trace = Trace(demand * layers, gap, meta={"sub-problem": f"{n} GPUs of one replica"})
     trace.period = trace.detect_period()
-    prob = OCSProblem.from_trace(trace, ports=ocs["ports_per_gpu"] - (1 if plan.pp > 1 else 0),
+    prob = OCSProblem.from_trace(trace, ports=ocs["ports_per_gpu"] - (1 if plan.pp > 1 else 0) - reserved,
                                  circuit_Bps=ocs["circuit_Bps"],
                                  reconfig_delay_s=ocs["reconfig_delay_s"] if reconfig_delay_s is None else reconfig_delay_s,
                                  name="layer circuits")
@@ -451,7 +493,7 @@ def evaluate(model, plan: ParallelPlan, fabric: Fabric, mode: str, *, batch: int
              schedule_method: str = "heuristic", reconfig_delay_s: float | None = None,
              schedule_time_limit_s: float | None = 20.0, latency_budget_s: float | None = None,
              schedule: bool = True, schedule_bound: str = "best",
-             dtype_bytes: float = 2.0) -> Evaluation:
+             dtype_bytes: float = 2.0, memory=None) -> Evaluation:
     """Evaluate one model step, layer by layer, on a fabric.
 
     Parameters
@@ -489,6 +531,12 @@ def evaluate(model, plan: ParallelPlan, fabric: Fabric, mode: str, *, batch: int
         Override the OCS reconfiguration delay of the fabric.
     latency_budget_s : float, optional
         TTFT (prefill) or TPOT (decode) budget; missing it is listed in ``failures``.
+    memory : MemoryConfig, optional
+        Remote memory tiers (peer HBM, the fabric's memory nodes, host DRAM),
+        the placement rule and prefetch (:class:`ocsnet.memory.MemoryConfig`);
+        default local HBM only.  Remote reads are timed on the fabric with the
+        layer's other traffic (:mod:`ocsnet.evaluation.remote`); memory sharing
+        takes lending GPUs from the fabric.
 
     Returns
     -------
@@ -525,8 +573,19 @@ def evaluate(model, plan: ParallelPlan, fabric: Fabric, mode: str, *, batch: int
     per_replica = plan.tp * plan.pp
     if per_replica > fabric.n_gpus:
         raise WorkloadError(f"plan: {plan} needs {per_replica} GPUs per replica, the fabric has {fabric.n_gpus}")
+    if memory is not None:
+        from ..memory import MemoryConfig
+        from .remote import lenders_per_replica
+        if not isinstance(memory, MemoryConfig):
+            raise WorkloadError(f"memory: expected an ocsnet.memory.MemoryConfig, got {type(memory).__name__}")
+        lend = lenders_per_replica(memory, per_replica)
+        if per_replica + lend > fabric.n_gpus:
+            raise WorkloadError(f"plan: {plan} with {lend} lending GPUs needs {per_replica + lend} GPUs per replica, "
+                                f"the fabric has {fabric.n_gpus}")
+    else:
+        lend = 0
     if fill:
-        dp = fabric.n_gpus // per_replica
+        dp = fabric.n_gpus // (per_replica + lend)
         dp -= dp % plan.ep
         plan = dataclasses.replace(plan, dp=max(dp, plan.ep))
     prof = step_profile(m, plan, mode, batch=batch, seq_len=seq_len, context=context, gpu=g,
@@ -537,14 +596,16 @@ def evaluate(model, plan: ParallelPlan, fabric: Fabric, mode: str, *, batch: int
     is_ocs = bool(fabric.meta.get("ocs")) and not fabric.meta.get("packet_ports_per_gpu") and \
         fabric.meta.get("generator") == "ocs_fabric"
     failures: list[str] = []
-    if not prof.memory.fits:
+    if not prof.memory.fits and memory is None:
         failures.append(f"memory: {prof.memory.message()}")
+    # memory traffic on an OCS fabric rides circuits of one port per GPU reserved for it
+    mem_port = 1 if (memory is not None and is_ocs and any(memory.tier_kind(t) != "host" for t in memory.tiers)) else 0
     colls: list[CollectiveTime] = []
     sched, sched_layers = None, 0
     if is_ocs:
-        ports = int(fabric.meta["ocs"]["ports_per_gpu"]) - (1 if plan.pp > 1 else 0)
+        ports = int(fabric.meta["ocs"]["ports_per_gpu"]) - (1 if plan.pp > 1 else 0) - mem_port
         data, reconf, sched, sched_layers = (_ocs_times(fabric, prof, plan, schedule_method, reconfig_delay_s,
-                                                        schedule_time_limit_s, schedule_bound) if schedule else
+                                                        schedule_time_limit_s, schedule_bound, mem_port) if schedule else
                                              (np.zeros(0), np.zeros(0), None, 0))
         for i, c in enumerate(lp.collectives):
             ab = _ocs_alpha_beta(fabric, c, ports)
@@ -577,6 +638,14 @@ def evaluate(model, plan: ParallelPlan, fabric: Fabric, mode: str, *, batch: int
         network_W_per_gpu=(pw["total_W"] - pw["gpus_W"]) / n,
         network_cost_per_gpu=(co["total"] - co["gpus"]) / n,
         failures=failures, schedule=sched, schedule_layers=sched_layers)
+    if memory is not None:
+        from .remote import remote_memory
+        mm = "max-min" if "max-min" in fidelities else "alpha-beta"
+        coll = _layer_demand(fabric, ranks, plan, lp.collectives) if (
+            mm == "max-min" and memory.prefetch and not is_ocs) else None
+        ev.remote = remote_memory(fabric, ranks, prof, plan, mode, g, memory, ev.layer_s, coll,
+                                  fidelity=mm, is_ocs=is_ocs)
+        failures.extend(f"memory: {m}" for m in ev.remote.failures)
     for c in colls:
         if c.max_min_s is not None and c.alpha_beta_s > 0 and c.max_min_s > CONGESTION_FACTOR * c.alpha_beta_s:
             ratio = f"{c.max_min_s / c.alpha_beta_s:.2f}x"

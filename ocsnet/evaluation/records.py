@@ -71,6 +71,7 @@ class StudyResult:
                           "tokens_per_s_per_h100e": t["tokens_per_s_per_h100e"],
                           "tokens_per_s_per_kW": t["tokens_per_s_per_kW"],
                           "tokens_per_s_per_cost": t["tokens_per_s_per_cost"],
+                          "usd_per_million_tokens": t["usd_per_million_tokens"],
                           "memory_GB": t["memory_GB"], "failures": "; ".join(c.best.failures)})
                 if base is not None:
                     bt = base.totals()

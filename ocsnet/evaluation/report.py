@@ -26,6 +26,7 @@ SUMMARY_COLUMNS = [
     ("latency_ms", "latency_ms"), ("latency_vs_h100", "latency_vs_H100"),
     ("tokens_per_s_per_h100e", "tok/s/H100e"), ("throughput_vs_h100", "thru_vs_H100"),
     ("tokens_per_s_per_kW", "tok/s/kW"), ("tokens_per_s_per_cost", "tok/s/cost"),
+    ("usd_per_million_tokens", "$/Mtok"),
     ("compute_us", "compute_us"), ("comm_us", "comm_us"), ("reconfig_us", "reconfig_us"),
     ("memory_GB", "mem_GB"),
 ]

@@ -49,13 +49,15 @@ def feasible_plans(cfg: dict, model, mode: str, gpu) -> tuple[list[tuple[Paralle
 
 
 #: What a plan search can maximize (latency is minimized).
-OBJECTIVES = ("tokens_per_s_per_h100e", "tokens_per_s_per_kW", "tokens_per_s_per_cost", "latency_ms")
+OBJECTIVES = ("tokens_per_s_per_h100e", "tokens_per_s_per_kW", "tokens_per_s_per_cost", "latency_ms",
+              "usd_per_million_tokens")
+_MINIMIZED = ("latency_ms", "usd_per_million_tokens")
 
 
 def objective(ev: Evaluation, key: str) -> float:
     """Larger is better."""
     v = ev.totals()[key]
-    return -v if key == "latency_ms" else v
+    return -v if key in _MINIMIZED else v
 
 
 def choose(cfg: dict, system: System, fabric, model, mode: str, reconfig_delay_s,

@@ -58,9 +58,13 @@ __all__ = ["DEFAULT_STUDY", "ANALYSES", "OBJECTIVES", "StudyResult", "Choice", "
 ANALYSES: dict[str, str] = {
     # collectives (fabric-aware algorithms)
     # silicon economics (how small a GPU should be)
+    "silicon": "ocsnet.evaluation.economics",
     # memory architecture
+    "memory": "ocsnet.evaluation.memory_study",
     # serving under SLOs
+    "serving": "ocsnet.serving.study",
     # faults and reliability
+    "failures": "ocsnet.reliability.section",
     # fidelity against measured systems
 }
 

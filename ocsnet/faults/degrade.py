@@ -31,6 +31,9 @@ from .faultset import FaultSet, parse_faults
 
 __all__ = ["Degraded", "degrade", "ocs_ports"]
 
+# Generator facts in ``meta`` that a failure invalidates (metrics recompute them).
+_CLOSED_FORMS = ("bisection_Bps", "diameter_hops", "avg_hops")
+
 
 @dataclass
 class Degraded:
@@ -223,6 +226,9 @@ def degrade(fabric: Fabric, faults: FaultSet | str) -> Degraded:
     keep = ~gone
     meta = dict(fabric.meta)
     meta["faults"] = str(f)
+    if not f.empty:
+        for k in _CLOSED_FORMS:        # the generator's closed forms hold for the intact fabric only
+            meta.pop(k, None)
     new = Fabric(fabric.kind, fabric.src[keep], fabric.dst[keep], fabric.capacity_Bps[keep],
                  fabric.latency_s[keep], fabric.tech[keep], gpus=fabric.gpus, name=fabric.name, meta=meta,
                  node_attrs=fabric.node_attrs, edge_attrs={k: v[keep] for k, v in fabric.edge_attrs.items()},

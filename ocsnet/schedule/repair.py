@@ -55,6 +55,8 @@ class FaultResolve:
         Wall time of the repair (clipping, phase re-solves, re-timing).
     scratch_makespan_s, scratch_time_s : float or None
         The heuristic from scratch, with ``compare=True``.
+    repair_makespan_s : float
+        Makespan of the repaired schedule (whichever is returned).
     source : str
         ``"repair"`` or ``"scratch"``: which schedule is returned.
     """
@@ -68,6 +70,7 @@ class FaultResolve:
     scratch_makespan_s: float | None = None
     scratch_time_s: float | None = None
     source: str = "repair"
+    repair_makespan_s: float | None = None
 
     @property
     def change_s(self) -> float:
@@ -78,6 +81,7 @@ class FaultResolve:
         return {"old_makespan_s": self.old_makespan_s, "makespan_s": self.makespan_s,
                 "change_s": self.change_s, "phases_resolved": len(self.phases_resolved),
                 "configs_clipped": self.configs_clipped, "repair_time_s": self.repair_time_s,
+                "repair_makespan_s": self.repair_makespan_s,
                 "scratch_makespan_s": self.scratch_makespan_s, "scratch_time_s": self.scratch_time_s,
                 "source": self.source}
 
@@ -210,7 +214,8 @@ def resolve_after_fault(old: Schedule, problem: OCSProblem, *, old_problem: OCSP
     sched = Schedule.from_configs(problem, per_phase, method="repair", status="feasible",
                                   meta={"repaired_from": old.method})
     rt = time.perf_counter() - t0
-    out = FaultResolve(sched, float(old.makespan_s), float(sched.makespan_s), redo, n_clipped, rt)
+    out = FaultResolve(sched, float(old.makespan_s), float(sched.makespan_s), redo, n_clipped, rt,
+                       repair_makespan_s=float(sched.makespan_s))
     if compare:
         from .heuristic import solve_heuristic
         t1 = time.perf_counter()

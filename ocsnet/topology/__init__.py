@@ -20,6 +20,8 @@ _EXPORTS = {
     "torus": "direct", "fully_connected": "direct", "fully_connected_groups": "direct",
     # hybrid
     "hybrid": "hybrid",
+    # memory nodes on any fabric
+    "attach_memory": "memory_nodes",
     # interchange
     "from_networkx": "io", "read": "io", "write": "io",
     "to_node_link": "io", "from_node_link": "io",

@@ -278,6 +278,18 @@ def _call(generator: str, kwargs: dict) -> Fabric:
     return _function(generator, "")(**kwargs)
 
 
+def _kwargs_memory(memory: dict) -> dict:
+    """Keyword arguments of attach_memory from a spec's ``memory`` table (``port_GBps`` converted)."""
+    allowed = {"tier", "n_nodes", "ports", "attach", "link", "port_GBps"}
+    extra = set(memory) - allowed
+    if extra:
+        raise SpecError(f"memory.{sorted(extra)[0]}: unknown key; allowed: {', '.join(sorted(allowed))}")
+    kw = {k: v for k, v in memory.items() if k != "port_GBps"}
+    if "port_GBps" in memory:
+        kw["port_Bps"] = units.to_si("port_GBps", memory["port_GBps"])
+    return kw
+
+
 def build(spec_or_name, **overrides) -> Fabric:
     """Build the fabric of a spec.
 
@@ -319,10 +331,16 @@ def build(spec_or_name, **overrides) -> Fabric:
     params = dict(spec.get("params") or {})
     params.update(overrides)
     where = f"{spec['name']}: "
+    memory = params.pop("memory", None)        # memory nodes: ocsnet.topology.memory_nodes.attach_memory
     kwargs = _kwargs(spec["generator"], params, where, base)
     kwargs.setdefault("name", spec["name"])
     try:
         fabric = _call(spec["generator"], kwargs)
+        if memory is not None:
+            from .memory_nodes import attach_memory
+            if not isinstance(memory, dict):
+                raise SpecError(f"memory: expected a table (tier, n_nodes, ports, attach, link), got {memory!r}")
+            fabric = attach_memory(fabric, **_kwargs_memory(memory))
     except OcsnetError as e:
         raise type(e)(f"{where}{e}") from None
     fabric.meta["spec"] = spec["name"]

@@ -28,6 +28,7 @@ GROUPS: dict[str, str] = {
     "astra": "topology:astra_checks",
     "fat-tree": "topology:fat_tree_checks",
     "literature": "models:literature_checks",
+    "silicon": "silicon:silicon_checks",
 }
 
 #: How ocsnet's number must relate to the reference: equal within the relative
