@@ -40,7 +40,7 @@ from typing import Any, Iterable
 
 from .errors import OcsnetError, SpecError
 
-__all__ = ["number", "integer", "positive", "nonnegative", "fraction", "choice", "boolean", "string",
+__all__ = ["number", "check_range", "integer", "positive", "nonnegative", "fraction", "choice", "boolean", "string",
            "integers", "array", "range_text", "kind_of"]
 
 
@@ -91,6 +91,15 @@ def number(name: str, value: Any, *, lo=None, hi=None, lo_open: bool = False, hi
         raise error(f"{name}: {value!r} is not finite, allowed {range_text(lo, hi, lo_open=lo_open, hi_open=hi_open)}")
     _in_range(name, value, v, lo, hi, lo_open, hi_open, error)
     return v
+
+
+def check_range(name: str, value: Any, lo=None, hi=None, *, lo_open: bool = False,
+                error: type[OcsnetError] = SpecError) -> None:
+    """Raise unless ``lo <= value <= hi`` (``lo < value`` with ``lo_open``); infinity passes where no bound stops it.
+
+    :func:`number` with positional bounds and ``finite=False``.
+    """
+    number(name, value, lo=lo, hi=hi, lo_open=lo_open, finite=False, error=error)
 
 
 def positive(name: str, value: Any, *, finite: bool = True, error: type[OcsnetError] = SpecError) -> float:

@@ -119,7 +119,8 @@ def _row(m, mode, kind, mem, ev, base, limit, note="") -> dict:
 def _check(sec: dict) -> None:
     """Refuse bad settings by name before any work."""
     from .. import hardware
-    from ..errors import SpecError, check_range
+    from ..checks import check_range
+    from ..errors import SpecError
     from ..memory import tier
 
     hardware.gpu(sec["variant"])
