@@ -37,7 +37,14 @@ BASE = {
     "sweep list": [],
     "catalog list": [],
     "catalog show": ["h100-sxm"],
+    "serve": ["--model", "llama3-70b", "--fabric", "small-ring", "--tp", "8", "--requests", "20", "--rate", "1"],
+    "faults inject": ["small-ring", "--fail", "gpu:1", "--traffic", "ring", "--size", "1MB"],
+    "faults blast": ["small-ring", "--gpus-per-replica", "4"],
+    "faults availability": ["small-ring", "--gpus-per-replica", "4", "--days", "10"],
+    "silicon": ["--fractions", "1,1/4"],
 }
+# Verbs whose accepted values start long runs: fuzzed with values no option accepts.
+HEAVY = {"serve", "faults availability"}
 # Options whose any value is valid (output paths) and would start real work; not fuzzed.
 FREE = {"-o", "--output", "--path"}
 BAD_VALUES = ["x", "-1", "nan", "inf", "", "1e999", "[", "0.5"]
@@ -117,7 +124,7 @@ def test_every_option_of_every_verb(verb, tmp_path, monkeypatch, capsys, no_stud
     positionals = [a for a in parser._actions if not a.option_strings and a.dest not in ("help",)]
     options = [a for a in parser._actions if a.option_strings and a.nargs != 0
                and not isinstance(a, argparse._HelpAction) and not FREE & set(a.option_strings)]
-    for value in BAD_VALUES:
+    for value in (["x", "nan", ""] if verb in HEAVY else BAD_VALUES):
         for a in options:
             opt = a.option_strings[-1]
             argv = list(base)
