@@ -343,6 +343,10 @@ def goodput_per_cost(rows: list[dict]):
     ax.set_xticks(range(len(rows)))
     ax.set_xticklabels(labels, fontsize=6, rotation=30, ha="right")
     ax.set_ylabel("goodput per unit of cost (req/s per H100 cost)")
+    fig.tight_layout()
+    return fig
+
+
 def silicon_fractions(rows: list[dict], ax=None, *, title: str | None = None):
     """Cost per H100-equivalent (left axis) and yield (right axis) against die fraction.
 

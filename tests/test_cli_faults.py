@@ -81,3 +81,13 @@ def test_fuzz_fail_spec(capsys):
         assert rc in (0, 2), spec
         if rc == 2:
             assert out.err.count("\n") == 1 and "Traceback" not in out.err, spec
+
+
+def test_resolve_scenario(capsys):
+    assert main(["faults", "resolve", "small-ring-synthetic", "--fail", "port:3/0,plane:1", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["makespan_s"] >= doc["lower_bound_after_s"] * (1 - 1e-9)
+    assert doc["makespan_s"] >= doc["old_makespan_s"] * (1 - 1e-9)     # fewer ports never help
+    assert doc["repair_makespan_s"] is not None and doc["scratch_makespan_s"] is not None
+    assert main(["faults", "resolve", "small-ring-synthetic", "--fail", "host:1"]) == 2
+    assert "resolve takes port" in capsys.readouterr().err

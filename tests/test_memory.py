@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 
 from ocsnet.errors import SpecError, WorkloadError
 from ocsnet.memory import ITEMS, Demand, MemoryTier, Share, demand, local_tier, lp_bound, place, tier, tiers
-from ocsnet.memory.placement import _pairing
-from ocsnet.memory.tiers import _convert, host_tier_for
+from ocsnet.memory.placement import greedy_offload
+from ocsnet.memory.tiers import tier_from_entry, host_tier_for
 from ocsnet.workload import ParallelPlan
 from ocsnet.workload.step import memory_fit
 
@@ -45,16 +45,16 @@ def test_catalog_entry_checks():
     good = {"kind": "node", "description": "x", "capacity_GB": 1, "bandwidth_GBps": 1, "latency_ns": 1,
             "energy_pJ_per_bit": 1, "power_W_per_TB": 1, "relative_cost_per_TB": 1, "relative_cost_per_node": 1}
     src = {k: "somewhere" for k, v in good.items() if not isinstance(v, str)}
-    t = _convert("box", dict(good, source=src))
+    t = tier_from_entry("box", dict(good, source=src))
     assert t.capacity_bytes == 1e9 and t.cost_per_byte == pytest.approx(1e-12)
     with pytest.raises(SpecError, match="memory.box: unknown key 'speed'"):
-        _convert("box", dict(good, speed=3, source=src))
+        tier_from_entry("box", dict(good, speed=3, source=src))
     with pytest.raises(SpecError, match="memory.box.latency_ns: number has no source"):
-        _convert("box", dict(good, source={k: v for k, v in src.items() if k != "latency_ns"}))
+        tier_from_entry("box", dict(good, source={k: v for k, v in src.items() if k != "latency_ns"}))
     with pytest.raises(SpecError, match="missing required key 'capacity_GB'"):
-        _convert("box", {k: v for k, v in dict(good, source=src).items() if k != "capacity_GB"})
+        tier_from_entry("box", {k: v for k, v in dict(good, source=src).items() if k != "capacity_GB"})
     with pytest.raises(SpecError, match="memory.box.capacity_bytes"):
-        _convert("box", dict(good, capacity_GB=0, source=src))
+        tier_from_entry("box", dict(good, capacity_GB=0, source=src))
 
 
 def test_host_tier_scales_with_silicon():
@@ -107,7 +107,7 @@ def test_greedy_equals_its_linear_program(d, remote, share):
     shares = _shares(1e9, remote)
     room = min(d.total_bytes, sum(c for c, _ in remote))
     offload = share * room
-    x = _pairing(d, shares, offload)
+    x = greedy_offload(d, shares, offload)
     bw = np.array([s.bandwidth_Bps for s in shares[1:]])
     greedy = float((x[:, 1:] * d.traffic[:, None] / bw[None, :]).sum())
     lp, _ = lp_bound(d, shares, offload)

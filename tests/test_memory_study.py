@@ -45,4 +45,29 @@ def test_memory_section_config_is_checked():
                                             ({"n_nodes": 0}, "n_nodes"), ({"port_GBps": -1}, "port_GBps")])
 def test_memory_section_bad_values_are_named(section, field):
     with pytest.raises(SpecError, match=rf"study\.memory\.{field}"):
-        study.run_study({**SMALL, "memory": {**SMALL["memory"], **section}}, progress=False)
+        study.study_config({**SMALL, "memory": {**SMALL["memory"], **section}})   # before any plan search
+
+
+def test_plan_search_picks_a_narrower_plan_with_remote_memory():
+    from ocsnet.evaluation.records import System
+    from ocsnet.evaluation.search import choose
+    from ocsnet.memory import memory_config
+    from ocsnet.topology import build
+    from ocsnet.workload.models import model
+
+    cfg = study.study_config({**SMALL, "tp": [1, 2, 4, 8], "pp": [1], "analyses": []})
+    f = build("lite-fat-tree", n_gpus=64, tiers=2, gpu="lite-netboost",
+              memory={"tier": "cxl-pool", "n_nodes": 4, "ports": 8})
+    sys_ = System("Lite", "lite-fat-tree", "lite-netboost")
+    local = choose(cfg, sys_, f, model("llama3-70b"), "decode", None)
+    remote = choose(cfg, sys_, f, model("llama3-70b"), "decode", None,
+                    memory=memory_config("disaggregated", node_tier="cxl-pool"))
+    assert local.best.plan.tp >= 8                    # 140 GB of weights over 20 GB Lite-GPUs
+    assert remote.screened > local.screened           # narrower plans are screened with their reads
+    assert remote.best.fits and remote.best.remote is not None
+    # with a (practically) free remote tier a narrower plan, with fewer all-reduce bytes, wins
+    from ocsnet.memory import MemoryConfig, MemoryTier
+    free = MemoryTier("free-host", "host", capacity_bytes=1e15, bandwidth_Bps=1e18)
+    fast = choose(cfg, sys_, f, model("llama3-70b"), "decode", None, memory=MemoryConfig((free,)))
+    assert fast.best.plan.tp < local.best.plan.tp and fast.best.fits
+    assert fast.best.totals()["tokens_per_s_per_h100e"] > local.best.totals()["tokens_per_s_per_h100e"]

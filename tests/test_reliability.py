@@ -174,3 +174,20 @@ def test_doctests():
     import importlib
     res = doctest.testmod(importlib.import_module("ocsnet.reliability.rates"))
     assert res.failed == 0 and res.attempted > 0
+
+
+def test_spare_domains(fm):
+    f = leaf_spine(1024, gpus_per_leaf=32)
+    fmx = rl.failure_model(rates_per_h={"gpu": 2e-4})         # many failures: pools run dry
+    dep = rl.deployment(f, "lite-base", 32, comm_fraction=0.3)
+    one = rl.components(dep, fmx, policy="spares", spares=8)
+    split = rl.components(dep, fmx, policy="spares", spares=1, domain_gpus=128)   # 8 pools of 1
+    a1, a8 = rl.analytic(one), rl.analytic(split)
+    assert split.n_domains == 8 and a8["p_spare"] < a1["p_spare"]       # pooling helps
+    ms = [rl.monte_carlo(split, days=60, seed=s)["lost_share"] for s in range(4)]
+    ci = np.std(ms, ddof=1) / 2 * 2.5 + 2e-4
+    assert abs(np.mean(ms) - a8["lost_share"]) < ci + 0.1 * a8["lost_share"]
+    with pytest.raises(FaultError, match=r"spares: 200 is larger than its spare domain \(128 GPUs\)"):
+        rl.components(dep, fmx, policy="spares", spares=200, domain_gpus=128)
+    with pytest.raises(FaultError, match="domain_gpus"):
+        rl.components(dep, fmx, policy="spares", spares=1, domain_gpus=0)

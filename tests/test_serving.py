@@ -237,3 +237,16 @@ def test_tabulated_replica_and_transfer_on_a_fabric():
     assert tr.bandwidth_Bps <= 4 * max(f.capacity_Bps) * (1 + 1e-9)
     with pytest.raises(OcsnetError):
         sv.tabulate("llama3-405b", ParallelPlan(tp=1), f, gpu="h100-sxm", max_tokens=64)
+
+
+def test_every_preset_of_a_model():
+    assert [s.name for s in sv.presets_for_model("llama3-70b")] == ["llama2-70b", "llama2-70b-interactive"]
+    assert sv.preset_for_model("llama3-70b").name == "llama2-70b"
+    assert sv.presets_for_model("gpt3-175b") == []
+
+
+def test_an_slo_no_rate_meets_has_zero_goodput():
+    r = sv.generate(200, 1.0, prompt=4000, output=10, seed=0)
+    g = sv.goodput(sv.Deployment(toy_model()), r, sv.slo({"ttft_ms": 1, "tpot_ms": 100, "percentile": 99}))
+    assert g["goodput_per_s"] == 0.0 and g["result"] is None
+    assert float(np.percentile(g["floor"].ttft_s, 99)) > 1e-3

@@ -42,6 +42,25 @@ def test_every_system_has_a_choice(result):
 
 
 def test_the_choice_is_the_best_candidate_within_the_latency_limit(result):
+    """Default rule: every system's step latency (TPOT here) within the model's SLO preset."""
+    from ocsnet.evaluation.study import slo_limit
+
+    assert result.config["latency_limit"] == "slo"
+    row = result.choices[("llama3-70b", "decode")]
+    limit, what = slo_limit("llama3-70b", "decode")
+    assert limit == pytest.approx(0.2) and "llama2-70b" in what
+    for c in row:
+        ok = [x for x in c.candidates if x["latency_s"] <= limit]
+        if not ok:      # nothing meets the limit: the unconstrained best, flagged
+            ok = c.candidates
+            assert any(f.startswith("latency: no plan") for f in c.best.failures)
+        assert c.best.totals()["tokens_per_s_per_h100e"] == pytest.approx(max(x["full"] for x in ok))
+
+
+def test_the_relative_rule_is_an_option():
+    cfg = dict(SMALL, variants=["lite-netboost"], tp=[4, 8], pp=[1, 2], latency_limit="relative",
+               latency_vs_baseline=1.0, analyses=[], sweep_models=[])
+    result = run_study(cfg, progress=False)
     row = result.choices[("llama3-70b", "decode")]
     limit = result.config["latency_vs_baseline"] * row[0].best.latency_s
     for c in row:
@@ -50,6 +69,11 @@ def test_the_choice_is_the_best_candidate_within_the_latency_limit(result):
             ok = c.candidates
             assert any(f.startswith("latency: no plan") for f in c.best.failures)
         assert c.best.totals()["tokens_per_s_per_h100e"] == pytest.approx(max(x["full"] for x in ok))
+
+
+def test_bad_latency_rule_is_named():
+    with pytest.raises(SpecError, match="study.latency_limit: 'fast' is not one of slo, relative"):
+        study_config({"latency_limit": "fast"})
 
 
 def test_network_boost_helps_lite_gpus(result):
@@ -98,6 +122,16 @@ def test_silicon_analysis(result, tmp_path):
     assert "## How small should a GPU be?" in md and "P(beats H100)" in md
     for name in ("silicon.json", "how_small.csv", "silicon.png", "tornado.png"):
         assert (tmp_path / name).exists(), name
+
+
+@pytest.mark.parametrize("section, match", [
+    ({"fractions": ["2"]}, "study.silicon.fractions"), ({"io": "smoke"}, "study.silicon.io"),
+    ({"clock": "fast"}, "study.silicon.clock"), ({"parameters": {"wafer.nope": 1}}, "study.silicon.parameters"),
+    ({"monte_carlo_samples": 0}, "monte_carlo_samples"), ({"colour": 1}, "study.silicon.colour"),
+])
+def test_silicon_section_refused_before_the_search(section, match):
+    with pytest.raises(SpecError, match=match):
+        study_config({"silicon": section})
 
 
 def test_config_refuses_unknown_keys():

@@ -7,6 +7,7 @@ Examples::
     ocsnet faults inject small-ocs --fail plane:1,port:5/0 --json
     ocsnet faults blast lite-cpo-torus --gpus-per-replica 32 --component gpu:17
     ocsnet faults availability h100-dgx --gpu h100-sxm --gpus-per-replica 16 --policy spares --spares 64
+    ocsnet faults resolve small-ring-synthetic --fail port:3/0,port:7/1
 
 ``inject`` prints what was lost (GPUs failed and cut off, links and capacity
 lost, optical ports lost, with ``--bisection`` the bisection before and
@@ -20,6 +21,10 @@ names with ``-``, ``A>B`` one direction), ``switch:NAME`` (``leaf-K``,
 ``blast`` gives the blast radius of one component (``--component``) or the
 distribution per component kind; ``availability`` the analytic steady state
 and a seeded Monte Carlo of ``--days`` days with the catalog's failure rates.
+``resolve`` solves a schedule scenario (``ocsnet schedule list``), takes the
+optical ports a set of ``port:`` and ``plane:`` faults removes, repairs the
+schedule warm-started from the old one and compares it with a solve from
+scratch (makespan before and after, times).
 """
 
 from __future__ import annotations
@@ -65,11 +70,19 @@ def register(subparsers) -> None:
             b.set_defaults(func=run_blast)
         else:
             b.add_argument("--policy", default="none", choices=("none", "spares", "ocs"))
-            b.add_argument("--spares", type=int, default=0, help="hot spare GPUs in the cluster (default 0)")
+            b.add_argument("--spares", type=int, default=0,
+                           help="hot spare GPUs per spare domain (default 0; the domain is the cluster)")
+            b.add_argument("--domain-gpus", type=int, default=None,
+                           help="GPUs per spare domain, each with its own pool (default: the whole cluster)")
             b.add_argument("--weights", default="1GB", help="weights per GPU to reload on an OCS swap (default 1GB)")
             b.add_argument("--days", type=float, default=30.0, help="Monte Carlo period (default 30)")
             b.add_argument("--seed", type=int, default=0)
             b.set_defaults(func=run_availability)
+    r = sub.add_parser("resolve", help="re-solve an OCS schedule scenario after port or plane failures")
+    r.add_argument("scenario", help="a scenario name (ocsnet schedule list) or TOML path")
+    r.add_argument("--fail", required=True, metavar="FAULTS", help="port:R/K and plane:P items")
+    r.add_argument("--json", action="store_true")
+    r.set_defaults(func=run_resolve)
     p.set_defaults(func=lambda a: (p.print_help(), 2)[1])
 
 
@@ -181,7 +194,7 @@ def run_availability(args) -> int:
     from .. import reliability as rl
     dep = _deployment(args)
     fm = rl.failure_model()
-    c = rl.components(dep, fm, policy=args.policy, spares=args.spares,
+    c = rl.components(dep, fm, policy=args.policy, spares=args.spares, domain_gpus=args.domain_gpus,
                       weights_B_per_gpu=units.parse_bytes(args.weights, "--weights"))
     a = rl.analytic(c)
     m = rl.monte_carlo(c, days=args.days, seed=args.seed)
@@ -198,4 +211,52 @@ def run_availability(args) -> int:
     print(f"capacity lost (analytic): {100 * a['lost_share']:.4g} % (first order {100 * a['lost_share_first_order']:.4g} %)")
     print(f"capacity lost (Monte Carlo, {args.days:g} days, seed {args.seed}): {100 * m['lost_share']:.4g} % "
           f"+- {100 * m['ci95']:.2g} %; capacity p01 {100 * m['p01']:.4g} %, min {100 * m['min_capacity']:.4g} %")
+    return 0
+
+
+def run_resolve(args) -> int:
+    from ..faults import parse_faults
+    from ..schedule import solve
+    from ..schedule.repair import resolve_after_fault
+    from ..schedule.scenario import build_problem, load_scenario, solve_defaults
+
+    fs = parse_faults(args.fail)
+    if fs.gpus or fs.links or fs.switches or fs.hosts:
+        raise FaultError("--fail: resolve takes port:R/K and plane:P faults (a failed GPU's traffic has to move "
+                         "to another GPU: change the workload instead)")
+    sc = load_scenario(args.scenario)
+    prob = build_problem(sc)
+    kw = solve_defaults(sc)
+    kw["method"] = "heuristic" if kw.get("method", "auto") in ("auto", "exact") else kw["method"]
+    old = solve(prob, **kw)
+    loss = np.zeros(prob.N, dtype=np.int64)
+    for g, k in fs.ports:
+        if g >= prob.N:
+            raise FaultError(f"port:{g}/{k}: no such GPU rank, allowed [0, {prob.N - 1}]")
+        if k >= prob.ports:
+            raise FaultError(f"port:{g}/{k}: a GPU has {prob.ports} ports, allowed [0, {prob.ports - 1}]")
+    seen = {(g, k) for g, k in fs.ports}
+    for p_ in fs.planes:
+        if p_ >= prob.ports:
+            raise FaultError(f"plane:{p_}: no such OCS plane, allowed [0, {prob.ports - 1}]")
+    for g, k in seen:
+        if k not in fs.planes:
+            loss[g] += 1
+    loss += len(fs.planes)
+    ports = prob.port_counts - loss
+    new = prob.replace(ports=np.maximum(ports, 0))
+    res = resolve_after_fault(old, new, compare=True)
+    out = {"scenario": sc.name, "faults": str(fs), "method": old.method, **res.summary(),
+           "lower_bound_after_s": new.lower_bound_s()}
+    if args.json:
+        print(json.dumps(out, sort_keys=True, indent=1, allow_nan=False))
+        return 0
+    print(f"{sc.name}: {prob.P} phases, {prob.N} GPUs, {prob.ports} ports; failed: {fs}")
+    print(f"makespan before: {units.fmt_time(res.old_makespan_s)} ({old.method})")
+    print(f"after, repaired from the old schedule: {units.fmt_time(res.repair_makespan_s)} in "
+          f"{units.fmt_time(res.repair_time_s)} ({res.configs_clipped} configurations clipped, "
+          f"{len(res.phases_resolved)} phases re-solved)")
+    print(f"after, heuristic from scratch: {units.fmt_time(res.scratch_makespan_s)} in "
+          f"{units.fmt_time(res.scratch_time_s)}; lower bound {units.fmt_time(out['lower_bound_after_s'])}")
+    print(f"change: {units.fmt_time(res.change_s)} ({res.source} kept)")
     return 0

@@ -1,7 +1,10 @@
 """Collective algorithms expanded into steps, and their alpha-beta cost.
 
 Stage 4 of the pipeline: the workload names each layer's collectives; this
-package turns one collective into its sequential steps (demand matrices over
+package turns one collective into its sequential steps (given the fabric and
+the group's GPU ranks, also with the fabric-aware algorithms of
+:mod:`~ocsnet.collectives.fabric_aware` and ``algorithm="auto"``; lower
+bounds in :mod:`~ocsnet.collectives.bounds`) (demand matrices over
 the group's ranks) that :mod:`ocsnet.traffic` places onto the GPUs as phases,
 and gives the closed-form alpha-beta time that the evaluation uses.
 
@@ -14,13 +17,26 @@ and gives the closed-form alpha-beta time that the evaluation uses.
 True
 """
 
-from .algorithms import ALGORITHMS, PIPELINED, expand
+from .algorithms import ALGORITHMS, AUTO, FABRIC_ALGORITHMS, PIPELINED, expand
+from .bounds import lower_bound_s, lower_bounds
 from .cost import alpha_beta_time, bus_bandwidth_factor, n_steps
 from .steps import bytes_received_per_rank, bytes_sent_per_rank, step_time, to_matrices
 from .trees import binary_tree, double_binary_tree
 
+
+def __getattr__(name: str):
+    # the fabric-aware layer loads on first use (it needs scipy's LP solver)
+    if name in ("choose_algorithm", "fabric_program"):
+        from . import fabric_aware
+        return fabric_aware.choose if name == "choose_algorithm" else fabric_aware.fabric_program
+    if name == "simulate":
+        from .program import simulate
+        return simulate
+    raise AttributeError(f"module 'ocsnet.collectives' has no attribute {name!r}")
+
 __all__ = [
-    "ALGORITHMS", "PIPELINED", "expand", "alpha_beta_time", "bus_bandwidth_factor", "n_steps",
+    "ALGORITHMS", "FABRIC_ALGORITHMS", "AUTO", "PIPELINED", "expand", "lower_bound_s", "lower_bounds",
+    "choose_algorithm", "fabric_program", "simulate", "alpha_beta_time", "bus_bandwidth_factor", "n_steps",
     "step_time", "bytes_sent_per_rank", "bytes_received_per_rank", "to_matrices",
     "binary_tree", "double_binary_tree",
 ]

@@ -29,7 +29,18 @@ from ..errors import WorkloadError
 from . import trees
 from .steps import INDEX, Step, check_float, check_int, make_step, readonly, to_matrices
 
-__all__ = ["ALGORITHMS", "PIPELINED", "expand", "resolve"]
+__all__ = ["ALGORITHMS", "FABRIC_ALGORITHMS", "PIPELINED", "AUTO", "expand", "expand_blind", "resolve"]
+
+#: Algorithms that need a fabric and the group's ranks (:mod:`ocsnet.collectives.fabric_aware`).
+FABRIC_ALGORITHMS: dict[str, tuple[str, ...]] = {
+    "all-reduce": ("torus", "multi-ring", "hierarchical", "synthesized"),
+    "reduce-scatter": ("torus", "multi-ring", "hierarchical", "synthesized"),
+    "all-gather": ("torus", "multi-ring", "hierarchical", "synthesized"),
+    "all-to-all": ("torus",),
+}
+
+#: The algorithm name that picks the fastest algorithm that applies (see :func:`expand`).
+AUTO = "auto"
 
 #: Supported algorithms per collective kind; the first one is the default.
 ALGORITHMS: dict[str, tuple[str, ...]] = {
@@ -51,8 +62,13 @@ PIPELINED: frozenset[tuple[str, str]] = frozenset({
 _POW2_ONLY = frozenset({("reduce-scatter", "rhd"), ("all-gather", "rhd")})
 
 
-def resolve(kind, group_size, nbytes, algorithm, chunks) -> tuple[str, int, float, str, int]:
+def resolve(kind, group_size, nbytes, algorithm, chunks, *, fabric_aware: bool = False
+            ) -> tuple[str, int, float, str, int]:
     """Validate the arguments of :func:`expand` and return them normalized.
+
+    With ``fabric_aware`` the fabric-aware algorithms
+    (:data:`ocsnet.collectives.fabric_aware.FABRIC_ALGORITHMS`) and
+    ``"auto"`` are accepted too.
 
     Raises
     ------
@@ -67,17 +83,24 @@ def resolve(kind, group_size, nbytes, algorithm, chunks) -> tuple[str, int, floa
     algos = ALGORITHMS[kind]
     if algorithm is None:
         algorithm = algos[0]
+    aware = FABRIC_ALGORITHMS.get(kind, ())
     if algorithm not in algos:
-        raise WorkloadError(f"algorithm: {algorithm!r} is not supported for {kind}, "
-                            f"supported: {', '.join(algos)}")
+        if algorithm in aware or algorithm == AUTO:
+            if not fabric_aware:
+                raise WorkloadError(f"algorithm: {algorithm!r} needs the fabric and the group's ranks "
+                                    f"(expand(..., fabric=, ranks=)); without them use one of {', '.join(algos)}")
+        else:
+            more = [*aware, AUTO]
+            raise WorkloadError(f"algorithm: {algorithm!r} is not supported for {kind}, "
+                                f"supported: {', '.join(algos)} (and with a fabric: {', '.join(more)})")
     p = check_int("group_size", group_size, 1)
     N = check_float("nbytes", nbytes)
     k = check_int("chunks", chunks, 1)
-    if k != 1 and (kind, algorithm) not in PIPELINED:
+    if k != 1 and (kind, algorithm) not in PIPELINED and algorithm != AUTO:
         pipe = sorted(f"{a} {b}" for a, b in PIPELINED)
         raise WorkloadError(f"chunks: {k} given, but {kind} {algorithm} does not pipeline "
                             f"(allowed [1, 1]); chunks > 1 applies to: {', '.join(pipe)}")
-    if (kind, algorithm) in _POW2_ONLY and p & (p - 1):
+    if (kind, algorithm) in _POW2_ONLY and p & (p - 1) and not fabric_aware:
         raise WorkloadError(f"group_size: {p} is not a power of two, which {kind} rhd requires "
                             f"(recursive halving/doubling); use ring or direct")
     return kind, p, N, algorithm, k
@@ -256,8 +279,14 @@ _BUILDERS: dict[tuple[str, str], Callable[[int, float, int], list[Step]]] = {
 assert set(_BUILDERS) == {(kd, a) for kd, al in ALGORITHMS.items() for a in al}
 
 
+def expand_blind(kind: str, p: int, N: float, algorithm: str, chunks: int = 1) -> list[Step]:
+    """Compact steps of a fabric-blind algorithm (arguments already checked by :func:`resolve`)."""
+    return [] if p == 1 else _BUILDERS[(kind, algorithm)](p, N, chunks)
+
+
 def expand(kind: str, group_size: int, nbytes: float, algorithm: str | None = None, *,
-           chunks: int = 1, as_arrays: bool = False) -> list[sp.csr_matrix] | list[Step]:
+           chunks: int = 1, as_arrays: bool = False, fabric=None, ranks=None
+           ) -> list[sp.csr_matrix] | list[Step]:
     """The steps of a collective as demand matrices over the group.
 
     Parameters
@@ -291,6 +320,22 @@ def expand(kind: str, group_size: int, nbytes: float, algorithm: str | None = No
         - ``"double-binary-tree"``: two such trees, each on half the buffer.
         - ``"pairwise"``: all-to-all in p-1 steps, step s rank i to (i+s) mod p.
         - ``"pipeline"``: send-recv, rank i to i+1 for i < p-1.
+
+        With ``fabric`` (fabric-aware algorithms, see
+        :mod:`ocsnet.collectives.fabric_aware`):
+
+        - ``"torus"``: bucket algorithm over every dimension and both
+          directions of a torus block (sub-torus, ring, line), buffer split
+          over rotated dimension orders; dimension-ordered all-to-all.
+        - ``"multi-ring"``: several rings over edge-disjoint cycles (clique,
+          OCS ports, torus block), each with its share of the buffer.
+        - ``"hierarchical"``: reduce-scatter inside locality domains,
+          all-reduce across them, all-gather inside.
+        - ``"synthesized"``: pipelined trees packed from the broadcast LP
+          (:mod:`ocsnet.collectives.synth`), small direct-linked groups.
+        - ``"auto"``: the fastest that applies, fabric-aware or not
+          (:func:`ocsnet.collectives.fabric_aware.choose`); without a fabric
+          the kind's default.
     chunks : int
         Pieces the message is cut into for pipelined algorithms
         (:data:`PIPELINED`); must be 1 for the others.
@@ -311,7 +356,13 @@ def expand(kind: str, group_size: int, nbytes: float, algorithm: str | None = No
     ------
     WorkloadError
         A bad argument (see :func:`resolve`); the message names the field and
-        the allowed values.
+        the allowed values; a fabric-aware algorithm that does not apply to
+        the group (the message names the algorithm, the group and why).
+    fabric : Fabric, optional
+        The fabric the group runs on; needed by the fabric-aware algorithms.
+    ranks : sequence of int, optional
+        The group's GPU ranks on ``fabric`` in group order (default
+        ``0..group_size-1``).
 
     Examples
     --------
@@ -327,6 +378,24 @@ def expand(kind: str, group_size: int, nbytes: float, algorithm: str | None = No
     Thakur, Rabenseifner & Gropp (2005); Chan et al. (2007); Sanders, Speck &
     Traeff (2009); nccl-tests doc/PERFORMANCE.md.
     """
-    kind, p, N, algorithm, k = resolve(kind, group_size, nbytes, algorithm, chunks)
-    steps = [] if p == 1 else _BUILDERS[(kind, algorithm)](p, N, k)
+    if fabric is None:
+        if algorithm == AUTO and kind in ALGORITHMS:
+            algorithm = None
+        kind, p, N, algorithm, k = resolve(kind, group_size, nbytes, algorithm, chunks)
+        steps = expand_blind(kind, p, N, algorithm, k)
+        return steps if as_arrays else to_matrices(steps, p)
+    from . import fabric_aware as fa
+    kind, p, N, algorithm, k = resolve(kind, group_size, nbytes, algorithm, chunks, fabric_aware=True)
+    r = fa.group_ranks(fabric, ranks, p)
+    if algorithm == AUTO:
+        algorithm = fa.choose(kind, fabric, r, N, chunks=k)
+        if k != 1 and (kind, algorithm) not in PIPELINED:
+            k = 1
+    if algorithm in ALGORITHMS[kind]:
+        if (kind, algorithm) in _POW2_ONLY and p & (p - 1):
+            raise WorkloadError(f"group_size: {p} is not a power of two, which {kind} rhd requires "
+                                f"(recursive halving/doubling); use ring or direct")
+        steps = expand_blind(kind, p, N, algorithm, k)
+    else:
+        steps = [] if p == 1 else fa.fabric_program(kind, algorithm, fabric, r, N).steps()
     return steps if as_arrays else to_matrices(steps, p)

@@ -23,10 +23,14 @@ from typing import Any
 from .. import checks, folders
 from ..errors import SpecError
 
-__all__ = ["DEFAULT_STUDY_NAME", "DEFAULT_STUDY", "load_study", "list_studies", "check_types"]
+__all__ = ["DEFAULT_STUDY_NAME", "DEFAULT_STUDY", "LATENCY_LIMITS", "load_study", "list_studies", "check_types"]
 
 #: The name of the default study file.
 DEFAULT_STUDY_NAME = "lite-vs-h100"
+#: How the plan search limits latency: ``"slo"``, a plan's step latency (TTFT in prefill, TPOT in decode)
+#: within the model's SLO preset (catalog ``slos.toml``; models without one fall back to the relative
+#: rule); ``"relative"``, at most ``latency_vs_baseline`` times the H100 baseline's.
+LATENCY_LIMITS = ("slo", "relative")
 
 # Keys whose default is "not set" (TOML has no null): missing from the default file, None in the dict.
 _UNSET = ("reconfig_delay_us",)
@@ -162,6 +166,9 @@ def check_types(cfg: dict[str, Any], where: str = "study") -> None:
             checks.integers(name, v, lo=1)
         elif key in ("max_gpus_per_replica", "top_k"):
             checks.integer(name, v, lo=1)
+        elif key == "latency_limit":
+            if v not in LATENCY_LIMITS:
+                raise SpecError(f"{name}: {v!r} is not one of {', '.join(LATENCY_LIMITS)}")
         elif key == "latency_vs_baseline":
             if v is not None and v is not False:      # None, false or 0: no latency limit
                 checks.nonnegative(name, v)

@@ -35,7 +35,7 @@ from .per_layer import evaluate
 from .search import feasible_plans, sizes_for
 from .sensitivity import cost_inputs, monte_carlo, tornado, usd_per_mtok
 
-__all__ = ["DEFAULTS", "analyse", "report"]
+__all__ = ["DEFAULTS", "check", "analyse", "report"]
 
 DEFAULTS = {
     "fractions": ["1", "1/2", "1/4", "1/8", "1/16"],
@@ -53,6 +53,39 @@ DEFAULTS = {
 
 #: Generator -> (override of the per-GPU port bandwidth, ports per GPU from the spec's params).
 _PORT_OVERRIDE = {"ocs_fabric": "port_GBps", "torus": "link_GBps"}
+
+
+def check(section: dict) -> None:
+    """Refuse a bad ``silicon`` section of the study config by name (called before the plan search)."""
+    from ..silicon import IO_KINDS, NETWORKS, parse_fraction
+
+    fr = section["fractions"]
+    if not isinstance(fr, (list, tuple)) or not fr:
+        raise SpecError(f"study.silicon.fractions: {fr!r} is not a list of fractions in (0, 1]")
+    for f in fr:
+        try:
+            parse_fraction(f)
+        except SpecError:
+            raise SpecError(f"study.silicon.fractions: {f!r} is not a fraction in (0, 1] (e.g. 0.25 or '1/4')") from None
+    for key, allowed in (("io", IO_KINDS), ("network", NETWORKS)):
+        if section[key] not in allowed:
+            raise SpecError(f"study.silicon.{key}: {section[key]!r} is not one of {', '.join(allowed)}")
+    c = section["clock"]
+    if c not in ("nominal", "max") and (isinstance(c, bool) or not isinstance(c, (int, float)) or not c > 0):
+        raise SpecError(f"study.silicon.clock: {c!r} is not 'nominal', 'max' or a positive clock factor")
+    if not isinstance(section["parameters"], dict):
+        raise SpecError("study.silicon.parameters: expected a table of silicon parameters (section.key = value)")
+    try:
+        silicon_params(section["parameters"])
+    except SpecError as e:
+        raise SpecError(f"study.silicon.parameters: {e}") from None
+    n = section["monte_carlo_samples"]
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 1_000_000:
+        raise SpecError(f"study.silicon.monte_carlo_samples: {n!r} is out of range, allowed [1, 1000000]")
+    if isinstance(section["seed"], bool) or not isinstance(section["seed"], int):
+        raise SpecError(f"study.silicon.seed: {section['seed']!r} is not an integer")
+    if not isinstance(section["fabrics"], (list, tuple)):
+        raise SpecError(f"study.silicon.fabrics: {section['fabrics']!r} is not a list of lite_fabrics kinds")
 
 
 def _torus_dims(n: int) -> list[int]:
@@ -179,8 +212,14 @@ def analyse(cfg: dict, result, fabrics: dict, *, progress: bool = False) -> dict
             for fr, g in designs.items():
                 n_gpus = int(round(n_h100e / g.h100_equivalents))
                 if (kind, fr) not in built:
-                    built[(kind, fr)] = _fraction_fabric(kind, spec, g, n_gpus, cfg["variants"][0])
+                    try:
+                        built[(kind, fr)] = _fraction_fabric(kind, spec, g, n_gpus, cfg["variants"][0])
+                    except OcsnetError as e:     # e.g. a torus of a size that is not a power of two
+                        built[(kind, fr)] = str(e)
                 fab = built[(kind, fr)]
+                if isinstance(fab, str):
+                    cells.append({"fraction": fr, "n_gpus": n_gpus, "usd_per_mtok": None, "note": fab})
+                    continue
                 cands = _candidates(cfg, model, mode, g, anchor, n_gpus)
                 best, n = _screen(model, mode, fab, g, parent, cands, limit, p)
                 out["screened"] += n

@@ -36,7 +36,7 @@ from ..workload import ParallelPlan
 from .per_layer import evaluate
 from .search import objective
 
-__all__ = ["DEFAULTS", "analyse", "report"]
+__all__ = ["DEFAULTS", "check", "analyse", "report"]
 
 DEFAULTS: dict = {
     "variant": "lite-netboost",
@@ -56,7 +56,7 @@ MATCH_TOLERANCE = 0.05
 
 _HEADER = ["model", "mode", "fabric", "memory", "plan", "batch", "gpus_per_replica", "tokens_per_s_per_h100e",
            "tokens_per_s_per_cost", "throughput_vs_h100", "cost_vs_h100", "latency_ms", "meets_latency",
-           "remote_GB", "exposed_us_per_layer", "need_TBps", "have_TBps", "fits", "note"]
+           "remote_GB", "exposed_us_per_layer", "need_TBps", "have_TBps", "delivered_TBps", "bisection_TBps", "enough", "fits", "note"]
 
 
 def _candidates(cfg, local_plan, n_gpus, sec) -> list[ParallelPlan]:
@@ -95,8 +95,8 @@ def _auto_peers(sec, model, plan, mode, gpu, sizes):
     return MemoryConfig(("peer-hbm",), peer_ratio=min(lenders / n, 64.0), prefetch=bool(sec["prefetch"]))
 
 
-def _row(m, mode, kind, mem, ev, base, limit, note="") -> dict:
-    r = {"model": m, "mode": mode, "fabric": kind, "memory": mem, "note": note}
+def _row(m, mode, kind, mem, ev, base, limit, note="", bisection=None) -> dict:
+    r = {"model": m, "mode": mode, "fabric": kind, "memory": mem, "note": note, "bisection_TBps": bisection}
     if ev is None:
         r.update({"plan": "none fits", "fits": False})
         return r
@@ -109,6 +109,9 @@ def _row(m, mode, kind, mem, ev, base, limit, note="") -> dict:
               "need_TBps": units.from_si("x_TBps", rm.need_Bps) if rm is not None else 0.0,
               "have_TBps": units.from_si("x_TBps", rm.have_Bps) if rm is not None else 0.0,
               "fits": bool(ev.fits)})
+    if rm is not None:
+        r["delivered_TBps"] = units.from_si("x_TBps", rm.delivered_Bps)
+        r["enough"] = bool(rm.need_Bps <= rm.delivered_Bps * (1 + 1e-9))
     if base is not None:
         bt = base.totals()
         r["throughput_vs_h100"] = t["tokens_per_s_per_h100e"] / bt["tokens_per_s_per_h100e"]
@@ -116,8 +119,8 @@ def _row(m, mode, kind, mem, ev, base, limit, note="") -> dict:
     return r
 
 
-def _check(sec: dict) -> None:
-    """Refuse bad settings by name before any work."""
+def check(sec: dict) -> None:
+    """Refuse bad settings by name before any work (the study calls it before the plan search)."""
     from .. import hardware
     from ..checks import check_range
     from ..errors import SpecError
@@ -142,7 +145,7 @@ def analyse(cfg: dict, result, fabrics: dict, *, progress: bool = False) -> dict
     from ..topology import attach_memory
 
     sec = cfg["memory"]
-    _check(sec)
+    check(sec)
     t0 = time.perf_counter()
     rows = []
     with_nodes: dict = {}
@@ -153,7 +156,10 @@ def analyse(cfg: dict, result, fabrics: dict, *, progress: bool = False) -> dict
         for c in choices:
             if c.system.kind == "baseline" or c.system.gpu != sec["variant"]:
                 continue
-            rows.append(_row(m, mode, c.system.kind, "local", c.best, base, limit))
+            # an OCS fabric has no bisection before circuits are set: left blank
+            bis = None if c.system.kind == "OCS" else \
+                (getattr(result, "fabrics", None) or {}).get(c.system.label, {}).get("bisection_TBps")
+            rows.append(_row(m, mode, c.system.kind, "local", c.best, base, limit, bisection=bis))
             if c.best is None:
                 continue
             fabric = fabrics[c.system.fabric_key]
@@ -188,7 +194,7 @@ def analyse(cfg: dict, result, fabrics: dict, *, progress: bool = False) -> dict
                 note = ""
                 if not screened:
                     rows.append(_row(m, mode, c.system.kind, mem, None, base, limit,
-                                     "no narrower plan fits with this memory"))
+                                     "no narrower plan fits with this memory", bis))
                     continue
                 # as the main search: the best within the latency limit, else the best overall
                 screened.sort(key=lambda x: (not x[0], -x[1], x[2].tp * x[2].pp, x[2].tp))
@@ -196,17 +202,19 @@ def analyse(cfg: dict, result, fabrics: dict, *, progress: bool = False) -> dict
                 if screened[0][1] < float(sec["full_eval_fraction"]) * objective(c.best, cfg["objective"]):
                     # far below the local choice even congestion-free: the screen's figures are reported
                     rows.append(_row(m, mode, c.system.kind, mem, screen_ev, base, limit,
-                                     "alpha-beta screen (far below the local plan)"))
+                                     "alpha-beta screen (far below the local plan)", bis))
                     continue
                 try:
                     ev = evaluate(m, plan, f, mode, gpu=c.system.gpu, algorithms=alg, memory=cfg_mem,
                                   schedule_time_limit_s=cfg["schedule_time_limit_s"], schedule_bound="design", **sizes)
                 except OcsnetError as e:
-                    rows.append(_row(m, mode, c.system.kind, mem, None, base, limit, str(e)))
+                    rows.append(_row(m, mode, c.system.kind, mem, None, base, limit, str(e), bis))
                     continue
                 if objective(ev, cfg["objective"]) < objective(c.best, cfg["objective"]):
                     note = "local HBM plan is better"
-                rows.append(_row(m, mode, c.system.kind, mem, ev, base, limit, note))
+                elif ev.remote is not None and ev.remote.placement is not None and ev.remote.placement.remote_bytes == 0:
+                    note = "fits in HBM, no remote bytes (outside the local search's latency limit)"
+                rows.append(_row(m, mode, c.system.kind, mem, ev, base, limit, note, bis))
         if progress:
             print(f"memory {m} {mode} ({time.perf_counter() - t0:.1f} s)", file=sys.stderr, flush=True)
     return {"settings": dict(sec), "rows": rows, "elapsed_s": time.perf_counter() - t0}
@@ -226,7 +234,9 @@ def _verdicts(rows) -> list[str]:
     out = []
     for model in ("gpt3-175b", "llama3-405b"):
         for mode in ("prefill", "decode"):
-            rs = [r for r in rows if r["model"] == model and r["mode"] == mode and r.get("throughput_vs_h100") is not None]
+            # a plan counts for remote memory only if it reads remote bytes
+            rs = [r for r in rows if r["model"] == model and r["mode"] == mode and r.get("throughput_vs_h100") is not None
+                  and (r["memory"] == "local" or (r.get("remote_GB") or 0) > 0)]
             if not rs:
                 continue
             local = max((r for r in rs if r["memory"] == "local"), key=lambda r: r["throughput_vs_h100"], default=None)
@@ -268,17 +278,27 @@ def report(data: dict, outdir: Path, *, figures: bool = False) -> list[str]:
              "`ocsnet/catalog/memory.toml` (CXL expanders at 2-5x DRAM latency; the Photonic Fabric "
              "Appliance, arXiv 2507.14000; Mooncake's RDMA pool, FAST 2025; host DRAM over PCIe 5.0, "
              "Calculon's second tier). Need: remote bytes of one layer over all GPUs divided by the layer time "
-             "(what hides the reads); have: the memory tiers' aggregate bandwidth.", "",
+             "(what hides the reads); have: the memory tiers' aggregate bandwidth; delivers: what the fabric "
+             "carried in the timing (read bytes over their completion time).", "",
              "| model | mode | fabric | memory | plan | tok/s per H100e vs H100 | per cost vs H100 | latency ms "
-             "| remote GB/GPU | exposed us/layer | need TB/s | have TB/s | note |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| remote GB/GPU | exposed us/layer | need TB/s | tiers have TB/s | fabric delivers TB/s "
+             "| fabric bisection TB/s | note |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append("| " + " | ".join(_fmt(r.get(k)) for k in (
             "model", "mode", "fabric", "memory", "plan", "throughput_vs_h100", "cost_vs_h100", "latency_ms",
-            "remote_GB", "exposed_us_per_layer", "need_TBps", "have_TBps", "note")) + " |")
+            "remote_GB", "exposed_us_per_layer", "need_TBps", "have_TBps", "delivered_TBps", "bisection_TBps",
+            "note")) + " |")
     lines += ["", "Whether remote memory closes the disagreements with Canakci et al. (HotOS 2025) "
               "(within 5% of the H100 per H100-equivalent):", ""]
     lines += _verdicts(rows)
+    remote = [r for r in rows if r["memory"] != "local" and r.get("remote_GB")]
+    short = [r for r in remote if r.get("enough") is False]
+    if remote:
+        lines += ["", f"Bandwidth: in {len(remote) - len(short)} of {len(remote)} plans that read remote bytes the "
+                  "fabric delivers what hiding them under a layer needs (need <= delivers); in the others the "
+                  "reads are exposed. The tiers' own bandwidth (have) is rarely the limit: the links into the "
+                  "memory nodes and the GPUs' own links are, and, for nodes across a cut, the bisection."]
     lines += ["", "Decode re-reads every weight and the whole KV cache each step, so memory that is "
               "not HBM must deliver those bytes at HBM-like rates to hide; when the needed bandwidth "
               "exceeds what the tiers have, remote memory trades a narrower plan for exposed reads.", ""]

@@ -34,6 +34,11 @@ Model (documented assumptions)
   ``P`` ports serving ``G`` GPUs gives each ``min(circuit, P x port / G,
   device / G)`` and, when ``G > P``, serves them in ``ceil(G / P)`` rounds of
   circuits with a reconfiguration between rounds.
+- Bandwidth: ``need_Bps`` is what all GPUs must read per second to hide a
+  layer's remote bytes under the layer (bytes over the layer time without
+  remote memory), ``have_Bps`` the tiers' aggregate bandwidth (devices and
+  attachment links), ``delivered_Bps`` what the fabric delivered in the
+  timing (bytes over the reads' completion time, the slowest layer).
 - Cost and power per GPU: memory nodes, their whole capacity (catalog cost
   and power per TB plus the box) over the fabric's GPUs; host DRAM, the
   bytes used; lending GPUs count as GPUs of the replica.
@@ -96,6 +101,7 @@ class RemoteMemory:
     W_per_gpu: float
     reserved_ports: int = 0
     failures: list = field(default_factory=list)
+    delivered_Bps: float = 0.0
 
     @property
     def fits(self) -> bool:
@@ -116,6 +122,7 @@ class RemoteMemory:
                 "latency_us": units.from_si("x_us", self.latency_s),
                 "need_TBps": units.from_si("x_TBps", self.need_Bps),
                 "have_TBps": units.from_si("x_TBps", self.have_Bps),
+                "delivered_TBps": units.from_si("x_TBps", self.delivered_Bps),
                 "fits": self.fits}
 
 
@@ -187,6 +194,15 @@ def _shares(fabric, cfg, src, g, n_compute, is_ocs) -> list[Share]:
     return shares
 
 
+def _ocs(fabric: Fabric) -> dict:
+    """Circuit bandwidth, latency, reconfiguration delay and ports per GPU of an OCS fabric."""
+    o = getattr(fabric, "ocs", None)
+    if o is not None and not isinstance(o, dict):
+        return {"circuit_Bps": o.circuit_Bps, "circuit_latency_s": o.circuit_latency_s,
+                "reconfig_delay_s": o.reconfig_delay_s, "ports_per_gpu": o.ports_per_gpu}
+    return fabric.meta["ocs"]
+
+
 def _fluid(inc: sp.csc_matrix, cap: np.ndarray, size: np.ndarray) -> np.ndarray:
     from ..flow import completion_times
     return completion_times(inc, cap, size, rtol=FLUID_RTOL)
@@ -207,7 +223,7 @@ def _time_reads(fabric, src_by_tier, row, compute, coll, fidelity, is_ocs, g):
             shared = max(shared, b / t.bandwidth_Bps)
             continue
         if is_ocs:
-            ocs = fabric.meta["ocs"]
+            ocs = _ocs(fabric)
             circ = float(ocs["circuit_Bps"])
             served = np.bincount(np.unique(s, return_inverse=True)[1])
             G = float(served.max())
@@ -338,6 +354,11 @@ def remote_memory(fabric: Fabric, ranks: np.ndarray, prof, plan, mode: str, gpu,
         rd[i] = alone
         lat_max = max(lat_max, lat)
         ex[i] = max(0.0, shared + lat - base_layer_s) if config.prefetch else alone + lat
-    need = float(traffic[:, 1:].sum(axis=1).max()) * len(compute) / base_layer_s if base_layer_s > 0 else 0.0
-    return RemoteMemory(config, p, ex[inv], rd[inv], lat_max, lenders, need, have, cost, watts,
-                        1 if is_ocs else 0, failures)
+    per_layer = traffic[:, 1:].sum(axis=1) * len(compute)       # bytes all GPUs read per layer
+    need = float(per_layer.max()) / base_layer_s if base_layer_s > 0 else 0.0
+    reads = rd[inv]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        got = np.where((per_layer > 0) & (reads > 0), per_layer / reads, 0.0)
+    delivered = float(got[per_layer > 0].min()) if (per_layer > 0).any() else 0.0
+    return RemoteMemory(config, p, ex[inv], reads, lat_max, lenders, need, have, cost, watts,
+                        1 if is_ocs else 0, failures, delivered)

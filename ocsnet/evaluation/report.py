@@ -150,7 +150,11 @@ def _markdown(result: StudyResult, rows: list[dict], figs: dict, sections: list[
            f"Decode: batch {cfg['decode']['batch']} per micro-batch (searched), context {cfg['decode']['context']} tokens. "
            f"Best plan per system from tp in {cfg['tp']}, pp in {cfg['pp']} and the all-reduce algorithm in "
            f"{cfg['algorithms']}, by {cfg['objective']}"
-           + (f", among the plans whose latency is at most {cfg['latency_vs_baseline']}x the H100 baseline's"
+           + (", among the plans whose step latency meets the model's SLO preset (TTFT in prefill, TPOT in decode; "
+              "MLPerf server scenario, catalog slos.toml)" + (f"; models without a preset: at most "
+              f"{cfg['latency_vs_baseline']}x the H100 baseline's latency" if cfg["latency_vs_baseline"] else "")
+              if cfg.get("latency_limit", "slo") == "slo" else
+              f", among the plans whose latency is at most {cfg['latency_vs_baseline']}x the H100 baseline's"
               if cfg["latency_vs_baseline"] else "") + ". Lengths are capped at each model's maximum "
            f"context (GPT-3: 2,048 tokens). Run time {result.elapsed_s:.1f} s.", ""]
     md += ["Throughput is tokens/s per H100-equivalent of silicon (a Lite-GPU is a quarter), in pipeline "

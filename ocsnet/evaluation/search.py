@@ -28,8 +28,12 @@ def sizes_for(cfg: dict, model, mode: str) -> list[dict]:
     return [dict(base, batch=int(b)) for b in batches]
 
 
-def feasible_plans(cfg: dict, model, mode: str, gpu) -> tuple[list[tuple[ParallelPlan, dict]], list[str]]:
-    """(plan, sizes) pairs that the model admits and that fit in memory; the others with the reason."""
+def feasible_plans(cfg: dict, model, mode: str, gpu, memory=None) -> tuple[list[tuple[ParallelPlan, dict]], list[str]]:
+    """(plan, sizes) pairs that the model admits and that fit in memory; the others with the reason.
+
+    With remote ``memory`` (:class:`ocsnet.memory.MemoryConfig`) a plan that overflows the HBM is
+    kept: the evaluation places the overflow on the remote tiers and says whether it fits.
+    """
     ok, skipped = [], []
     for (tp, pp), sizes in itertools.product(itertools.product(cfg["tp"], cfg["pp"]), sizes_for(cfg, model, mode)):
         if tp * pp > cfg["max_gpus_per_replica"]:
@@ -41,7 +45,7 @@ def feasible_plans(cfg: dict, model, mode: str, gpu) -> tuple[list[tuple[Paralle
         except WorkloadError as e:
             skipped.append(f"tp={tp} pp={pp} batch={sizes['batch']}: {e}")
             continue
-        if not fit.fits:
+        if not fit.fits and memory is None:
             skipped.append(f"tp={tp} pp={pp} batch={sizes['batch']}: does not fit, {fit.message()}")
             continue
         ok.append((plan, sizes))
@@ -61,11 +65,13 @@ def objective(ev: Evaluation, key: str) -> float:
 
 
 def choose(cfg: dict, system: System, fabric, model, mode: str, reconfig_delay_s,
-            latency_limit_s: float | None = None) -> Choice:
+            latency_limit_s: float | None = None, memory=None, *, limit_what: str | None = None) -> Choice:
     """Best plan of one system; with ``latency_limit_s``, among the plans whose screened latency
-    meets it (or, if none does, the plans of least latency)."""
+    meets it (or, if none does, the plans of least latency).  With remote ``memory``
+    (:class:`ocsnet.memory.MemoryConfig`) plans that overflow the HBM are screened too, with their
+    remote reads, so a narrower tensor parallelism can win."""
     gpu = hardware.gpu(system.gpu)
-    plans, skipped = feasible_plans(cfg, model, mode, gpu)
+    plans, skipped = feasible_plans(cfg, model, mode, gpu, memory)
     screened = []
     for (plan, sizes), alg in itertools.product(plans, cfg["algorithms"]):
         if plan.tp * plan.pp > fabric.n_gpus:
@@ -73,9 +79,12 @@ def choose(cfg: dict, system: System, fabric, model, mode: str, reconfig_delay_s
         try:
             ev = evaluate(model, plan, fabric, mode, gpu=gpu, algorithms={"all-reduce": alg},
                           fidelities=("alpha-beta",), fidelity="alpha-beta", schedule=False,
-                          reconfig_delay_s=reconfig_delay_s, **sizes)
+                          reconfig_delay_s=reconfig_delay_s, memory=memory, **sizes)
         except OcsnetError as e:
             skipped.append(f"{plan} {alg}: {e}")
+            continue
+        if memory is not None and not ev.fits:
+            skipped.append(f"{plan} {alg}: " + "; ".join(f for f in ev.failures if f.startswith("memory")))
             continue
         screened.append((objective(ev, cfg["objective"]), plan, sizes, alg, ev.latency_s))
     n_screened = len(screened)
@@ -89,7 +98,7 @@ def choose(cfg: dict, system: System, fabric, model, mode: str, reconfig_delay_s
     def full_eval(x):
         score, plan, sizes, alg, _ = x
         ev = evaluate(model, plan, fabric, mode, gpu=gpu, algorithms={"all-reduce": alg},
-                      reconfig_delay_s=reconfig_delay_s,
+                      reconfig_delay_s=reconfig_delay_s, memory=memory,
                       schedule_time_limit_s=cfg["schedule_time_limit_s"], schedule_bound="design", **sizes)
         return x, ev
 
@@ -112,7 +121,7 @@ def choose(cfg: dict, system: System, fabric, model, mode: str, reconfig_delay_s
         if latency_limit_s is not None:
             for ev in ok:
                 ev.failures.append(f"latency: no plan of this system meets the study's limit of "
-                                   f"{cfg['latency_vs_baseline']}x the baseline ({units.fmt_time(latency_limit_s)})")
+                                   f"{limit_what or str(cfg['latency_vs_baseline']) + 'x the baseline'} ({units.fmt_time(latency_limit_s)})")
     cands = [{"plan": str(ev.plan), "batch": ev.batch, "algorithm": ev.algorithms["all-reduce"],
               "screen": x[0], "full": objective(ev, cfg["objective"]), "latency_s": ev.latency_s}
              for x, ev in full]

@@ -13,7 +13,9 @@ pipeline parallelism and the all-reduce algorithm:
 3. the ``top_k`` best, and the best of every algorithm, re-evaluated in full
    (max-min flow model, solved circuit schedule with its exposed
    reconfiguration); the best by the objective (tokens/s per H100-equivalent
-   of silicon) among those within the latency limit (1.25x the H100
+   of silicon) among those within the latency limit (the model's SLO
+   preset: TTFT in prefill, TPOT in decode; or, with ``latency_limit =
+   "relative"`` and for models without a preset, 1.25x the H100
    baseline's latency by default) wins.
 
 A reconfiguration sweep then times the Lite-GPU OCS system's best plan with
@@ -109,6 +111,9 @@ def study_config(overrides: dict | None = None) -> dict:
                 raise SpecError(f"study.{name}.{k}: unknown key; allowed: {', '.join(sorted(section)) or 'none'}")
             section[k] = v
         cfg[name] = section
+        check = getattr(analysis_module(name), "check", None) if name in cfg["analyses"] else None
+        if check is not None:      # optional hook: refuse a bad section before the plan search runs
+            check(section)
     for name in cfg["analyses"]:
         analysis_module(name)
     for m in cfg["models"]:
@@ -175,13 +180,15 @@ def run_study(config: dict | None = None, *, progress: bool = True,
     for m, mode in itertools.product(cfg["models"], cfg["modes"]):
         model = get_model(m)
         row = []
-        limit = None
+        slo = slo_limit(m, mode) if cfg.get("latency_limit", "slo") == "slo" else None
+        limit, what = slo if slo else (None, f"{cfg['latency_vs_baseline']}x the baseline")
         for s in syss:
             i += 1
             f = fabrics[s.fabric_key]
             _progress(f"[{i}/{steps}] {m} {mode} on {s.label} ({time.perf_counter() - t0:.1f} s)", progress)
-            row.append(choose(cfg, s, f, model, mode, delay, None if s.kind == "baseline" else limit))
-            if s.kind == "baseline" and row[-1].best is not None and cfg["latency_vs_baseline"]:
+            row.append(choose(cfg, s, f, model, mode, delay, None if s.kind == "baseline" and not slo else limit,
+                              limit_what=what))
+            if not slo and s.kind == "baseline" and row[-1].best is not None and cfg["latency_vs_baseline"]:
                 limit = float(cfg["latency_vs_baseline"]) * row[-1].best.latency_s
         choices[(m, mode)] = row
     sweep, shown = _sweep(cfg, choices, fabrics, progress, t0)
@@ -191,6 +198,21 @@ def run_study(config: dict | None = None, *, progress: bool = True,
         result.extras[name] = analysis_module(name).analyse(cfg, result, fabrics, progress=progress)
     result.elapsed_s = time.perf_counter() - t0
     return result
+
+
+def slo_limit(model: str, mode: str) -> tuple[float, str] | None:
+    """The step-latency limit of the model's SLO preset: TTFT in prefill, TPOT in decode (seconds, label).
+
+    The first preset of the catalog's ``slos.toml`` whose ``models`` names the
+    model (the MLPerf server scenario; see :mod:`ocsnet.serving.slo`); None if
+    no preset does.  A step's latency is a lower bound of the request's (no
+    queueing), so a plan over the limit cannot serve the SLO at any rate.
+    """
+    for name, e in hardware.load_table("slos.toml").items():
+        if model in e.get("models", ()):
+            key = "ttft_ms" if mode == "prefill" else "tpot_ms"
+            return units.to_si(key, e[key]), f"SLO {name}: p{e['percentile']:g} {key[:4].upper()} {e[key]:g} ms"
+    return None
 
 
 def bandwidth_overrides(s: System) -> dict:

@@ -10,6 +10,7 @@ congestion-free point-to-point time, and :func:`check_phase` and friends
 report links above capacity and flows or phases over budget.
 """
 
+from .collective import best_algorithm, collective_time, group_routes
 from .checks import CHECKS, CheckReport, check_flows, check_phase, check_trace
 from .fluid import (FIDELITIES, PhaseResult, TraceResult, completion_times, flows_from_demand,
                     phase_time, trace_time)
@@ -17,10 +18,12 @@ from .latency import alpha_beta_time, bottleneck_Bps, transfer_time
 from .maxmin import max_min_fair
 from .patterns import PATTERNS, pattern_demand, pattern_flows
 from .paths import route_paths
-from .routing import METHODS, Routes, gpus_forward, route
+from .routing import METHODS, UNREACHABLE, Routes, gpus_forward, route
+from .torus import route_dor
 
 __all__ = [
-    "route", "route_paths", "Routes", "gpus_forward", "METHODS",
+    "collective_time", "group_routes", "best_algorithm",
+    "route", "route_paths", "route_dor", "Routes", "gpus_forward", "METHODS", "UNREACHABLE",
     "max_min_fair",
     "completion_times", "phase_time", "trace_time", "flows_from_demand", "PhaseResult", "TraceResult",
     "FIDELITIES",

@@ -50,7 +50,7 @@ from scipy.sparse.csgraph import breadth_first_order
 from ..errors import FlowError
 from ..fabric import SWITCH_KINDS, Fabric
 
-__all__ = ["Routes", "route", "gpus_forward", "SWITCH_KINDS", "METHODS", "UNREACHABLE"]
+__all__ = ["Routes", "route", "gpus_forward", "check_ranks", "SWITCH_KINDS", "METHODS", "UNREACHABLE"]
 
 #: Routing methods of :func:`route`.
 METHODS = ("shortest", "ecmp")
@@ -130,7 +130,8 @@ def gpus_forward(fabric: Fabric, gpu_forwarding: bool | None = None) -> bool:
     return fabric.gpus_forward(gpu_forwarding)
 
 
-def _check_ranks(fabric: Fabric, src, dst):
+def check_ranks(fabric: Fabric, src, dst):
+    """``src`` and ``dst`` as int64 arrays of GPU ranks, one entry per flow, checked (FlowError names the flow)."""
     s = np.atleast_1d(np.asarray(src))
     d = np.atleast_1d(np.asarray(dst))
     for name, a in (("src", s), ("dst", d)):
@@ -208,7 +209,7 @@ def route(fabric: Fabric, src, dst, *, method: str = "shortest",
     if unreachable not in UNREACHABLE:
         raise FlowError(f"unreachable: {unreachable!r} is not one of {', '.join(UNREACHABLE)}")
     report = unreachable == "report"
-    s, d = _check_ranks(fabric, src, dst)
+    s, d = check_ranks(fabric, src, dst)
     n_flows = len(s)
     n = fabric.n_nodes
     m = fabric.n_edges

@@ -26,7 +26,7 @@ import scipy.sparse as sp
 
 from ..errors import FlowError
 from ..fabric import Fabric
-from .routing import UNREACHABLE, Routes, _check_ranks, route
+from .routing import UNREACHABLE, Routes, check_ranks, route
 
 __all__ = ["route_dor", "is_torus"]
 
@@ -125,7 +125,7 @@ def route_dor(fabric: Fabric, src, dst, *, unreachable: str = "raise", detour: s
                         "use route(..., method='shortest' or 'ecmp')")
     if unreachable not in UNREACHABLE:
         raise FlowError(f"unreachable: {unreachable!r} is not one of {', '.join(UNREACHABLE)}")
-    s, d = _check_ranks(fabric, src, dst)
+    s, d = check_ranks(fabric, src, dst)
     dims = np.asarray(fabric.meta["dims"], dtype=np.int64)
     wrap = bool(fabric.meta.get("wrap", True))
     m, n_flows = fabric.n_edges, len(s)

@@ -41,7 +41,7 @@ from .. import units
 from ..errors import WorkloadError
 from .tiers import MemoryTier
 
-__all__ = ["ITEMS", "Demand", "Share", "Placement", "demand", "place", "lp_bound"]
+__all__ = ["ITEMS", "Demand", "Share", "Placement", "demand", "place", "lp_bound", "greedy_offload"]
 
 #: Items a GPU stores, in table order.
 ITEMS = ("weights", "kv_cache", "activations", "gradients", "optimizer")
@@ -298,8 +298,12 @@ def _apply_rule(d: Demand, shares, rule) -> np.ndarray:
     return frac * (d.stored / L)[None, :, None]
 
 
-def _pairing(d: Demand, shares, offload: float) -> np.ndarray:
-    """Whole-stage bytes (items, tiers) of the greedy for a total ``offload``."""
+def greedy_offload(d: Demand, shares, offload: float) -> np.ndarray:
+    """Whole-stage bytes (items, tiers) of the greedy for a total ``offload`` (column 0: what stays in HBM).
+
+    The least-traffic stored bytes go, into the fastest tiers, the heaviest item paired with the
+    fastest tier; :func:`lp_bound` solves the same problem as an LP.
+    """
     n_t = len(shares)
     x = np.zeros((len(ITEMS), n_t))
     x[:, 0] = d.stored
@@ -338,7 +342,7 @@ def _pairing(d: Demand, shares, offload: float) -> np.ndarray:
 def _greedy(d: Demand, shares, prefetch: bool) -> np.ndarray:
     C0 = shares[0].capacity_bytes
     total = d.total_bytes
-    zero = _even(d, _pairing(d, shares, 0.0))
+    zero = _even(d, greedy_offload(d, shares, 0.0))
     if total <= C0 * (1 + _RTOL):
         return zero
     remote_cap = sum(s.capacity_bytes for s in shares[1:])
@@ -347,7 +351,7 @@ def _greedy(d: Demand, shares, prefetch: bool) -> np.ndarray:
     k = 2.0 if prefetch else 1.0
 
     def local_use(o):                      # an even spread: the staging is one layer's share of the remote bytes
-        x = _pairing(d, shares, o)
+        x = greedy_offload(d, shares, o)
         return float(x[:, 0].sum()) + k * float(x[:, 1:].sum(axis=1) @ d.staged) / d.layers, x
 
     use, x = local_use(top)

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from .. import folders, hardware, units
 from ..errors import SpecError
 
-__all__ = ["MemoryTier", "KINDS", "tier", "tiers", "local_tier", "host_tier_for"]
+__all__ = ["MemoryTier", "KINDS", "tier", "tiers", "local_tier", "host_tier_for", "tier_from_entry"]
 
 KINDS = ("local", "peer", "node", "host")
 
@@ -93,7 +93,9 @@ class MemoryTier:
             raise SpecError(f"memory.{self.name}.share_fraction: {self.share_fraction!r} is out of range, allowed (0, 1]")
 
 
-def _convert(name: str, entry: dict) -> MemoryTier:
+def tier_from_entry(name: str, entry: dict) -> MemoryTier:
+    """A :class:`MemoryTier` from one catalog entry (TOML table), checked: unknown or missing keys,
+    numbers without a source, and out-of-range values raise :class:`SpecError` naming the field."""
     where = f"memory.{name}"
     if not isinstance(entry, dict):
         raise SpecError(f"{where}: expected a table of fields")
@@ -132,7 +134,7 @@ def _convert(name: str, entry: dict) -> MemoryTier:
 
 @functools.lru_cache(maxsize=16)
 def _tiers_for(key: tuple) -> dict[str, MemoryTier]:
-    return {name: _convert(name, entry) for name, entry in hardware.load_table("memory.toml").items()}
+    return {name: tier_from_entry(name, entry) for name, entry in hardware.load_table("memory.toml").items()}
 
 
 def _tiers() -> dict[str, MemoryTier]:

@@ -67,7 +67,8 @@ class Components:
 
     ``B`` stacks the kinds' blast matrices (units x replicas); ``rate_per_s``,
     ``kind`` and ``spare`` (whether a spare may replace it) are per unit;
-    ``repair_s`` per unit; ``swap_s`` and ``spare_units`` for the pool.
+    ``repair_s`` per unit; ``swap_s`` and ``spare_units`` (per domain) for the pools;
+    ``domain`` per unit (the spare domain of a spare-able unit, -1 otherwise).
     """
 
     B: sp.csr_matrix
@@ -80,6 +81,8 @@ class Components:
     spare_repair_s: float
     n_replicas: int
     policy: str
+    domain: np.ndarray | None = None
+    n_domains: int = 1
 
     @property
     def outage(self) -> np.ndarray:
@@ -105,26 +108,42 @@ def ocs_swap_s(dep: Deployment, weights_B_per_gpu: float) -> float:
 
 
 def components(dep: Deployment, fm: FailureModel, *, policy: str = "none", spares: int = 0,
-               weights_B_per_gpu: float = 0.0, matrices: dict | None = None) -> Components:
+               weights_B_per_gpu: float = 0.0, matrices: dict | None = None,
+               domain_gpus: int | None = None) -> Components:
     """The failing units of ``dep`` under a spare ``policy`` (see the module docstring).
+
+    Parameters
+    ----------
+    spares : int
+        Hot spare GPUs per spare domain (the whole cluster by default).
+    domain_gpus : int, optional
+        GPUs per spare domain (consecutive ranks, e.g. a pod or an OCS
+        domain); each domain has its own pool of ``spares``.  Default: one
+        domain, the cluster.
 
     Raises
     ------
     FaultError
-        Unknown policy, negative spares or a pool larger than the cluster,
+        Unknown policy, negative spares or a pool larger than its domain,
         or policy ``"ocs"`` on a fabric with no OCS.
     """
     if policy not in POLICIES:
         raise FaultError(f"policy: {policy!r} is not one of {', '.join(POLICIES)}")
     N = dep.fabric.n_gpus
+    if domain_gpus is None:
+        domain_gpus = N
+    if isinstance(domain_gpus, bool) or not float(domain_gpus).is_integer() or not 1 <= domain_gpus <= N:
+        raise FaultError(f"domain_gpus: {domain_gpus!r} is out of range, allowed integers [1, {N}]")
+    domain_gpus = int(domain_gpus)
     if isinstance(spares, bool) or not float(spares).is_integer() or spares < 0:
-        raise FaultError(f"spares: {spares!r} is out of range, allowed integers [0, {N}]")
-    if spares > N:
-        raise FaultError(f"spares: {spares} is larger than the cluster ({N} GPUs), allowed [0, {N}]")
+        raise FaultError(f"spares: {spares!r} is out of range, allowed integers [0, {domain_gpus}]")
+    if spares > domain_gpus:
+        what = "the cluster" if domain_gpus == N else "its spare domain"
+        raise FaultError(f"spares: {spares} is larger than {what} ({domain_gpus} GPUs), allowed [0, {domain_gpus}]")
     mats = matrices or blast_matrices(dep)
     d = mats["ports_per_gpu"]
     per_gpu = gpu_rates(fm, dep.gpu, ports=1.0)
-    parts, kinds, rates, rep, spare = [], [], [], [], []
+    parts, kinds, rates, rep, spare, dom = [], [], [], [], [], []
     for k in ("gpu", "hbm", "port", "software", "host", "switch", "ocs_plane"):
         B = mats[k][0]
         n = B.shape[0]
@@ -147,6 +166,8 @@ def components(dep: Deployment, fm: FailureModel, *, policy: str = "none", spare
         rates.append(r)
         rep.append(np.full(n, fm.repair_s[k]))
         spare.append(np.full(n, k in _SPARE_KINDS and policy != "none"))
+        # spare-able units are GPU ranks (rows of the GPU-level matrices)
+        dom.append(np.arange(n, dtype=np.int64) // domain_gpus if k in _SPARE_KINDS else np.full(n, -1, np.int64))
     B = sp.vstack(parts).tocsr() if parts else sp.csr_matrix((0, dep.n_replicas))
     unit = 1
     if (dep.fabric.kind == "nvswitch").any():
@@ -155,21 +176,35 @@ def components(dep: Deployment, fm: FailureModel, *, policy: str = "none", spare
     swap = fm.spare_swap_s if policy == "spares" else (ocs_swap_s(dep, weights_B_per_gpu) if policy == "ocs" else 0.0)
     return Components(B, np.concatenate(kinds), np.concatenate(rates), np.concatenate(rep),
                       np.concatenate(spare), float(swap), int(spares) // unit if policy != "none" else 0,
-                      float(fm.repair_s["gpu"]), dep.n_replicas, policy)
+                      float(fm.repair_s["gpu"]), dep.n_replicas, policy, np.concatenate(dom),
+                      -(-N // domain_gpus))
+
+
+def _p_spare_units(c: Components) -> np.ndarray:
+    """Per unit, the probability that its failure finds a free spare in its domain's pool
+    (the units of a domain in repair are M/G/inf, Poisson; PASTA)."""
+    p = np.zeros(len(c.rate_per_s))
+    if c.spare_units <= 0 or not c.spare.any():
+        return p
+    from scipy.stats import poisson
+    dom = c.domain[c.spare]
+    lam = np.bincount(dom, weights=c.rate_per_s[c.spare], minlength=c.n_domains)
+    pd = poisson.cdf(c.spare_units - 1, lam * c.spare_repair_s)
+    p[c.spare] = pd[dom]
+    return p
 
 
 def _p_spare(c: Components) -> float:
-    """Probability that a spare-able failure finds a free spare (M/G/inf units in repair, PASTA)."""
+    """Rate-weighted probability that a spare-able failure finds a free spare."""
     if c.spare_units <= 0 or not c.spare.any():
         return 0.0
-    lam = float(c.rate_per_s[c.spare].sum())
-    mu = lam * c.spare_repair_s
-    from scipy.stats import poisson
-    return float(poisson.cdf(c.spare_units - 1, mu))
+    p = _p_spare_units(c)
+    w = c.rate_per_s[c.spare]
+    return float((p[c.spare] * w).sum() / w.sum()) if w.sum() > 0 else 0.0
 
 
 def _mean_down(c: Components) -> np.ndarray:
-    p = _p_spare(c)
+    p = _p_spare_units(c)
     return np.where(c.spare, p * c.swap_s + (1 - p) * c.repair_s, c.repair_s)
 
 
@@ -232,8 +267,17 @@ def monte_carlo(c: Components, *, days: float = 30.0, seed: int = 0, batches: in
     down = c.repair_s[unit].copy()
     sp_ev = c.spare[unit]
     if sp_ev.any() and c.spare_units > 0:
+        # per domain, failures in its last repair_s hold its spares; sort by (domain, time) and
+        # shift each domain's times apart so one searchsorted serves every domain
         ts = t[sp_ev]
-        in_repair = np.arange(len(ts)) - np.searchsorted(ts, ts - c.spare_repair_s, side="left")
+        dm = c.domain[unit[sp_ev]]
+        shift = dm * 4.0 * (span + warm + c.spare_repair_s + 1.0)
+        key = ts + shift
+        o = np.argsort(key, kind="stable")
+        ks = key[o]
+        n_before = np.arange(len(ks)) - np.searchsorted(ks, ks - c.spare_repair_s, side="left")
+        in_repair = np.empty(len(ks), dtype=np.int64)
+        in_repair[o] = n_before
         ok = in_repair < c.spare_units
         d_sp = np.where(ok, c.swap_s, c.spare_repair_s)
         down[sp_ev] = d_sp

@@ -204,11 +204,16 @@ def resolve_after_fault(old: Schedule, problem: OCSProblem, *, old_problem: OCSP
         else:
             clipped.append(C)
     per_phase, redo = [], []
+    _, didx = problem.distinct()
+    solved: dict[int, list] = {}                 # phases with one demand matrix share a re-solve
     for p, ph in enumerate(old.phases):
         cfgs = [clipped[s.config] for s in ph.slots]
         touched = any(clipped[s.config] is not old.configs[s.config] for s in ph.slots)
         if touched and _unserved(problem, p, cfgs):
-            cfgs = _phase_configs(problem, p)
+            u = int(didx[p])
+            if u not in solved:
+                solved[u] = _phase_configs(problem, p)
+            cfgs = solved[u]
             redo.append(p)
         per_phase.append(cfgs)
     sched = Schedule.from_configs(problem, per_phase, method="repair", status="feasible",

@@ -15,11 +15,11 @@ from .goodput import goodput, knee, size_replicas
 from .iteration import IterationModel, PiecewiseLinear, kv_bytes_per_token, tabulate
 from .requests import Requests, generate, read_trace, synthetic, workloads, write_trace
 from .simulate import Deployment, ServeResult, simulate
-from .slo import SLO, preset_for_model, presets, slo
+from .slo import SLO, preset_for_model, presets, presets_for_model, slo
 from .split import KVTransfer, SplitDeployment, kv_transfer, simulate_split, size_split
 
 __all__ = [
-    "SLO", "slo", "presets", "preset_for_model",
+    "SLO", "slo", "presets", "preset_for_model", "presets_for_model",
     "Requests", "generate", "synthetic", "workloads", "read_trace", "write_trace",
     "IterationModel", "PiecewiseLinear", "tabulate", "kv_bytes_per_token",
     "Deployment", "ServeResult", "simulate",

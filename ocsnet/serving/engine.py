@@ -46,13 +46,12 @@ def _first_reaching(c0: float, d: float, gap: float) -> int:
     if d <= 0.0:
         n = math.ceil(gap / c0)
     else:
-        b = c0 - d / 2.0
-        n = math.ceil((-b + math.sqrt(b * b + 2.0 * d * gap)) / d)
-    n = max(n, 1)
-    s = lambda k: k * c0 + d * k * (k - 1) / 2.0      # noqa: E731
-    while n > 1 and s(n - 1) >= gap:
+        b = c0 - 0.5 * d
+        n = math.ceil((math.sqrt(b * b + 2.0 * d * gap) - b) / d)
+    # the closed form can be off by one in floating point: settle it on the sum itself
+    while n > 1 and (n - 1) * (c0 + 0.5 * d * (n - 2)) >= gap:
         n -= 1
-    while s(n) < gap:
+    while n * (c0 + 0.5 * d * (n - 1)) < gap:
         n += 1
     return n
 
@@ -73,6 +72,7 @@ def run_replica(arrival, prompt, output, model, *, capacity_tokens: int, max_bat
     first = [math.nan] * n
     finish = [math.nan] * n
     base, ad, ap = model.base, model.attn_decode, model.attn_prefill
+    base_of: dict = {}
     cap = int(capacity_tokens)
     t = 0.0
     head = 0
@@ -164,7 +164,10 @@ def run_replica(arrival, prompt, output, model, *, capacity_tokens: int, max_bat
         end = ad.end(seg)
         if end != math.inf:
             steps = min(steps, max(1, math.ceil((end - K) / B)))
-        c0 = base(B) + a + s * K
+        c0 = base_of.get(B)
+        if c0 is None:
+            c0 = base_of[B] = base(B)
+        c0 += a + s * K
         d = s * B
         if head < n and nrun < max_batch and kv + need[head] <= cap:
             steps = min(steps, _first_reaching(c0, d, arr[head] - t))

@@ -43,16 +43,22 @@ def goodput(deployment: Deployment, requests: Requests, slo: SLO, *, rtol: float
 
     ``run(deployment, requests) -> ServeResult`` may be replaced (the phase split
     passes its own).  Returns ``{"goodput_per_s", "steps", "result"}`` (the
-    result at the goodput; None if no rate meets the SLO down to 1e-6 of the guess).
+    result at the goodput); if the SLO fails even at a thousandth of the capacity
+    guess, the goodput is 0, ``result`` None and ``floor`` that nearly idle result.
     """
     check_range("rtol", rtol, 0, 1, lo_open=True)
     if len(requests) < 2:
         raise SpecError("requests: goodput needs at least two requests")
     ok = lambda rate: _check(run(deployment, requests.scaled(rate)), slo)   # noqa: E731
     guess = first_guess(deployment, requests) if isinstance(deployment, Deployment) else 1.0
+    # at a thousandth of the capacity guess the system is nearly empty: if the SLO fails there,
+    # no rate meets it (the latency of a lone request is over the limit)
+    good, floor = ok(guess * 1e-3)
+    if not good:
+        return {"goodput_per_s": 0.0, "steps": 1, "result": None, "floor": floor}
     lo, hi = None, None
     r = guess
-    steps = 0
+    steps = 1
     res_lo = None
     while steps < max_steps:
         steps += 1

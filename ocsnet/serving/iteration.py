@@ -55,16 +55,20 @@ class PiecewiseLinear:
             raise SpecError("table: needs two or more points with increasing x")
         self.xs, self.ys = xs, ys
         self.slopes = [(y1 - y0) / (x1 - x0) for x0, x1, y0, y1 in zip(xs, xs[1:], ys, ys[1:])]
+        # piece i holds [xs[i], xs[i+1]); the inner breakpoints pick it with one bisection (the first and
+        # last pieces extend to -inf and +inf); y = intercept + slope x on each piece
+        self._inner = xs[1:-1]
+        self._icpt = [y - s * x for x, y, s in zip(xs, ys, self.slopes)]
 
     def segment(self, x: float) -> tuple[int, float, float]:
         """(index, intercept, slope) of the piece holding ``x``; the piece ends at ``xs[index + 1]``."""
-        i = min(max(bisect.bisect_right(self.xs, x) - 1, 0), len(self.slopes) - 1)
+        i = bisect.bisect_right(self._inner, x)
         s = self.slopes[i]
-        return i, self.ys[i] - s * self.xs[i], s
+        return i, self._icpt[i], s
 
     def __call__(self, x: float) -> float:
-        i = min(max(bisect.bisect_right(self.xs, x) - 1, 0), len(self.slopes) - 1)
-        return self.ys[i] + self.slopes[i] * (x - self.xs[i])
+        i = bisect.bisect_right(self._inner, x)
+        return self._icpt[i] + self.slopes[i] * x
 
     def end(self, i: int) -> float:
         """Where piece ``i`` ends (inf for the last, which extends linearly)."""

@@ -18,7 +18,7 @@ from .. import units
 from ..checks import check_range
 from ..errors import SpecError
 
-__all__ = ["SLO", "slo", "presets", "preset_for_model"]
+__all__ = ["SLO", "slo", "presets", "preset_for_model", "presets_for_model"]
 
 
 @dataclass(frozen=True)
@@ -119,9 +119,12 @@ def slo(spec) -> SLO:
     raise SpecError(f"slo: expected a preset name or a table of ttft_ms, tpot_ms, percentile; got {type(spec).__name__}")
 
 
+def presets_for_model(model: str) -> list[SLO]:
+    """Every preset whose ``models`` list names ``model``, in catalog order."""
+    return [s for s in presets().values() if model in s.models]
+
+
 def preset_for_model(model: str) -> SLO | None:
-    """The preset whose ``models`` list names ``model`` (None if no preset does)."""
-    for s in presets().values():
-        if model in s.models:
-            return s
-    return None
+    """The model's default preset: the first that names it (None if none does)."""
+    p = presets_for_model(model)
+    return p[0] if p else None

@@ -138,7 +138,9 @@ def attach_memory(fabric: Fabric, n_nodes: int, *, tier: str = "cxl-pool", ports
         other = np.array([units[i][jj % len(units[i])] for i, jj in zip(idx.tolist(), j.tolist())], dtype=np.int64)
         node = mem[j]
         cap = np.full(m * p, b)
-        ocs_spec = hardware.ocs(fabric.meta.get("ocs_model", "mems-3d")) if fabric.meta.get("ocs_model") else None
+        info = getattr(fabric, "ocs", None)
+        model = getattr(info, "ocs", None) or fabric.meta.get("ocs_model")
+        ocs_spec = hardware.ocs(model) if isinstance(model, str) else None
         lat_in = lk.latency_s + (ocs_spec.insertion_latency_s if ocs_spec else 0.0)
         u = np.concatenate([node, other])
         v = np.concatenate([other, node])

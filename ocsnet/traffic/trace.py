@@ -364,7 +364,7 @@ class Trace:
     @classmethod
     def from_collective(cls, kind: str, groups, nbytes: float, algorithm: str = "ring", *,
                         n_gpus: int, chunks: int = 1, gap_s: float = 0.0, label: str | None = None,
-                        layer: int = -1, meta: dict | None = None) -> "Trace":
+                        layer: int = -1, meta: dict | None = None, fabric=None) -> "Trace":
         """The phases of one collective run by many identical groups at once.
 
         Expands the collective with :func:`ocsnet.collectives.expand` once for
@@ -394,11 +394,20 @@ class Trace:
         ...                           "ring", n_gpus=8, label="attn-out all-reduce ring")
         >>> len(t), t.labels[1], float(t.demand[0][1, 2]), t.total_bytes()
         (6, 'attn-out all-reduce ring 2/6', 2000000.0, 96000000.0)
+
+        With ``fabric`` the fabric-aware algorithms and ``"auto"`` apply
+        (:mod:`ocsnet.collectives.fabric_aware`): ``auto`` is resolved once,
+        on the first group; groups that are torus blocks of different shape
+        or orientation get their own steps, other groups are assumed to have
+        the first group's shape.
         """
         from .. import collectives
         groups = np.atleast_2d(np.asarray(groups, dtype=np.int64))
-        steps = collectives.expand(kind, groups.shape[1], nbytes, algorithm, chunks=chunks)
-        mats = place_steps(steps, groups, n_gpus)
+        if fabric is None:
+            steps = collectives.expand(kind, groups.shape[1], nbytes, algorithm, chunks=chunks)
+            mats = place_steps(steps, groups, n_gpus)
+        else:
+            mats, algorithm = _fabric_steps(kind, groups, nbytes, algorithm, chunks, fabric, n_gpus)
         S = len(mats)
         base = label or f"{kind} {algorithm}"
         gaps = np.zeros(S)
@@ -486,6 +495,41 @@ class Trace:
         if head["period"] is not None:
             t.period = t._check_period(head["period"])
         return t
+
+
+def _fabric_steps(kind, groups, nbytes, algorithm, chunks, fabric, n_gpus):
+    """Placed steps of a possibly fabric-aware collective; the concrete algorithm name."""
+    from .. import collectives
+    from ..topology.shape import torus_block
+
+    p = groups.shape[1]
+    if algorithm == collectives.AUTO and p > 1:
+        algorithm = collectives.choose_algorithm(kind, fabric, groups[0], nbytes, chunks=chunks)
+    if algorithm not in collectives.FABRIC_ALGORITHMS.get(kind, ()):
+        k = chunks if (kind, algorithm) in collectives.PIPELINED else 1
+        steps = collectives.expand(kind, p, nbytes, algorithm, chunks=k)
+        return place_steps(steps, groups, n_gpus), algorithm
+    # torus blocks of one shape and orientation share their steps; others are placed apart
+    sig: dict = {}
+    for g, ranks in enumerate(groups):
+        b = torus_block(fabric, ranks) if algorithm == "torus" else None
+        key = None if b is None else (b.shape, b.dims, b.wrap, b.pos.tobytes())
+        sig.setdefault(key, []).append(g)
+    placed = []
+    for idx in sig.values():
+        steps = collectives.expand(kind, p, nbytes, algorithm, fabric=fabric, ranks=groups[idx[0]])
+        placed.append(place_steps(steps, groups[idx], n_gpus))
+    if len(placed) == 1:
+        return placed[0], algorithm
+    S = max(len(x) for x in placed)
+    out = []
+    for s in range(S):
+        ms = [x[s] for x in placed if s < len(x)]
+        m = ms[0]
+        for x in ms[1:]:
+            m = m + x
+        out.append(m.tocsr())
+    return out, algorithm
 
 
 def place_steps(steps: Sequence, groups, n_gpus: int, *, disjoint: bool = True) -> list[sp.csr_matrix]:

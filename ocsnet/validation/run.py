@@ -29,6 +29,8 @@ GROUPS: dict[str, str] = {
     "fat-tree": "topology:fat_tree_checks",
     "literature": "models:literature_checks",
     "silicon": "silicon:silicon_checks",
+    "queueing": "serving:queueing_checks",
+    "memory": "memory:memory_checks",
 }
 
 #: How ocsnet's number must relate to the reference: equal within the relative
