@@ -42,9 +42,10 @@ BASE = {
     "faults blast": ["small-ring", "--gpus-per-replica", "4"],
     "faults availability": ["small-ring", "--gpus-per-replica", "4", "--days", "10"],
     "silicon": ["--fractions", "1,1/4"],
+    "faults resolve": ["small-ring-synthetic", "--fail", "port:1/0"],
 }
 # Verbs whose accepted values start long runs: fuzzed with values no option accepts.
-HEAVY = {"serve", "faults availability"}
+HEAVY = {"serve", "faults availability", "faults resolve"}
 # Options whose any value is valid (output paths) and would start real work; not fuzzed.
 FREE = {"-o", "--output", "--path"}
 BAD_VALUES = ["x", "-1", "nan", "inf", "", "1e999", "[", "0.5"]
