@@ -59,6 +59,8 @@ class GPUSpec:
         if dtype == "bf16":
             return self.bf16_flops
         if dtype == "fp8":
+            if not self.fp8_flops > 0:
+                raise SpecError(f"dtype: {self.name} has no FP8 tensor cores (fp8_dense_TFLOPs = 0); use 'bf16'")
             return self.fp8_flops
         raise SpecError(f"dtype: {dtype!r} is not one of 'bf16', 'fp8'")
 
@@ -170,6 +172,8 @@ CATALOG_KINDS = {
     "models": "ocsnet.workload.models:models",
     "slos": "ocsnet.serving.slo:presets",
     "workloads": "ocsnet.serving.requests:workloads",
+    "calibration": "ocsnet.workload.calibration:calibrations",
+    "measured": "ocsnet.evaluation.measured:cases",
     "memory": "ocsnet.memory.tiers:tiers",
 }
 

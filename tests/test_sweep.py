@@ -177,8 +177,8 @@ def test_failed_point_is_recorded_and_retried(tmp_path, monkeypatch):
     import ocsnet.sweep.point as point
     spec = tiny()
     real = point._screen
-    monkeypatch.setattr(point, "_screen", lambda cfg, setup, fabric, model: 1 / 0 if setup.gpu == "lite-base"
-                        else real(cfg, setup, fabric, model))
+    monkeypatch.setattr(point, "_screen", lambda cfg, setup, *a: 1 / 0 if setup.gpu == "lite-base"
+                        else real(cfg, setup, *a))
     r = engine.run_sweep(spec, tmp_path, workers=1, progress=False)
     assert r.statuses == {"failed": 2, "ok": 4}
     t = Store(tmp_path).table()
@@ -325,3 +325,67 @@ def test_example_spec_is_valid():
     spec = load_sweep("lite-design-space")
     pts, pruned = spec.points()
     assert len(pts) > 10 and sum(pruned.values()) > 0
+
+
+# -- knobs of the other models ------------------------------------------------------------------
+
+def test_derived_gpu_point_matches_the_silicon_model():
+    from ocsnet import hardware
+    from ocsnet.sweep.knobs import resolve
+    from ocsnet.sweep.point import evaluate_point, gpu_of
+
+    values = {"model": "llama3-70b", "mode": "decode", "gpu_fraction": 0.125, "io": "cpo", "fabric": "lite-ocs",
+              "n_gpus": 64, "tp": 8, "pp": 4, "algorithm": "ring", "batch": 8, "context": 1024}
+    g = gpu_of(resolve(values))
+    ref = hardware.lite_gpu(hardware.gpu("h100-sxm"), fraction=0.125, io="cpo")
+    assert g.bf16_flops == ref.bf16_flops and g.network_Bps == ref.network_Bps and g.relative_cost == ref.relative_cost
+    row = evaluate_point(values)
+    assert row["status"] == "ok", row["reason"]
+    assert row["gpu_h100e"] == pytest.approx(0.125) and row["gpu_network_GBps"] == pytest.approx(ref.network_Bps / 1e9)
+    assert row["usd_per_million_tokens"] > 0
+    with pytest.raises(SweepError, match="gpu and gpu_fraction exclude each other"):
+        resolve({**values, "gpu": "lite-base"})
+
+
+def test_failure_metrics_follow_the_replica_and_the_policy():
+    from ocsnet.sweep.point import evaluate_point
+
+    base = {"model": "llama3-70b", "mode": "decode", "gpu": "lite-netboost", "fabric": "lite-ocs", "n_gpus": 64,
+            "tp": 4, "pp": 2, "algorithm": "ring", "batch": 8, "context": 1024}
+    none = evaluate_point({**base, "repair_policy": "none"})
+    spares = evaluate_point({**base, "repair_policy": "spares", "spare_fraction": 0.05})
+    assert none["status"] == spares["status"] == "ok"
+    # a GPU failure stops its whole replica: tp * pp Lite-GPUs of 1/4 H100 each
+    assert none["blast_radius_h100e"] == pytest.approx(4 * 2 * 0.25)
+    assert 0 < spares["capacity_lost_share"] < none["capacity_lost_share"] < 1
+    assert none["goodput_tokens_per_s_per_kW"] < none["tokens_per_s_per_kW"]
+    assert "blast_radius_h100e" not in evaluate_point(base)            # only with the repair_policy knob
+
+
+def test_memory_and_slo_knobs():
+    from ocsnet.serving.slo import slo
+    from ocsnet.sweep.point import evaluate_point
+
+    base = {"model": "llama3-70b", "mode": "decode", "gpu": "lite-netboost", "fabric": "lite-ocs", "n_gpus": 64,
+            "tp": 2, "pp": 1, "algorithm": "ring", "batch": 8, "context": 1024}
+    assert evaluate_point(base)["status"] == "infeasible"             # 70B on two 20 GB GPUs: no
+    remote = evaluate_point({**base, "memory": "disaggregated", "memory_nodes": 4})
+    assert remote["status"] == "ok", remote["reason"]
+    name = sorted(__import__("ocsnet.serving.slo", fromlist=["x"]).presets())[0]
+    tight = evaluate_point({**base, "tp": 4, "pp": 2, "slo": name})
+    limit_ms = slo(name).tpot_s * 1e3
+    assert tight["status"] == "infeasible" or tight["latency_ms"] <= limit_ms
+
+
+def test_failure_objective_needs_the_repair_policy_knob():
+    with pytest.raises(SweepError, match="needs the repair_policy knob"):
+        parse_sweep({"sweep": {"objectives": ["blast_radius_h100e:min"]}, "axes": {"batch": [1]}})
+    with pytest.raises(SweepError, match="'speed' is not a metric"):
+        parse_sweep({"sweep": {"objectives": ["speed:max"]}, "axes": {"batch": [1]}})
+
+
+@pytest.mark.parametrize("name", ["lite-design-space", "lite-screening", "lite-fraction-space"])
+def test_shipped_specs_parse(name):
+    from ocsnet.sweep.spec import load_sweep
+    pts, _ = load_sweep(name).points()
+    assert pts

@@ -106,7 +106,7 @@ def test_torus_rank_order_and_dimension_two():
     (dict(dims=[4, 1]), r"dims\[1\]"), (dict(dims=[]), "dims"), (dict(dims="44"), "dims"),
     (dict(dims=[4, 2.5]), r"dims\[1\]"), (dict(dims=[4], wrap="yes"), "wrap"),
     (dict(dims=[4], link_Bps=0), "link_Bps"), (dict(dims=[4], link_Bps=-5e9), "link_Bps"),
-    (dict(dims=[4], link="fiber"), "link"), (dict(dims=[4], gpu="b200"), "gpu"),
+    (dict(dims=[4], link="fiber"), "link"), (dict(dims=[4], gpu="no-such-gpu"), "gpu"),
 ])
 def test_torus_errors(kwargs, match):
     with pytest.raises(SpecError, match=match):

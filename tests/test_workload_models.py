@@ -56,7 +56,7 @@ def base_entry():
     (lambda e: e.update(colour="red"), "unknown key 'colour'"),
     (lambda e: e.pop("layers"), "missing required key 'layers'"),
     (lambda e: e["source"].pop("layers"), r"models.t.layers: number has no source"),
-    (lambda e: e.update(activation="relu"), "activation: 'relu' is not one of"),
+    (lambda e: e.update(activation="tanh"), "activation: 'tanh' is not one of"),
     (lambda e: e.update(kv_heads=3), "kv_heads: 3 must divide"),
     (lambda e: e.update(experts_per_token=2), "experts"),
     (lambda e: e.update(layers=2.5), "layers: expected an integer, got float 2.5"),

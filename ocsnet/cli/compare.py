@@ -66,6 +66,9 @@ def register(sub) -> None:
                         "any keys of the default study (studies/lite-vs-h100.toml); the flags above override it")
     p.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.add_argument("--dtype", help="weights and activations: bf16 or fp8 (default bf16)")
+    p.add_argument("--kv-dtype", help="KV cache: bf16 or fp8 (default: --dtype)")
+    p.add_argument("--calibration", help="kernel/collective efficiency model: measured (default) or roofline")
     p.set_defaults(func=run)
 
 
@@ -81,7 +84,8 @@ def run(args) -> int:
         raise SpecError(f"--config: {e}") from None
     for key, val in (("models", args.models), ("modes", args.modes), ("variants", args.variants),
                      ("algorithms", args.algorithms), ("tp", args.tp), ("pp", args.pp),
-                     ("objective", args.objective)):
+                     ("objective", args.objective), ("dtype", args.dtype), ("kv_dtype", args.kv_dtype),
+                     ("calibration", args.calibration)):
         if val:
             cfg[key] = val
     if args.batch or args.context:

@@ -38,7 +38,12 @@ def register(subparsers) -> None:
     p.add_argument("--context", type=int, default=None, help="decode: tokens in the KV cache")
     p.add_argument("--micro-batches", type=int, default=1, help="micro-batches per step (default 1)")
     p.add_argument("--gpu", default=None, help="catalog GPU (default: the fabric's, else h100-sxm)")
-    p.add_argument("--dtype-bytes", type=float, default=2.0, help="bytes per element (default 2, bf16)")
+    p.add_argument("--dtype", default="bf16", help="weights and activations: bf16 or fp8 (default bf16)")
+    p.add_argument("--kv-dtype", default=None, help="KV cache: bf16 or fp8 (default: --dtype)")
+    p.add_argument("--dtype-bytes", type=float, default=None,
+                   help="override the bytes per weight/activation element (default: from --dtype)")
+    p.add_argument("--calibration", default=None,
+                   help="kernel efficiency model: roofline (default) or measured (catalog/calibration.toml)")
     p.add_argument("--algorithm", action="append", default=[], metavar="KIND=ALG",
                    help="collective algorithm, e.g. all-reduce=rhd (repeatable)")
     p.add_argument("--grad-sync", default="all-reduce", choices=("all-reduce", "reduce-scatter"),
@@ -96,7 +101,8 @@ def run(args) -> int:
         gpu = fabric.meta.get("gpu") if fabric is not None and isinstance(fabric.meta.get("gpu"), str) else "h100-sxm"
     prof = step_profile(m, plan, args.mode, batch=args.batch, seq_len=args.seq_len, context=args.context,
                         gpu=gpu, dtype_bytes=args.dtype_bytes, algorithms=algos,
-                        micro_batches=args.micro_batches, grad_sync=args.grad_sync)
+                        micro_batches=args.micro_batches, grad_sync=args.grad_sync, dtype=args.dtype,
+                        kv_dtype=args.kv_dtype, calibration=args.calibration)
     lp = prof.layer
     s = lp.shape
     size = f"context {s.context}" if args.mode == "decode" else f"seq_len {s.seq_len}"
@@ -121,6 +127,7 @@ def run(args) -> int:
     if fabric is not None:
         t = build_trace(m, plan, fabric, args.mode, batch=args.batch, seq_len=args.seq_len, context=args.context,
                         algorithms=algos, placement=args.placement, gpu=lp.gpu, dtype_bytes=args.dtype_bytes,
+                        dtype=args.dtype, kv_dtype=args.kv_dtype,
                         micro_batches=args.micro_batches, schedule=args.schedule, grad_sync=args.grad_sync)
         print(f"\n## trace over {fabric.name} ({fabric.n_gpus} GPUs, {args.placement} placement, "
               f"{t.meta['schedule']} schedule)")

@@ -5,6 +5,8 @@ Examples::
     ocsnet validate --quick
     ocsnet validate --only collectives --only flow -v
     ocsnet validate --json -o validation.json
+    ocsnet validate --measured -v          # against published measurements, with sources
+    ocsnet validate --measured --calibration roofline
 
 Every check compares a number ocsnet computes with one computed another way
 (closed form, LP, brute force, ASTRA-sim's formula, a published figure) and
@@ -36,6 +38,10 @@ def register(subparsers) -> None:
     p.add_argument("-o", "--output", default=None, metavar="FILE", help="also write the JSON report here")
     p.add_argument("--timing", action="store_true", help="put each check's wall time in the JSON")
     p.add_argument("-v", "--verbose", action="store_true", help="print what each check compares, and its note")
+    p.add_argument("--measured", action="store_true",
+                   help="run the measured cases (NCCL, TensorRT-LLM, FasterTransformer): source, prediction, error")
+    p.add_argument("--calibration", default="measured", metavar="NAME",
+                   help="calibration of the per-layer model for --measured (default measured; roofline: none)")
     p.set_defaults(func=run)
 
 
@@ -45,6 +51,8 @@ def run(args) -> int:
     for g in args.only or ():
         if g not in GROUPS:
             raise SpecError(f"--only: {g!r} is not a validation group, expected one of {', '.join(GROUPS)}")
+    if args.measured:
+        return _run_measured(args)
     report = run_validation(quick=args.quick, groups=args.only, seed=args.seed)
     text = report.to_json(timing=args.timing)
     if args.output:
@@ -61,3 +69,28 @@ def run(args) -> int:
         if args.output:
             print(f"wrote {args.output}")
     return 0 if report.ok else 1
+
+
+def _run_measured(args) -> int:
+    import json
+
+    from ..evaluation.measured import GOAL_MAX, GOAL_MEDIAN, format_measured, measured_table, summary
+    from ..workload.calibration import calibration
+
+    calibration(args.calibration)                         # an unknown name fails here, naming the flag's field
+    rows = measured_table(args.calibration)
+    s = summary(rows)
+    doc = {"format": "ocsnet-measured", "calibration": args.calibration, "summary": s, "cases": rows}
+    text = json.dumps(doc, indent=1, sort_keys=True) + "\n"
+    if args.output:
+        try:
+            Path(args.output).write_text(text, encoding="utf-8")
+        except OSError as e:
+            raise SpecError(f"--output: cannot write {args.output!r} ({e.strerror or e})") from None
+    if args.json:
+        print(text, end="")
+    else:
+        print(format_measured(rows, verbose=args.verbose))
+        if args.output:
+            print(f"wrote {args.output}")
+    return 0 if s["median_abs_error"] <= GOAL_MEDIAN and s["max_abs_error"] <= GOAL_MAX else 1

@@ -33,7 +33,7 @@ DEFAULT_STUDY_NAME = "lite-vs-h100"
 LATENCY_LIMITS = ("slo", "relative")
 
 # Keys whose default is "not set" (TOML has no null): missing from the default file, None in the dict.
-_UNSET = ("reconfig_delay_us",)
+_UNSET = ("reconfig_delay_us", "kv_dtype")
 
 
 def list_studies() -> list[str]:
@@ -182,8 +182,11 @@ def check_types(cfg: dict[str, Any], where: str = "study") -> None:
                 raise SpecError(f"{name}: expected a non-empty list of delays, got {checks.kind_of(v)} {v!r}")
             for i, x in enumerate(v):
                 checks.nonnegative(f"{name}[{i}]", x)
-        elif key in ("sweep_variant", "objective"):
+        elif key in ("sweep_variant", "objective", "dtype", "calibration"):
             checks.string(name, v)
+        elif key == "kv_dtype":
+            if v is not None:
+                checks.string(name, v)
         elif key == "prefill":
             _sizes(name, v, "seq_len")
         elif key == "decode":

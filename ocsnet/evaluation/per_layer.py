@@ -53,9 +53,10 @@ from ..workload import ParallelPlan
 from ..workload.layers import Collective, OpCost
 from ..workload.models import model as get_model
 from ..workload.parallel import check_plan, place
+from ..workload.calibration import ROOFLINE, Calibration, calibration as get_calibration
 from ..workload.step import StepProfile, step_profile
 
-__all__ = ["evaluate", "Evaluation", "CollectiveTime", "FIDELITIES", "MODES"]
+__all__ = ["evaluate", "Evaluation", "CollectiveTime", "FIDELITIES", "MODES", "time_collective"]
 
 FIDELITIES = ("alpha-beta", "max-min")
 MODES = ("prefill", "decode")
@@ -112,6 +113,7 @@ class Evaluation:
     failures: list[str] = field(default_factory=list)
     schedule: object | None = None
     schedule_layers: int = 0
+    calibration: Calibration = ROOFLINE
     remote: object | None = None          # RemoteMemory (ocsnet.evaluation.remote) when memory tiers are used
 
     # ---- per layer ------------------------------------------------------------------
@@ -131,7 +133,8 @@ class Evaluation:
     @property
     def layer_s(self) -> float:
         net = self.comm_s() + self.reconfig_s
-        return max(self.compute_s, net) if self.overlap else self.compute_s + net
+        t = max(self.compute_s, net) if self.overlap else self.compute_s + net
+        return t + self.calibration.layer_overhead_s
 
     # ---- whole model ----------------------------------------------------------------
     @property
@@ -147,7 +150,7 @@ class Evaluation:
     @property
     def latency_s(self) -> float:
         """TTFT (prefill) or TPOT (decode): one micro-batch through every stage."""
-        return float(self.stage_s.sum() + (self.plan.pp - 1) * self.pp_send_s)
+        return float(self.stage_s.sum() + (self.plan.pp - 1) * self.pp_send_s + self.calibration.step_overhead_s)
 
     @property
     def tokens_per_microbatch(self) -> float:
@@ -156,7 +159,8 @@ class Evaluation:
     @property
     def throughput_tps(self) -> float:
         """Tokens/s of one replica in pipeline steady state."""
-        step = float(self.stage_s.max()) + (self.pp_send_s if self.plan.pp > 1 else 0.0)
+        step = float(self.stage_s.max()) + (self.pp_send_s if self.plan.pp > 1 else 0.0) \
+            + self.calibration.step_overhead_s
         return self.tokens_per_microbatch / step
 
     @property
@@ -193,6 +197,8 @@ class Evaluation:
             "model": self.model, "mode": self.mode, "fabric": self.fabric, "gpu": self.gpu.name,
             "plan": str(self.plan), "algorithms": ",".join(f"{k}={v}" for k, v in sorted(self.algorithms.items())),
             "fidelity": self.fidelity, "batch": self.batch,
+            "dtype": self.profile.layer.dtype, "kv_dtype": self.profile.layer.kv_dtype,
+            "calibration": self.calibration.name,
             lat_key: units.from_si("x_ms", self.latency_s),
             "latency_ms": units.from_si("x_ms", self.latency_s),
             "layer_us": units.from_si("x_us", self.layer_s),
@@ -403,6 +409,45 @@ def _pp_send(fabric: Fabric, ranks: np.ndarray, c: Collective | None) -> float:
     return float(np.max(alpha_beta_time(r, fabric.capacity_Bps, np.full(len(src), c.nbytes))))
 
 
+def _crosses_network(fabric: Fabric, group) -> bool:
+    """Whether a group's ring or reversed pairs route over a link other than copper (NVLink); memoized per fabric."""
+    g = np.asarray(group, dtype=np.int64)
+    if len(g) < 2:
+        return False
+    memo = _memo(fabric)
+    key = ("crosses", g.tobytes())
+    hit = memo.get(key)
+    if hit is None:
+        mask = memo.get("non-copper")
+        if mask is None:
+            mask = memo["non-copper"] = (np.asarray(fabric.tech) != "copper").astype(float)
+        src = np.concatenate([g, g])
+        dst = np.concatenate([np.roll(g, -1), g[::-1]])
+        keep = src != dst
+        r = _routes(fabric, src[keep], dst[keep], "shortest")
+        hit = memo[key] = bool(len(src[keep]) and (r.incidence.T @ mask).max() > 0)
+    return hit
+
+
+def _calibrate(calib: Calibration, colls: list, fabric: Fabric, groups_of, is_ocs: bool) -> list:
+    """Collective times with the calibration's protocol latencies and link efficiency (roofline: unchanged)."""
+    if calib.is_roofline:
+        return colls
+    from ..collectives import n_steps
+
+    out = []
+    for c in colls:
+        if c.group_size < 2:
+            out.append(c)
+            continue
+        steps = n_steps(c.kind, c.group_size, c.algorithm)
+        net = True if is_ocs else _crosses_network(fabric, groups_of(c.group)[0])
+        ab = calib.collective_time(c.alpha_beta_s, steps, net)
+        mm = None if c.max_min_s is None else calib.collective_time(c.max_min_s, steps, net)
+        out.append(dataclasses.replace(c, alpha_beta_s=ab, max_min_s=mm))
+    return out
+
+
 # ---------------------------------------------------------------------------------------
 # OCS fabrics: the circuit schedule of one replica's layers
 
@@ -493,7 +538,8 @@ def evaluate(model, plan: ParallelPlan, fabric: Fabric, mode: str, *, batch: int
              schedule_method: str = "heuristic", reconfig_delay_s: float | None = None,
              schedule_time_limit_s: float | None = 20.0, latency_budget_s: float | None = None,
              schedule: bool = True, schedule_bound: str = "best",
-             dtype_bytes: float = 2.0, memory=None) -> Evaluation:
+             dtype_bytes: float | None = None, dtype: str = "bf16", kv_dtype: str | None = None,
+             calibration: "str | Calibration | None" = None, memory=None) -> Evaluation:
     """Evaluate one model step, layer by layer, on a fabric.
 
     Parameters
@@ -531,6 +577,13 @@ def evaluate(model, plan: ParallelPlan, fabric: Fabric, mode: str, *, batch: int
         Override the OCS reconfiguration delay of the fabric.
     latency_budget_s : float, optional
         TTFT (prefill) or TPOT (decode) budget; missing it is listed in ``failures``.
+    dtype, kv_dtype : {"bf16", "fp8"}
+        Precision of weights and activations, and of the KV cache (default
+        ``dtype``); see :mod:`ocsnet.workload.precision`.
+    calibration : str or Calibration, optional
+        Kernel and collective efficiency model (:mod:`ocsnet.workload.calibration`):
+        ``"roofline"`` (default: constant efficiencies, no overheads) or a
+        calibration of ``catalog/calibration.toml`` such as ``"measured"``.
     memory : MemoryConfig, optional
         Remote memory tiers (peer HBM, the fabric's memory nodes, host DRAM),
         the placement rule and prefetch (:class:`ocsnet.memory.MemoryConfig`);
@@ -570,6 +623,7 @@ def evaluate(model, plan: ParallelPlan, fabric: Fabric, mode: str, *, batch: int
         raise WorkloadError(f"algorithms: expected a table of collective kind -> algorithm, got {algorithms!r:.60}")
     m = get_model(model)
     g = hardware.gpu(gpu if gpu is not None else fabric.meta.get("gpu", "h100-sxm"))
+    calib = get_calibration(calibration)
     per_replica = plan.tp * plan.pp
     if per_replica > fabric.n_gpus:
         raise WorkloadError(f"plan: {plan} needs {per_replica} GPUs per replica, the fabric has {fabric.n_gpus}")
@@ -590,7 +644,7 @@ def evaluate(model, plan: ParallelPlan, fabric: Fabric, mode: str, *, batch: int
         plan = dataclasses.replace(plan, dp=max(dp, plan.ep))
     prof = step_profile(m, plan, mode, batch=batch, seq_len=seq_len, context=context, gpu=g,
                         dtype_bytes=dtype_bytes, algorithms=algorithms, micro_batches=plan.pp,
-                        require_fit=False)
+                        require_fit=False, dtype=dtype, kv_dtype=kv_dtype, calibration=calib)
     lp = prof.layer
     ranks = _place(plan, fabric, placement)
     is_ocs = bool(fabric.meta.get("ocs")) and not fabric.meta.get("packet_ports_per_gpu") and \
@@ -628,6 +682,11 @@ def evaluate(model, plan: ParallelPlan, fabric: Fabric, mode: str, *, batch: int
             colls.append(CollectiveTime(c.label, c.kind, c.group, c.group_size, c.nbytes, c.algorithm,
                                         c.after, ab, mm))
         pp_send = _pp_send(fabric, ranks, prof.pp_send)
+    if not calib.is_roofline:
+        colls = _calibrate(calib, colls, fabric, lambda grp: _groups(ranks, grp, plan), is_ocs)
+        if pp_send > 0:
+            net = is_ocs or _crosses_network(fabric, ranks[0, :, 0])
+            pp_send = calib.collective_time(pp_send, 1, net)
     pw, co = _power_cost(fabric)
     n = max(fabric.n_gpus, 1)
     ev = Evaluation(
@@ -637,7 +696,7 @@ def evaluate(model, plan: ParallelPlan, fabric: Fabric, mode: str, *, batch: int
         ops=lp.ops, collectives=colls, pp_send_s=pp_send, overlap=overlap, replicas=plan.dp,
         network_W_per_gpu=(pw["total_W"] - pw["gpus_W"]) / n,
         network_cost_per_gpu=(co["total"] - co["gpus"]) / n,
-        failures=failures, schedule=sched, schedule_layers=sched_layers)
+        failures=failures, schedule=sched, schedule_layers=sched_layers, calibration=calib)
     if memory is not None:
         from .remote import remote_memory
         mm = "max-min" if "max-min" in fidelities else "alpha-beta"
@@ -662,3 +721,35 @@ def evaluate(model, plan: ParallelPlan, fabric: Fabric, mode: str, *, batch: int
         what = "TTFT" if mode == "prefill" else "TPOT"
         failures.append(f"latency: {what} {units.fmt_time(ev.latency_s)} exceeds the budget {units.fmt_time(latency_budget_s)}")
     return ev
+
+
+def time_collective(fabric: Fabric, kind: str, nbytes: float, ranks, *, algorithm: str | None = None,
+                    calibration: "str | Calibration | None" = None) -> float:
+    """Time (seconds) of one collective over the GPUs ``ranks`` of a packet or direct fabric.
+
+    The alpha-beta time along the routes (as :func:`evaluate` times a
+    layer's collectives), then the calibration's protocol latencies and link
+    efficiency.  ``nbytes`` is the buffer per GPU in the nccl-tests convention.
+
+    Examples
+    --------
+    >>> from ocsnet.topology import dgx_cluster
+    >>> t = time_collective(dgx_cluster(1), "all-reduce", 1e9, range(8), algorithm="ring")
+    >>> round(1e9 * 2 * 7 / 8 / t / 1e9)         # bus bandwidth in GB/s: NVLink line rate
+    450
+    """
+    from ..workload.layers import DEFAULT_ALGORITHMS
+
+    if kind not in DEFAULT_ALGORITHMS:
+        raise WorkloadError(f"kind: {kind!r} is not one of {', '.join(DEFAULT_ALGORITHMS)}")
+    group = np.asarray(list(ranks), dtype=np.int64)
+    if group.ndim != 1 or len(group) < 2 or group.min() < 0 or group.max() >= fabric.n_gpus:
+        raise WorkloadError(f"ranks: need at least 2 GPU ranks in [0, {fabric.n_gpus - 1}]")
+    c = Collective(kind, "tp", len(group), float(nbytes), algorithm or DEFAULT_ALGORITHMS[kind])
+    ab = _alpha_beta(fabric, group, c)
+    calib = get_calibration(calibration)
+    if calib.is_roofline:
+        return ab
+    from ..collectives import n_steps
+
+    return calib.collective_time(ab, n_steps(c.kind, c.group_size, c.algorithm), _crosses_network(fabric, group))

@@ -198,8 +198,7 @@ def _markdown(result: StudyResult, rows: list[dict], figs: dict, sections: list[
     fk = ["n_gpus", "n_packet_switches", "n_ocs", "n_links", "diameter_hops", "bisection_per_gpu_GBps",
           "power_kW", "relative_cost"]
     md += [_markdown_table(["system"] + fk, [[s] + [f.get(k) for k in fk] for s, f in result.fabrics.items()]), ""]
-    md += ["## Assumptions", "",
-           "- Roofline compute per op with the catalog's efficiency factors; every layer identical.",
+    md += ["## Assumptions", "", _compute_assumption(result),
            "- Tensor-parallel collectives are on the critical path (no overlap); pipeline sends are timed "
            "congestion-free; every data-parallel replica the fabric holds runs at once for the max-min model.",
            "- OCS: one replica's tensor group is scheduled (replicas use disjoint GPUs); one port per GPU is "
@@ -207,6 +206,24 @@ def _markdown(result: StudyResult, rows: list[dict], figs: dict, sections: list[
            "- Power counts GPUs at TDP, switches and OCS at catalog power and every link at full load; cost is "
            "relative to one H100. Hardware numbers and their sources: `ocsnet/catalog/*.toml`.", ""]
     return "\n".join(md)
+
+
+def _compute_assumption(result) -> str:
+    """The compute model's line: precision, calibration and, when the fidelity analysis ran, its measured error."""
+    cfg = result.config
+    dt, kv = cfg.get("dtype", "bf16"), cfg.get("kv_dtype") or cfg.get("dtype", "bf16")
+    cal = cfg.get("calibration", "roofline")
+    what = ("roofline compute per op with the catalog's constant efficiency factors" if cal == "roofline" else
+            f"compute per op under the calibration `{cal}` (kernel overheads, GEMM/attention efficiency by shape, "
+            "NCCL protocol latencies; `ocsnet/catalog/calibration.toml`)")
+    line = f"- Weights and activations in {dt}, KV cache in {kv}; {what}; every layer identical."
+    fid = result.extras.get("fidelity") if getattr(result, "extras", None) else None
+    if fid:
+        s = fid["summary"]
+        line += (f" Measured error of this per-layer model (calibration `{fid['calibration']}`, {s['cases']} "
+                 f"published measurements, `ocsnet validate --measured`): median {100 * s['median_abs_error']:.1f}%, "
+                 f"largest {100 * s['max_abs_error']:.1f}%.")
+    return line
 
 
 #: "Matching" a published qualitative result: within this fraction of the H100.

@@ -17,6 +17,14 @@ from .records import Choice, System
 __all__ = ["OBJECTIVES", "sizes_for", "feasible_plans", "choose", "objective"]
 
 
+def precision(cfg: dict, memory: bool = False) -> dict:
+    """The study's dtype, KV-cache dtype and (unless for a memory check) calibration, as keyword arguments."""
+    out = {"dtype": cfg.get("dtype", "bf16"), "kv_dtype": cfg.get("kv_dtype")}
+    if not memory:
+        out["calibration"] = cfg.get("calibration", "roofline")
+    return out
+
+
 def sizes_for(cfg: dict, model, mode: str) -> list[dict]:
     """The mode's sizes, one dict per batch searched, lengths capped at the model's maximum context."""
     base = dict(cfg[mode])
@@ -41,7 +49,7 @@ def feasible_plans(cfg: dict, model, mode: str, gpu, memory=None) -> tuple[list[
         plan = ParallelPlan(tp=tp, pp=pp)
         try:
             plan.validate(model)
-            fit = memory_fit(model, plan, mode, gpu=gpu, micro_batches=pp, **sizes)
+            fit = memory_fit(model, plan, mode, gpu=gpu, micro_batches=pp, **sizes, **precision(cfg, memory=True))
         except WorkloadError as e:
             skipped.append(f"tp={tp} pp={pp} batch={sizes['batch']}: {e}")
             continue
@@ -79,7 +87,7 @@ def choose(cfg: dict, system: System, fabric, model, mode: str, reconfig_delay_s
         try:
             ev = evaluate(model, plan, fabric, mode, gpu=gpu, algorithms={"all-reduce": alg},
                           fidelities=("alpha-beta",), fidelity="alpha-beta", schedule=False,
-                          reconfig_delay_s=reconfig_delay_s, memory=memory, **sizes)
+                          reconfig_delay_s=reconfig_delay_s, memory=memory, **sizes, **precision(cfg))
         except OcsnetError as e:
             skipped.append(f"{plan} {alg}: {e}")
             continue
@@ -99,7 +107,8 @@ def choose(cfg: dict, system: System, fabric, model, mode: str, reconfig_delay_s
         score, plan, sizes, alg, _ = x
         ev = evaluate(model, plan, fabric, mode, gpu=gpu, algorithms={"all-reduce": alg},
                       reconfig_delay_s=reconfig_delay_s, memory=memory,
-                      schedule_time_limit_s=cfg["schedule_time_limit_s"], schedule_bound="design", **sizes)
+                      schedule_time_limit_s=cfg["schedule_time_limit_s"], schedule_bound="design", **sizes,
+                      **precision(cfg))
         return x, ev
 
     # The screen assumes ideal circuits and no congestion, so it can misjudge an algorithm (rhd on a

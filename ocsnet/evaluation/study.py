@@ -46,7 +46,7 @@ from ..workload.step import memory_fit
 from .config import DEFAULT_STUDY, check_types
 from .per_layer import evaluate
 from .records import Choice, StudyResult, System
-from .search import OBJECTIVES, choose, sizes_for
+from .search import OBJECTIVES, choose, precision, sizes_for
 
 __all__ = ["DEFAULT_STUDY", "ANALYSES", "OBJECTIVES", "StudyResult", "Choice", "System", "run_study", "analysis_module",
            "study_config", "systems", "sizes_for", "bandwidth_overrides"]
@@ -67,7 +67,7 @@ ANALYSES: dict[str, str] = {
     "serving": "ocsnet.serving.study",
     # faults and reliability
     "failures": "ocsnet.reliability.section",
-    # fidelity against measured systems
+    "fidelity": "ocsnet.evaluation.measured",   # fidelity against measured systems
 }
 
 _KEYS = set(DEFAULT_STUDY) | {"analyses"}
@@ -123,6 +123,12 @@ def study_config(overrides: dict | None = None) -> dict:
             raise SpecError(f"study.modes: {mode!r} is not one of prefill, decode")
     for v in cfg["variants"]:
         hardware.gpu(v)
+    from ..workload.calibration import calibration as get_calibration
+    from ..workload.precision import dtype_bytes
+    dtype_bytes(cfg["dtype"], "study.dtype")
+    if cfg["kv_dtype"] is not None:
+        dtype_bytes(cfg["kv_dtype"], "study.kv_dtype")
+    get_calibration(cfg["calibration"])
     if cfg["objective"] not in OBJECTIVES:
         raise SpecError(f"study.objective: {cfg['objective']!r} is not one of {', '.join(OBJECTIVES)}")
     if int(cfg["top_k"]) < 1:
@@ -230,7 +236,7 @@ def _sweep_plan(cfg, model, mode, gpu, tp, pp, n_gpus, sizes) -> ParallelPlan | 
             return None
         try:
             plan.validate(model)
-            if memory_fit(model, plan, mode, gpu=gpu, micro_batches=p, **sizes).fits:
+            if memory_fit(model, plan, mode, gpu=gpu, micro_batches=p, **sizes, **precision(cfg, memory=True)).fits:
                 return plan
         except WorkloadError:
             return None
@@ -262,7 +268,7 @@ def _sweep(cfg, choices, fabrics, progress, t0) -> tuple[list[dict], tuple | Non
             ev = evaluate(m, plan, f, mode, gpu=c.system.gpu, algorithms={"all-reduce": alg},
                           reconfig_delay_s=units.to_si("x_us", us),
                           schedule_time_limit_s=cfg["schedule_time_limit_s"], schedule_bound="design",
-                          **sizes)
+                          **sizes, **precision(cfg))
             t = ev.totals()
             if ev.schedule is not None and ev.schedule.n_reconfigurations and ev.reconfig_s > 0 and (
                     shown is None or (mode == "decode" and plan.tp > shown[3])):

@@ -11,8 +11,8 @@ model and each system of the study:
    H100-equivalent under the model's SLO preset is the system's choice (plan
    choice under an explicit SLO), and its latency percentiles are swept
    against the rate (the knee);
-3. **sizing at one load**: the load is the goodput of the H100 baseline's
-   unsplit deployment; each system is sized for it unsplit (fewest replicas)
+3. **sizing at one load**: the load is the H100 baseline's unsplit goodput
+   per replica times ``load_replicas``; each system is sized for it unsplit (fewest replicas)
    and split (fewest prefill replicas of the prefill plan meeting TTFT, then
    fewest decode replicas of the decode plan meeting TPOT, with the KV transfer
    timed on the fabric), and reports goodput per H100-equivalent, per kW and
@@ -41,6 +41,7 @@ DEFAULTS = {
     "seed": 0,
     "systems": ["H100 DGX", "Lite netboost / packet", "Lite netboost / OCS", "Lite netboost / CPO torus"],
     "replicas": 2,
+    "load_replicas": 8,                  # sizing load: this many H100 baseline replicas' goodput
     "chunk": 0,
     "max_batch": 256,
     "max_tokens": 8192,
@@ -169,7 +170,7 @@ def _case(mname, s, sc, by_label, model_of, dep, reqs, layers, knee_too: bool) -
         row["_mode"] = best[0]
         systems[label] = row
     base = systems.get(sc["systems"][0], {})
-    load = base.get("goodput_per_s", 0.0)
+    load = base.get("goodput_per_replica_per_s", 0.0) * int(sc["load_replicas"])
     sizing = []
     if load > 0:
         for label, row in systems.items():
@@ -258,8 +259,9 @@ def report(data: dict, outdir: Path, *, figures: bool = True) -> list[str]:
         md += [_table(["system", "plan", "plan from", "goodput/replica (req/s)", "req/s per H100e", "req/s per kW",
                        "req/s per cost"], rows), ""]
         if d["sizing"]:
-            md += [f"Sized for the load the H100 baseline's {c['replicas']} replicas sustain, "
-                   f"{d['load_per_s']:.3g} req/s:", ""]
+            md += [f"Sized for one load, {c['load_replicas']} times the goodput per replica of the first system "
+                   f"({d['load_per_s']:.3g} req/s), fewest replicas meeting the SLO (split: fewest prefill "
+                   "replicas meeting TTFT, then fewest decode replicas meeting TPOT):", ""]
             rows = [[e["system"], e["kind"], e["plan"], e.get("replicas", "none meet the SLO"), e.get("h100e"),
                      e.get("per_h100e"), e.get("per_kW"), e.get("per_cost"),
                      (f"{e['transfer']['bandwidth_GBps']:.3g} GB/s" if "transfer" in e else e.get("error", ""))]
@@ -313,9 +315,11 @@ def _verdict(data) -> list[str]:
                else "above Splitwise's 2.35x")
     out += [f"The best phase split here is {sysl} under {name}: {hi:.2f}x the goodput per unit of cost of the "
             f"same system unsplit ({hk:.2f}x per kW), {verdict}; DistServe's up to 7.4x is not reached. Why: "
-            "deployments are sized in whole replicas at one load, so a pool of one or two replicas rounds up; "
-            "the unsplit replicas already batch decodes deeply (continuous batching with a KV cache sized from "
-            "the memory model), which is where phase splitting gains least; Splitwise gains most from running "
+            "under the default preset's loose TPOT limit, an unsplit replica that schedules prefills first "
+            "already gives prompts the TTFT of a prefill-only pool, so the split's prefill pool needs about as "
+            "many replicas as the unsplit deployment and the decode pool comes on top; the unsplit replicas also "
+            "batch decodes deeply (continuous batching with a KV cache sized from the memory model), and "
+            "deployments are sized in whole replicas; Splitwise gains most from running "
             "each phase on the hardware that suits it (its cost and power savings come from cheaper, "
             "power-capped token machines) and DistServe from choosing each phase's parallelism for a tight "
             "per-phase SLO, while here each pool takes a plan the throughput search chose for a fixed batch. "

@@ -78,7 +78,7 @@ def _client(scheduler: str | None, workers: int):
         except ValueError as e:
             raise SweepError(f"--scheduler {scheduler}: not a scheduler address ({e})") from None
     cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                           dashboard_address=None, silence_logs=logging.ERROR)
+                           dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR)  # loopback, any free port
     return Client(cluster), cluster
 
 

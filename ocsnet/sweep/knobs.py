@@ -32,6 +32,21 @@ class PointSetup:
     search: dict = field(default_factory=dict)           # tp, pp, algorithms, max_gpus_per_replica
     reconfig_delay_s: float | None = None
     latency_limit_s: float | None = None
+    # silicon: a Lite-GPU derived from its parent by the silicon model (ocsnet.hardware.lite_gpu)
+    gpu_fraction: float | None = None
+    parent_gpu: str = "h100-sxm"
+    io: str = "cpo"
+    clock: str = "nominal"
+    hbm_GB: float | None = None
+    # memory architecture (ocsnet.memory)
+    memory: str = "local"
+    memory_tier: str = "cxl-pool"
+    memory_nodes: int = 16
+    # failures (ocsnet.reliability): set repair_policy to get the failure metrics
+    repair_policy: str | None = None
+    spare_fraction: float = 0.0
+    # serving SLO preset: its TTFT (prefill) or TPOT (decode) limit bounds the plan search
+    slo: str | None = None
 
 
 @dataclass(frozen=True)
@@ -93,6 +108,31 @@ def _fabrics() -> list[str]:
     return list_specs()
 
 
+def _gpu_names() -> list[str]:
+    from .. import hardware
+    return sorted(hardware.gpus())
+
+
+def _node_tiers() -> list[str]:
+    from ..memory.tiers import tiers
+    return sorted(n for n, t in tiers().items() if t.kind == "node")
+
+
+def _slo_names() -> list[str]:
+    from ..serving.slo import presets
+    return sorted(presets())
+
+
+def _io_kinds() -> list[str]:
+    from ..silicon.names import IO_KINDS
+    return list(IO_KINDS)
+
+
+def _memory_modes() -> list[str]:
+    from ..memory.config import MEMORY_MODES
+    return list(MEMORY_MODES)
+
+
 def _set(attr: str, convert=lambda v: v):
     def apply(setup: PointSetup, value):
         setattr(setup, attr, convert(value))
@@ -119,6 +159,11 @@ def _us(value) -> float:
 def _ms(value) -> float:
     from .. import units
     return units.to_si("x_ms", value)
+
+
+def _calibrations() -> list:
+    from ..workload.calibration import calibrations
+    return sorted(calibrations())
 
 
 def _search(key: str, listify: bool = True):
@@ -149,6 +194,31 @@ KNOBS: dict[str, Knob] = {k.name: k for k in (
          choices=("ring", "rhd", "double-binary-tree", "direct", "two-shot", "tree")),
     Knob("latency_limit_ms", "float", "TTFT (prefill) or TPOT (decode) limit on the chosen plan",
          _set("latency_limit_s", _ms), lo=0.0, hi=1e9),
+    Knob("slo", "choice", "serving SLO preset: its TTFT (prefill) or TPOT (decode) limit bounds the plan search",
+         _set("slo"), choices_fn=_slo_names),
+    Knob("gpu_fraction", "float", "Lite-GPU die as a fraction of parent_gpu, derived by the silicon model "
+         "(replaces the gpu knob)", _set("gpu_fraction", float), lo=1 / 64, hi=1.0),
+    Knob("parent_gpu", "choice", "parent of a gpu_fraction Lite-GPU", _set("parent_gpu"), choices_fn=_gpu_names),
+    Knob("io", "choice", "I/O of a gpu_fraction Lite-GPU (escape density of its shoreline)", _set("io"),
+         choices_fn=_io_kinds),
+    Knob("clock", "choice", "clock of a gpu_fraction Lite-GPU: nominal, or the most under the cooling limit",
+         _set("clock"), choices=("nominal", "max")),
+    Knob("hbm_GB", "float", "HBM capacity per GPU (overrides the GPU's)", _set("hbm_GB", float), lo=1.0, hi=1e4),
+    Knob("memory", "choice", "memory architecture: local HBM, shared peer HBM, disaggregated memory nodes, "
+         "host DRAM", _set("memory"), choices_fn=_memory_modes),
+    Knob("memory_tier", "choice", "memory-node tier of the disaggregated architecture", _set("memory_tier"),
+         choices_fn=_node_tiers),
+    Knob("memory_nodes", "int", "memory nodes attached to the fabric (disaggregated)", _set("memory_nodes", int),
+         lo=1, hi=1 << 16),
+    Knob("repair_policy", "choice", "failure handling: none, hot spares, or OCS spare substitution "
+         "(adds the failure metrics)", _set("repair_policy"), choices=("none", "spares", "ocs")),
+    Knob("spare_fraction", "float", "hot spares as a fraction of the cluster's GPUs", _set("spare_fraction", float),
+         lo=0.0, hi=1.0),
+    Knob("dtype", "choice", "weights and activations precision", _search("dtype", listify=False),
+         choices=("bf16", "fp8")),
+    Knob("kv_dtype", "choice", "KV-cache precision", _search("kv_dtype", listify=False), choices=("bf16", "fp8")),
+    Knob("calibration", "choice", "kernel and collective efficiency model (catalog/calibration.toml)",
+         _search("calibration", listify=False), choices_fn=_calibrations),
 )}
 
 
@@ -176,6 +246,9 @@ def torus_dims(n: int, ndim: int) -> list[int]:
 
 def resolve(point: dict) -> PointSetup:
     """The :class:`PointSetup` of a point (knob values already checked)."""
+    if "gpu" in point and "gpu_fraction" in point:
+        raise SweepError("knobs gpu and gpu_fraction exclude each other: gpu names a catalog GPU, "
+                         "gpu_fraction derives one from parent_gpu")
     setup = PointSetup()
     for name, value in point.items():
         KNOBS[name].apply(setup, value)

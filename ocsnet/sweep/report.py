@@ -20,8 +20,8 @@ from .store import Store
 __all__ = ["load_results", "sweep_report", "best_designs", "fronts", "sensitivity", "status_summary", "STANDARD_FRONTS"]
 
 #: Fronts every report draws when their metrics are stored (issue-level questions of the field).
-STANDARD_FRONTS = (("cost_per_Mtok_usd:min", "latency_ms:min"),
-                   ("goodput_rps_per_kW:max", "blast_radius_h100e:min"))
+STANDARD_FRONTS = (("usd_per_million_tokens:min", "latency_ms:min"),
+                   ("goodput_tokens_per_s_per_kW:max", "blast_radius_h100e:min"))
 
 
 def load_results(path) -> tuple[dict, dict, object]:
@@ -77,7 +77,7 @@ def fronts(cols: dict, objectives: list[Objective]) -> list[tuple[tuple, list[in
     pairs += [tuple(Objective.parse(x, "fronts") for x in p) for p in STANDARD_FRONTS]
     out = []
     for pair in pairs:
-        if not cols or not all(o.metric in cols for o in pair):
+        if not cols or not all(o.metric in cols and np.isfinite(_num(cols, o.metric)).any() for o in pair):
             continue
         rows = []
         for mask in groups(cols).values():

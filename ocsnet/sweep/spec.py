@@ -41,6 +41,7 @@ import numpy as np
 
 from ..errors import SweepError
 from .knobs import KNOBS
+from .metrics import FAILURE_METRICS, METRICS
 
 __all__ = ["SweepSpec", "Point", "load_sweep", "parse_sweep", "SAMPLINGS", "FIDELITIES", "SCHEMA_VERSION",
            "point_key", "Objective"]
@@ -274,6 +275,11 @@ def parse_sweep(data: dict, where: str = "sweep spec") -> SweepSpec:
             raise SweepError(f"fixed.{n}: also an axis; a knob is either fixed or varied")
         fixed[n] = KNOBS[n].check(v, f"fixed.{n}")
     objectives = [Objective.parse(o, f"sweep.objectives[{i}]") for i, o in enumerate(head.get("objectives", []))]
+    for i, o in enumerate(objectives):
+        if o.metric not in METRICS:
+            raise SweepError(f"sweep.objectives[{i}]: {o.metric!r} is not a metric; metrics: {', '.join(METRICS)}")
+        if o.metric in FAILURE_METRICS and "repair_policy" not in axes_in and "repair_policy" not in data.get("fixed", {}):
+            raise SweepError(f"sweep.objectives[{i}]: {o.metric!r} needs the repair_policy knob (fixed or an axis)")
     constraints = [str(c) for c in head.get("constraints", [])]
     env = {**fixed, **{n: (a[0] if isinstance(a, list) else a["min"]) for n, a in axes.items()}}
     for i, c in enumerate(constraints):      # names and syntax checked now, not deep in a run

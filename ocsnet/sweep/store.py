@@ -21,7 +21,7 @@ from pathlib import Path
 
 from ..errors import SweepError
 from ..jsonable import jsonable
-from .point import METRICS, TEXT_METRICS
+from .metrics import METRICS, TEXT_METRICS
 from .spec import SCHEMA_VERSION, SweepSpec
 
 __all__ = ["Store", "MANIFEST"]

@@ -18,9 +18,10 @@ __all__ = ["build_trace"]
 
 def build_trace(model, plan, fabric, mode: str, *, batch: int, seq_len: int | None = None,
                 context: int | None = None, algorithms: dict | None = None,
-                placement: str | np.ndarray = "topology-aware", gpu=None, dtype_bytes: float = 2.0,
+                placement: str | np.ndarray = "topology-aware", gpu=None, dtype_bytes: float | None = None,
                 micro_batches: int = 1, schedule: str | None = None, grad_sync: str = "all-reduce",
-                require_fit: bool = True) -> Trace:
+                require_fit: bool = True, dtype: str = "bf16", kv_dtype: str | None = None,
+                calibration=None) -> Trace:
     """The trace of one whole model step over a fabric's GPUs.
 
     Every collective step is a phase holding the traffic of all groups that
@@ -46,6 +47,10 @@ def build_trace(model, plan, fabric, mode: str, *, batch: int, seq_len: int | No
     mode : {"prefill", "decode", "train"}
     batch, seq_len, context, dtype_bytes, micro_batches, grad_sync, require_fit
         As in :func:`ocsnet.workload.step.step_profile`.
+    dtype, kv_dtype, calibration
+        Precision (activations, hence collective bytes, and the KV cache) and
+        the kernel efficiency model of the compute gaps, as in
+        :func:`ocsnet.workload.step.step_profile`.
     algorithms : dict, optional
         Collective kind -> algorithm, e.g. ``{"all-reduce": "rhd"}``; checked
         against :data:`ocsnet.collectives.ALGORITHMS`.
@@ -103,7 +108,8 @@ def build_trace(model, plan, fabric, mode: str, *, batch: int, seq_len: int | No
     g = hardware.gpu(gpu)
     prof = step.step_profile(m, plan, mode, batch=batch, seq_len=seq_len, context=context, gpu=g,
                              dtype_bytes=dtype_bytes, algorithms=algos, micro_batches=micro_batches,
-                             grad_sync=grad_sync, require_fit=require_fit)
+                             grad_sync=grad_sync, require_fit=require_fit, dtype=dtype, kv_dtype=kv_dtype,
+                             calibration=calibration)
     if isinstance(placement, str):
         ranks = parallel.place(plan, fabric, placement)
         strategy = placement
@@ -141,7 +147,8 @@ def build_trace(model, plan, fabric, mode: str, *, batch: int, seq_len: int | No
     meta = {
         "model": m.name, "mode": mode, "plan": plan.as_dict(), "algorithms": prof.layer.algorithms,
         "batch": int(batch), "seq_len": prof.layer.shape.seq_len, "context": prof.layer.shape.context,
-        "micro_batches": prof.micro_batches, "gpu": g.name, "dtype_bytes": float(dtype_bytes),
+        "micro_batches": prof.micro_batches, "gpu": g.name, "dtype_bytes": prof.layer.dtype_bytes,
+        "dtype": prof.layer.dtype, "kv_dtype": prof.layer.kv_dtype, "calibration": prof.layer.calibration,
         "fabric": fabric.name, "placement": strategy, "stage_layers": prof.stage_layers.tolist(),
         "phases_per_layer": per_layer, "tail_compute_s": tail, "grad_sync": grad_sync, **info,
     }

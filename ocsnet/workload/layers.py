@@ -53,8 +53,10 @@ from dataclasses import dataclass, field, replace
 
 from .. import checks, hardware, units
 from ..errors import WorkloadError
+from .calibration import Calibration, calibration as get_calibration
 from .models import ModelSpec, model as get_model
 from .parallel import ParallelPlan, check_plan
+from .precision import resolve as resolve_precision
 
 __all__ = ["MODES", "DEFAULT_ALGORITHMS", "OpCost", "Collective", "LayerProfile", "Shape",
            "layer_profile", "roofline", "shape", "NORM_FLOPS"]
@@ -140,11 +142,16 @@ def shape(model: ModelSpec, mode: str, batch: int, seq_len: int | None = None,
 
 
 def roofline(flops: float, hbm_bytes: float, gpu: hardware.GPUSpec, dtype: str = "bf16",
-             op: str = "op") -> OpCost:
+             op: str = "op", *, calibration: "Calibration | None" = None, kind: str = "other",
+             tokens: float = 0.0, kernels: int = 1, seq_len: float = 0.0) -> OpCost:
     """Roofline time of one op: ``max(flops / achieved peak, bytes / achieved HBM bandwidth)``.
 
     Achieved peak is ``peak * compute_efficiency``, achieved bandwidth
-    ``hbm_Bps * memory_efficiency`` (both from the GPU catalog).
+    ``hbm_Bps * memory_efficiency`` (both from the GPU catalog).  With a
+    ``calibration`` (:mod:`ocsnet.workload.calibration`) the efficiencies
+    depend on the op's shape (``kind``, ``tokens``, ``kernels``, ``seq_len``)
+    and ``kernels`` times the calibration's per-kernel overhead is added; the
+    default (none, or ``"roofline"``) is the constant-efficiency roofline.
 
     Examples
     --------
@@ -152,11 +159,19 @@ def roofline(flops: float, hbm_bytes: float, gpu: hardware.GPUSpec, dtype: str =
     >>> roofline(2e12, 1e6, h).bound, roofline(1e6, 1e9, h).bound
     ('compute', 'memory')
     """
-    tc = flops / (gpu.peak_flops(dtype) * gpu.compute_efficiency)
-    tm = hbm_bytes / (gpu.hbm_Bps * gpu.memory_efficiency)
     if flops <= 0 and hbm_bytes <= 0:
         return OpCost(op, 0.0, 0.0, 0.0, "-")
-    return OpCost(op, float(flops), float(hbm_bytes), max(tc, tm), "compute" if tc >= tm else "memory")
+    peak = gpu.peak_flops(dtype)
+    if calibration is None:
+        tc = flops / (peak * gpu.compute_efficiency)
+        tm = hbm_bytes / (gpu.hbm_Bps * gpu.memory_efficiency)
+        extra = 0.0
+    else:
+        tc, tm = calibration.op_time(flops, hbm_bytes, peak, gpu.hbm_Bps, gpu.compute_efficiency,
+                                     gpu.memory_efficiency, kind=kind, tokens=tokens, kernels=kernels,
+                                     seq_len=seq_len, dtype=dtype)
+        extra = max(int(kernels), 1) * calibration.kernel_overhead_s
+    return OpCost(op, float(flops), float(hbm_bytes), max(tc, tm) + extra, "compute" if tc >= tm else "memory")
 
 
 @dataclass(frozen=True)
@@ -178,6 +193,9 @@ class LayerProfile:
     dtype_bytes: float
     items: tuple
     algorithms: dict = field(default_factory=dict)
+    dtype: str = "bf16"
+    kv_dtype: str = "bf16"
+    calibration: str = "roofline"
 
     @property
     def ops(self) -> list[OpCost]:
@@ -248,8 +266,11 @@ class LayerProfile:
 class _Layer:
     """Builds the items of one layer; all sizes per GPU."""
 
-    def __init__(self, m: ModelSpec, plan: ParallelPlan, s: Shape, gpu, d: float, algos: dict, dtype: str):
+    def __init__(self, m: ModelSpec, plan: ParallelPlan, s: Shape, gpu, d: float, algos: dict, dtype: str,
+                 dkv: float | None = None, calib: Calibration | None = None):
         self.m, self.plan, self.s, self.gpu, self.d, self.algos, self.dtype = m, plan, s, gpu, d, algos, dtype
+        self.dkv = d if dkv is None else dkv
+        self.calib = None if calib is None or calib.is_roofline else calib
         t = plan.tp
         self.q = m.q_dim // t
         self.kv = plan.kv_heads_per_gpu(m) * m.head_dim
@@ -257,16 +278,17 @@ class _Layer:
         self.T = float(s.tokens)
         self.Tn = self.T / t if plan.sp else self.T           # tokens a norm sees
 
-    def op(self, name, flops, nbytes, scale=1.0):
-        return roofline(flops * scale, nbytes * scale, self.gpu, self.dtype, name)
+    def op(self, name, flops, nbytes, scale=1.0, kind="other", tokens=0.0, kernels=1):
+        return roofline(flops * scale, nbytes * scale, self.gpu, self.dtype, name, calibration=self.calib,
+                        kind=kind, tokens=tokens, kernels=kernels, seq_len=self.s.seq_len)
 
     def coll(self, kind, group, size, nbytes, after, label):
         return Collective(kind, group, int(size), float(nbytes), self.algos[kind], after, label)
 
-    def gemm(self, name, n_in, n_out, tokens=None, weights=None, scale=1.0):
+    def gemm(self, name, n_in, n_out, tokens=None, weights=None, scale=1.0, kernels=1):
         T = self.T if tokens is None else tokens
         w = n_in * n_out if weights is None else weights
-        return self.op(name, 2.0 * T * w, (w + T * (n_in + n_out)) * self.d, scale)
+        return self.op(name, 2.0 * T * w, (w + T * (n_in + n_out)) * self.d, scale, "gemm", T, kernels)
 
     def norm(self, name, scale=1.0):
         n = self.Tn * self.m.hidden_size
@@ -278,11 +300,14 @@ class _Layer:
         flops = 4.0 * heads * m.head_dim * s.pairs
         if s.mode == "decode":
             kv_read = 2.0 * self.kv * s.context * s.batch
+            if self.calib is not None and self.calib.decode_kv_reads == "per-query-head":
+                kv_read *= max(heads * m.head_dim / self.kv, 1.0)     # each query head reads its KV head
             kv_write = 2.0 * self.kv * s.batch
         else:
             kv_read = 2.0 * self.kv * self.T
             kv_write = 2.0 * self.kv * self.T if s.mode == "prefill" else 0.0
-        return self.op("attention", flops, (2 * self.T * self.q + kv_read + kv_write) * d, scale)
+        return self.op("attention", flops, 2 * self.T * self.q * d + (kv_read + kv_write) * self.dkv, scale,
+                       "attention")
 
     # ---- blocks -----------------------------------------------------------------
     # Collectives are created with after="" and get the preceding op's name in layer_profile.
@@ -316,7 +341,7 @@ class _Layer:
         h = self.m.hidden_size
         sc, p = (2.0, "bwd:") if backward else (1.0, "")
         norm = self.norm(p + "attn-norm", sc)
-        qkv = self.gemm(p + "qkv", h, self.q + 2 * self.kv, scale=sc)
+        qkv = self.gemm(p + "qkv", h, self.q + 2 * self.kv, scale=sc, kernels=2)    # GEMM, then RoPE/bias + KV write
         a = self.attention(sc)
         att = OpCost(p + "attention", a.flops, a.hbm_bytes, a.time_s, a.bound)
         out = self.gemm(p + "out-proj", self.q, h, scale=sc)
@@ -330,7 +355,9 @@ class _Layer:
         norm = self.norm(p + "mlp-norm", sc)
         w1 = m.mlp_matrices * h * self.ffn                         # one MLP / expert on this GPU
         if not m.is_moe:
-            mlp = self.op(p + "mlp", 2.0 * self.T * w1, (w1 + 2 * self.T * (h + self.ffn)) * self.d, sc)
+            # two GEMMs (the gated pair fused in one) and the activation between them
+            mlp = self.op(p + "mlp", 2.0 * self.T * w1, (w1 + 2 * self.T * (h + self.ffn)) * self.d, sc,
+                          "gemm", self.T, kernels=3)
             body = [mlp]
         else:
             E, kt, ep, sh = m.experts, m.experts_per_token, self.plan.ep, m.shared_experts
@@ -339,7 +366,8 @@ class _Layer:
             active = (E // ep) * (1.0 - (1.0 - kt / E) ** (self.T * ep))
             flops = 2.0 * (copies + sh * self.T) * w1
             nbytes = ((active + sh) * w1 + 2 * (copies + sh * self.T) * (h + self.ffn)) * self.d
-            experts = self.op(p + "experts", flops, nbytes, sc)
+            experts = self.op(p + "experts", flops, nbytes, sc, "gemm", copies / max(E // ep, 1),
+                              kernels=3 * max(int(round(active + sh)), 1))
             if not backward:
                 body = [router, *self.a2a("moe-dispatch"), experts, *self.a2a("moe-combine")]
             else:
@@ -351,8 +379,9 @@ class _Layer:
 
 def layer_profile(model: ModelSpec | str, plan: ParallelPlan, mode: str, *, batch: int,
                   seq_len: int | None = None, context: int | None = None,
-                  gpu: str | hardware.GPUSpec = "h100-sxm", dtype_bytes: float = 2.0,
-                  algorithms: dict | None = None, dtype: str = "bf16") -> LayerProfile:
+                  gpu: str | hardware.GPUSpec = "h100-sxm", dtype_bytes: float | None = None,
+                  algorithms: dict | None = None, dtype: str = "bf16", kv_dtype: str | None = None,
+                  calibration: "str | Calibration | None" = None) -> LayerProfile:
     """Ops and collectives of one transformer layer on one GPU.
 
     Parameters
@@ -369,12 +398,18 @@ def layer_profile(model: ModelSpec | str, plan: ParallelPlan, mode: str, *, batc
         Decode: tokens in the KV cache, attended by the one new token per sequence.
     gpu : str or GPUSpec
         Catalog GPU that times the ops (roofline).
-    dtype_bytes : float
-        Bytes per weight and activation element (2 for bf16).
+    dtype_bytes : float, optional
+        Bytes per weight and activation element; default from ``dtype``
+        (2 for bf16, 1 for fp8).
     algorithms : dict, optional
         Collective kind -> algorithm name (defaults :data:`DEFAULT_ALGORITHMS`).
     dtype : {"bf16", "fp8"}
-        Which peak FLOP/s of the GPU applies.
+        Weights and activations: their bytes and which peak FLOP/s of the GPU applies.
+    kv_dtype : {"bf16", "fp8"}, optional
+        The KV cache's dtype (default ``dtype``).
+    calibration : str or Calibration, optional
+        Kernel efficiency model (:mod:`ocsnet.workload.calibration`); default
+        the constant-efficiency roofline.
 
     Returns
     -------
@@ -398,7 +433,9 @@ def layer_profile(model: ModelSpec | str, plan: ParallelPlan, mode: str, *, batc
     check_plan(plan).validate(m)
     s = shape(m, mode, batch, seq_len, context)
     g = hardware.gpu(gpu)
-    checks.positive("dtype_bytes", dtype_bytes, error=WorkloadError)
+    prec = resolve_precision(dtype, kv_dtype, dtype_bytes)
+    g.peak_flops(dtype)                                  # a GPU without the format says so here
+    calib = get_calibration(calibration)
     if algorithms is not None and not isinstance(algorithms, dict):
         raise WorkloadError(f"algorithms: expected a table of collective kind -> algorithm, got {algorithms!r:.60}")
     algos = dict(DEFAULT_ALGORITHMS)
@@ -406,7 +443,7 @@ def layer_profile(model: ModelSpec | str, plan: ParallelPlan, mode: str, *, batc
         if k not in DEFAULT_ALGORITHMS:
             raise WorkloadError(f"algorithms: {k!r} is not a collective kind, expected one of {', '.join(DEFAULT_ALGORITHMS)}")
         algos[k] = str(v)
-    b = _Layer(m, plan, s, g, float(dtype_bytes), algos, dtype)
+    b = _Layer(m, plan, s, g, prec.bytes, algos, dtype, prec.kv_bytes, calib)
     items = [*b.attention_block(), *b.mlp_block()]
     if mode == "train":
         items += [*b.mlp_block(backward=True), *b.attention_block(backward=True)]
@@ -416,4 +453,5 @@ def layer_profile(model: ModelSpec | str, plan: ParallelPlan, mode: str, *, batc
             last = x.op
         else:
             items[i] = replace(x, after=last)
-    return LayerProfile(m, plan, g, s, float(dtype_bytes), tuple(items), algos)
+    return LayerProfile(m, plan, g, s, prec.bytes, tuple(items), algos, dtype=dtype, kv_dtype=prec.kv_dtype,
+                        calibration=calib.name)

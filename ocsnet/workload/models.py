@@ -29,7 +29,7 @@ from ..hardware import catalog_entries, where as entry_where
 __all__ = ["ModelSpec", "model", "models", "ACTIVATIONS"]
 
 # Number of weight matrices in one MLP (or one expert) per activation type.
-ACTIVATIONS = {"gelu": 2, "swiglu": 3}
+ACTIVATIONS = {"gelu": 2, "relu": 2, "swiglu": 3}
 POSITION_EMBEDDINGS = ("learned", "rope")
 NORMS = ("layernorm", "rmsnorm")
 

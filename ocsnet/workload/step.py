@@ -27,6 +27,7 @@ import numpy as np
 
 from .. import checks, hardware, units
 from ..errors import WorkloadError
+from .calibration import calibration as get_calibration
 from .layers import NORM_FLOPS, Collective, LayerProfile, OpCost, layer_profile, roofline
 from .models import ModelSpec, model as get_model
 from .parallel import ParallelPlan
@@ -143,14 +144,16 @@ def _local_params(m: ModelSpec, plan: ParallelPlan, stage_layers: np.ndarray) ->
 
 def memory_fit(model: ModelSpec | str, plan: ParallelPlan, mode: str, *, batch: int,
                seq_len: int | None = None, context: int | None = None,
-               gpu: str | hardware.GPUSpec = "h100-sxm", dtype_bytes: float = 2.0,
-               micro_batches: int = 1, grad_sync: str = "all-reduce") -> MemoryFit:
+               gpu: str | hardware.GPUSpec = "h100-sxm", dtype_bytes: float | None = None,
+               micro_batches: int = 1, grad_sync: str = "all-reduce", dtype: str = "bf16",
+               kv_dtype: str | None = None) -> MemoryFit:
     """Memory per GPU on the fullest stage: weights, KV cache, activations, gradients, optimizer.
 
-    - Weights: the stage's parameters on this GPU times ``dtype_bytes``.
+    - Weights: the stage's parameters on this GPU times the bytes of
+      ``dtype`` (or ``dtype_bytes`` when given).
     - KV cache (inference): ``2 * layers * kv_heads_per_gpu * head_dim *
-      tokens * batch * micro_batches * dtype_bytes``, tokens = ``context``
-      (decode) or ``seq_len`` (prefill).
+      tokens * batch * micro_batches`` elements of ``kv_dtype`` (default
+      ``dtype``), tokens = ``context`` (decode) or ``seq_len`` (prefill).
     - Activations: inference, the largest layer op's input, output and
       intermediate plus the last positions' logits (transient);
       training, every stored activation of the stage's layers (no
@@ -167,12 +170,14 @@ def memory_fit(model: ModelSpec | str, plan: ParallelPlan, mode: str, *, batch: 
         raises instead.
     """
     from .layers import shape
+    from .precision import resolve
     m = get_model(model)
     plan.validate(m)
     s = shape(m, mode, batch, seq_len, context)
     g = hardware.gpu(gpu)
     mb = _check_micro(micro_batches)
-    d = float(dtype_bytes)
+    prec = resolve(dtype, kv_dtype, dtype_bytes)
+    d, dkv = prec.bytes, prec.kv_bytes
     L = plan.stage_layers(m)
     params, _ = _local_params(m, plan, L)
     t, h = plan.tp, m.hidden_size
@@ -188,7 +193,7 @@ def memory_fit(model: ModelSpec | str, plan: ParallelPlan, mode: str, *, batch: 
         grad = params * d
         opt = params * ADAM_BYTES_PER_PARAM / (plan.dp if grad_sync == "reduce-scatter" else 1)
     else:
-        kv_b = 2.0 * L * kv * s.context * s.batch * mb * d
+        kv_b = 2.0 * L * kv * s.context * s.batch * mb * dkv
         widest = max(q + 2 * kv, m.mlp_matrices * ffn)
         logits = s.batch * (m.vocab_size // t)                # last position of each sequence
         act = np.full(plan.pp, (T * (2 * h + widest) + logits) * d)
@@ -212,12 +217,14 @@ def _check_micro(micro_batches) -> int:
 
 def step_profile(model: ModelSpec | str, plan: ParallelPlan, mode: str, *, batch: int,
                  seq_len: int | None = None, context: int | None = None,
-                 gpu: str | hardware.GPUSpec = "h100-sxm", dtype_bytes: float = 2.0,
+                 gpu: str | hardware.GPUSpec = "h100-sxm", dtype_bytes: float | None = None,
                  algorithms: dict | None = None, micro_batches: int = 1,
-                 grad_sync: str = "all-reduce", require_fit: bool = True, dtype: str = "bf16") -> StepProfile:
+                 grad_sync: str = "all-reduce", require_fit: bool = True, dtype: str = "bf16",
+                 kv_dtype: str | None = None, calibration=None) -> StepProfile:
     """Profile one step of the whole model on one GPU.
 
-    Parameters are those of :func:`ocsnet.workload.layers.layer_profile`, plus:
+    Parameters are those of :func:`ocsnet.workload.layers.layer_profile`
+    (``dtype``, ``kv_dtype`` and ``calibration`` included), plus:
 
     micro_batches : int
         Micro-batches per step per replica (each of ``batch`` sequences).
@@ -242,22 +249,27 @@ def step_profile(model: ModelSpec | str, plan: ParallelPlan, mode: str, *, batch
     """
     m = get_model(model)
     lp = layer_profile(m, plan, mode, batch=batch, seq_len=seq_len, context=context, gpu=gpu,
-                       dtype_bytes=dtype_bytes, algorithms=algorithms, dtype=dtype)
+                       dtype_bytes=dtype_bytes, algorithms=algorithms, dtype=dtype, kv_dtype=kv_dtype,
+                       calibration=calibration)
     if grad_sync not in GRAD_SYNC:
         raise WorkloadError(f"grad_sync: {grad_sync!r} is not one of {', '.join(GRAD_SYNC)}")
     mb = _check_micro(micro_batches)
     mem = memory_fit(m, plan, mode, batch=batch, seq_len=seq_len, context=context, gpu=gpu,
-                     dtype_bytes=dtype_bytes, micro_batches=mb, grad_sync=grad_sync)
+                     dtype_bytes=dtype_bytes, micro_batches=mb, grad_sync=grad_sync, dtype=dtype,
+                     kv_dtype=kv_dtype)
     if require_fit and not mem.fits:
         raise WorkloadError(f"memory: {m.name} with {plan} on {lp.gpu.name} {mem.message()}")
-    g, s, d, t, h = lp.gpu, lp.shape, float(dtype_bytes), plan.tp, m.hidden_size
+    g, s, d, t, h = lp.gpu, lp.shape, lp.dtype_bytes, plan.tp, m.hidden_size
+    calib = get_calibration(calibration)
+    calib = None if calib.is_roofline else calib
     T = float(s.tokens)
     train = mode == "train"
-    emb = roofline(0.0, 2 * T * h * d * (2 if train else 1), g, dtype, "embedding")
+    emb = roofline(0.0, 2 * T * h * d * (2 if train else 1), g, dtype, "embedding", calibration=calib)
     vt = m.vocab_size // t
     Th = T if train else float(s.batch)                       # inference projects the last position only
     sc = 3.0 if train else 1.0                                # forward + backward (2x)
-    head = roofline(sc * (2 * Th * h * vt + (1 + NORM_FLOPS[m.norm]) * Th * h), sc * ((vt * h) + Th * (h + vt)) * d, g, dtype, "lm-head")
+    head = roofline(sc * (2 * Th * h * vt + (1 + NORM_FLOPS[m.norm]) * Th * h), sc * ((vt * h) + Th * (h + vt)) * d,
+                    g, dtype, "lm-head", calibration=calib, kind="gemm", tokens=Th, kernels=2)
     algos = lp.algorithms
     pp_send = None
     if plan.pp > 1:
