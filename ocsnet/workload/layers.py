@@ -433,6 +433,8 @@ def layer_profile(model: ModelSpec | str, plan: ParallelPlan, mode: str, *, batc
     check_plan(plan).validate(m)
     s = shape(m, mode, batch, seq_len, context)
     g = hardware.gpu(gpu)
+    if dtype_bytes is not None:
+        checks.positive("dtype_bytes", dtype_bytes, error=WorkloadError)
     prec = resolve_precision(dtype, kv_dtype, dtype_bytes)
     g.peak_flops(dtype)                                  # a GPU without the format says so here
     calib = get_calibration(calibration)
