@@ -158,6 +158,7 @@ def test_dor_is_minimal_and_a_path(dims, wrap):
     r = route_dor(f, s, d)
     ref = route(f, s, d)
     assert r.hops.tolist() == ref.hops.tolist()
+    assert np.allclose(r.latency_s, r.incidence.T @ f.latency_s)
     assert r.incidence.max() == 1.0
     for k in range(0, len(s), 17):
         assert _conserves(f, r, k)
@@ -183,6 +184,8 @@ def test_dor_detours_around_failures(seed, n_links):
     s, d = s[s != d], d[s != d]
     r = route_dor(dg.fabric, s, d, unreachable="report")
     assert r.unreachable.tolist() == np.flatnonzero(~dg.reachable(s, d)).tolist()
+    assert np.allclose(r.latency_s[r.reachable], (r.incidence.T @ dg.fabric.latency_s)[r.reachable])
+    assert np.array_equal(r.hops[r.reachable], np.rint(np.asarray(r.incidence.sum(axis=0)).ravel())[r.reachable])
     ok = r.reachable
     for k in np.flatnonzero(ok)[::7]:
         assert _conserves(dg.fabric, r, k)

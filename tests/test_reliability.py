@@ -191,3 +191,26 @@ def test_spare_domains(fm):
         rl.components(dep, fmx, policy="spares", spares=200, domain_gpus=128)
     with pytest.raises(FaultError, match="domain_gpus"):
         rl.components(dep, fmx, policy="spares", spares=1, domain_gpus=0)
+
+
+@pytest.mark.parametrize("section, msg", [
+    ({"spare_fraction": 2}, r"study.failures.spare_fraction: 2 is out of range"),
+    ({"runs": 1}, "study.failures.runs"),
+    ({"days": 0}, "study.failures.days"),
+    ({"policies": ["all"]}, "study.failures.policies: 'all'"),
+    ({"mode": "train"}, "study.failures.mode"),
+])
+def test_study_section_is_checked_before_the_search(section, msg):
+    from ocsnet.evaluation import study_config
+    with pytest.raises(FaultError, match=msg):
+        study_config({"failures": section})
+
+
+def test_p_spare_is_the_poisson_queue(fm):
+    from scipy.stats import poisson
+    dep = rl.deployment(leaf_spine(1024, gpus_per_leaf=32), "lite-base", 32, comm_fraction=0.3)
+    fmx = rl.failure_model(rates_per_h={"gpu": 1e-4})
+    for S in (1, 4, 16):
+        c = rl.components(dep, fmx, policy="spares", spares=S)
+        lam = c.rate_per_s[c.spare].sum()
+        assert rl.analytic(c)["p_spare"] == pytest.approx(poisson.cdf(S - 1, lam * c.spare_repair_s), rel=1e-12)

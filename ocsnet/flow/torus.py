@@ -57,34 +57,49 @@ def _port_table(fabric: Fabric, dims, wrap: bool) -> np.ndarray:
     return table
 
 
-def _dor_hops(s, d, dims, wrap, order, table):
-    """Edge ids and flow index of every hop of every flow, dimensions in ``order``."""
-    strides = np.concatenate([[1], np.cumprod(dims[:-1])]).astype(np.int64)
-    cur = s.copy()
-    es, fs = [], []
-    fidx = np.arange(len(s), dtype=np.int64)
-    for i in order:
-        k, st = int(dims[i]), int(strides[i])
-        cs, cd = (cur // st) % k, (d // st) % k
-        delta = cd - cs
+def _deltas(s, d, dims, strides, wrap) -> np.ndarray:
+    """Signed hops of every flow in every dimension, shape (ndim, n_flows); the same in every
+    dimension order (a flow's coordinate in a dimension changes only when that dimension is routed)."""
+    out = np.empty((len(dims), len(s)), dtype=np.int64)
+    for i, (k, st) in enumerate(zip(dims.tolist(), strides.tolist())):
+        delta = (d // st) % k - (s // st) % k
         if wrap:
             delta = delta % k
             delta = np.where(delta > k // 2, delta - k, delta)   # ties (k even, k/2) go positive
-        cnt = np.abs(delta)
-        tot = int(cnt.sum())
-        if tot:
-            f = np.repeat(fidx, cnt)
-            j = np.arange(tot, dtype=np.int64) - np.repeat(np.cumsum(cnt) - cnt, cnt)
-            sg = np.sign(delta)[f]
-            coord = cs[f] + sg * j
-            node = cur[f] + ((coord % k) - cs[f]) * st
-            col = 2 * i + (sg < 0)
-            es.append(table[node, col])
-            fs.append(f)
-        cur = cur + (cd - cs) * st
-    if not es:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    return np.concatenate(es), np.concatenate(fs)
+        out[i] = delta
+    return out
+
+
+def _fill(out, pos0, s, d, delta, dims, strides, order, table) -> None:
+    """Write the edge ids of every hop of every flow into ``out``, flow ``f``'s hops at
+    ``pos0[f], pos0[f] + 1, ...`` in path order, dimensions in ``order`` (no sort needed).
+
+    One pass per (dimension, direction), so the direction is a scalar and the
+    port table column a contiguous array; 32-bit indices where they fit.
+    """
+    n = len(s)
+    idt = np.int32 if max(n, int(table.shape[0]), len(out)) < 2**31 - 1 else np.int64
+    cur = s.astype(idt)
+    off = pos0.astype(np.int64)
+    for i in order:
+        k, st = int(dims[i]), int(strides[i])
+        cs = (cur // st) % k
+        base = cur - cs * st
+        for sgn, col in ((1, 2 * i), (-1, 2 * i + 1)):
+            idx = np.flatnonzero(delta[i] * sgn > 0).astype(idt)
+            if not len(idx):
+                continue
+            c = np.abs(delta[i][idx]).astype(idt)
+            f = np.repeat(idx, c)
+            j = np.arange(len(f), dtype=idt)
+            j -= np.repeat((np.cumsum(c) - c).astype(idt), c)
+            coord = cs[f] + j if sgn > 0 else cs[f] - j
+            coord %= k
+            coord *= st
+            coord += base[f]
+            out[off[f] + j] = np.ascontiguousarray(table[:, col])[coord]
+        off += np.abs(delta[i])
+        cur = (base + ((cs + delta[i]) % k) * st).astype(idt)
 
 
 def route_dor(fabric: Fabric, src, dst, *, unreachable: str = "raise", detour: str = "shortest") -> Routes:
@@ -127,41 +142,62 @@ def route_dor(fabric: Fabric, src, dst, *, unreachable: str = "raise", detour: s
         raise FlowError(f"unreachable: {unreachable!r} is not one of {', '.join(UNREACHABLE)}")
     s, d = check_ranks(fabric, src, dst)
     dims = np.asarray(fabric.meta["dims"], dtype=np.int64)
+    strides = np.concatenate([[1], np.cumprod(dims[:-1])]).astype(np.int64)
     wrap = bool(fabric.meta.get("wrap", True))
     m, n_flows = fabric.n_edges, len(s)
     table = _port_table(fabric, dims, wrap)
     # GPU rank == node index on a torus (checked by is_torus: GPUs are all the nodes)
     s_n, d_n = fabric.gpus[s], fabric.gpus[d]
-    e, f = _dor_hops(s_n, d_n, dims, wrap, range(len(dims)), table)
-    blocked = np.zeros(n_flows, dtype=bool)
-    bad = e < 0
-    if bad.any():
-        blocked[f[bad]] = True
-        keep = ~blocked[f]
-        e, f = e[keep], f[keep]
-        nd = len(dims)
-        for r in range(1, nd if nd > 1 else 1):
-            todo = np.flatnonzero(blocked)
-            if not len(todo):
-                break
-            order = [(i + r) % nd for i in range(nd)]
-            e2, f2 = _dor_hops(s_n[todo], d_n[todo], dims, wrap, order, table)
-            stuck = np.zeros(len(todo), dtype=bool)
-            stuck[f2[e2 < 0]] = True
-            ok = ~stuck[f2]
-            e = np.concatenate([e, e2[ok]])
-            f = np.concatenate([f, todo[f2[ok]]])
-            blocked[todo[~stuck]] = False
-    x = np.ones(len(e))
+    delta = _deltas(s_n, d_n, dims, strides, wrap)
+    hops = np.abs(delta).sum(axis=0)                    # minimal in every dimension order
+    indptr = np.concatenate([[0], np.cumsum(hops)])
+    edges = np.empty(int(indptr[-1]), dtype=np.int64)
+    _fill(edges, indptr[:-1], s_n, d_n, delta, dims, strides, range(len(dims)), table)
+
+    def stuck(pos_flows=None):
+        bad = np.flatnonzero(edges < 0)
+        mask = np.zeros(n_flows, dtype=bool)
+        mask[np.searchsorted(indptr, bad, side="right") - 1] = True
+        return mask
+
+    blocked = stuck()
+    nd = len(dims)
+    for r in range(1, nd):
+        todo = np.flatnonzero(blocked)
+        if not len(todo):
+            break
+        order = [(i + r) % nd for i in range(nd)]
+        _fill(edges, indptr[todo], s_n[todo], d_n[todo], delta[:, todo], dims, strides, order, table)
+        blocked = stuck()
+    lat = fabric.latency_s
+    latency = (np.add.reduceat(lat[edges if not blocked.any() else np.maximum(edges, 0)], indptr[:-1])
+               if len(edges) else np.zeros(n_flows))
     lost = np.zeros(0, dtype=np.int64)
     todo = np.flatnonzero(blocked)
     if len(todo):
+        # the blocked flows' columns come from the detour: rebuild the CSC arrays by scattering
+        # the kept hops and the detour's entries to their new places (no sparse addition)
         other = route(fabric, s[todo], d[todo], method=detour, gpu_forwarding=True, unreachable=unreachable)
-        oc = other.incidence.tocoo()
-        e = np.concatenate([e, oc.row.astype(np.int64)])
-        f = np.concatenate([f, todo[oc.col]])
-        x = np.concatenate([x, oc.data])
+        oc = other.incidence.tocsc()
+        oc.sort_indices()
+        # splice: the kept hops between blocked flows are copied once, as views cut at the blocked
+        # flows' segments (a short loop over the blocked flows only, which are few)
+        cuts = np.stack([indptr[todo], indptr[todo + 1]], axis=1).ravel()
+        e_parts = np.split(edges, cuts)
+        o_idx = np.split(oc.indices.astype(np.int64), oc.indptr[1:-1])
+        o_val = np.split(oc.data, oc.indptr[1:-1])
+        idx_parts, val_parts = [e_parts[0]], [np.ones(len(e_parts[0]))]
+        for t in range(len(todo)):
+            idx_parts += [o_idx[t], e_parts[2 * t + 2]]
+            val_parts += [o_val[t], np.ones(len(e_parts[2 * t + 2]))]
+        new_len = hops.copy()
+        new_len[todo] = np.diff(oc.indptr)
+        new_ptr = np.concatenate([[0], np.cumsum(new_len)])
+        inc = sp.csc_matrix((np.concatenate(val_parts), np.concatenate(idx_parts), new_ptr), shape=(m, n_flows))
+        hops = hops.copy()
+        hops[todo] = other.hops
+        latency[todo] = other.latency_s
         lost = todo[other.unreachable]
-    inc = sp.csc_matrix((x, (e, f)), shape=(m, n_flows))
-    hops = np.rint(np.asarray(inc.sum(axis=0)).ravel()).astype(np.int64)
-    return Routes(inc, s, d, hops, inc.T @ fabric.latency_s, "dor", lost)
+    else:
+        inc = sp.csc_matrix((np.ones(len(edges)), edges, indptr), shape=(m, n_flows))
+    return Routes(inc, s, d, hops.astype(np.int64), latency, "dor", lost)

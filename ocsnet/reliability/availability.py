@@ -186,10 +186,10 @@ def _p_spare_units(c: Components) -> np.ndarray:
     p = np.zeros(len(c.rate_per_s))
     if c.spare_units <= 0 or not c.spare.any():
         return p
-    from scipy.stats import poisson
+    from scipy.special import gammaincc    # P(Poisson(mu) <= k) = Q(k + 1, mu); scipy.stats imports slowly
     dom = c.domain[c.spare]
     lam = np.bincount(dom, weights=c.rate_per_s[c.spare], minlength=c.n_domains)
-    pd = poisson.cdf(c.spare_units - 1, lam * c.spare_repair_s)
+    pd = gammaincc(c.spare_units, lam * c.spare_repair_s)
     p[c.spare] = pd[dom]
     return p
 

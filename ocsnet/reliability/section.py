@@ -28,7 +28,7 @@ import numpy as np
 
 from ..errors import FaultError
 
-__all__ = ["DEFAULTS", "analyse", "report"]
+__all__ = ["DEFAULTS", "check", "analyse", "report"]
 
 DEFAULTS = {
     "model": None,              # default: the study's first model
@@ -52,17 +52,32 @@ def _choices(cfg, result):
     return model, mode, result.choices[key]
 
 
+def check(section: dict) -> None:
+    """Refuse a bad ``[failures]`` section before the plan search (the study's check hook)."""
+    from .. import checks
+    sec = dict(DEFAULTS)
+    sec.update(section or {})
+    checks.number("study.failures.spare_fraction", sec["spare_fraction"], lo=0, hi=1, error=FaultError)
+    checks.number("study.failures.days", sec["days"], lo=0, lo_open=True, error=FaultError)
+    checks.integer("study.failures.runs", sec["runs"], lo=2, error=FaultError)
+    checks.integer("study.failures.seed", sec["seed"], lo=0, error=FaultError)
+    if sec["mode"] not in ("prefill", "decode"):
+        raise FaultError(f"study.failures.mode: {sec['mode']!r} is not one of prefill, decode")
+    pols = sec["policies"]
+    if not isinstance(pols, (list, tuple)) or not pols:
+        raise FaultError(f"study.failures.policies: expected a list of none, spares, ocs, got {pols!r}")
+    for p in pols:
+        if p not in ("none", "spares", "ocs"):
+            raise FaultError(f"study.failures.policies: {p!r} is not one of none, spares, ocs")
+
+
 def analyse(cfg: dict, result, fabrics: dict, *, progress: bool = False) -> dict:
     """Run the failure analysis of the study's choices (see the module docstring)."""
     from . import analytic, blast_matrices, blast_summary, components, deployment, failure_model, monte_carlo
     sec = dict(DEFAULTS)
     sec.update(cfg.get("failures") or {})
+    check(sec)
     frac = float(sec["spare_fraction"])
-    if not 0.0 <= frac <= 1.0:
-        raise FaultError(f"study.failures.spare_fraction: {frac!r} is out of range, allowed [0, 1]")
-    for p in sec["policies"]:
-        if p not in ("none", "spares", "ocs"):
-            raise FaultError(f"study.failures.policies: {p!r} is not one of none, spares, ocs")
     model, mode, choices = _choices(cfg, result)
     fm = failure_model()
     rows = []
