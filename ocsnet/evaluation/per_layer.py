@@ -669,6 +669,8 @@ def evaluate(model, plan: ParallelPlan, fabric: Fabric, mode: str, *, batch: int
     checks.boolean("overlap", overlap, error=WorkloadError)
     if latency_budget_s is not None:
         checks.positive("latency_budget_s", latency_budget_s, error=WorkloadError)
+    if reconfig_delay_s is not None:
+        checks.nonnegative("reconfig_delay_s", reconfig_delay_s, error=WorkloadError)
     if algorithms is not None and not isinstance(algorithms, dict):
         raise WorkloadError(f"algorithms: expected a table of collective kind -> algorithm, got {algorithms!r:.60}")
     m = get_model(model)
