@@ -133,6 +133,7 @@ def _time(fabric, ranks, steps):
 
 def quality_rows(name, make, sizes):
     from ocsnet.collectives import choose_algorithm, lower_bound_s
+    from ocsnet.collectives.synth import MAX_LP_VARIABLES
     from ocsnet.flow import best_algorithm
     from ocsnet.errors import WorkloadError
     f = make()
@@ -151,7 +152,7 @@ def quality_rows(name, make, sizes):
                 continue
             ratios.append(_time(f, ranks, steps) / lb)
         est = choose_algorithm("all-reduce", f, ranks, N, chunks=CHUNKS)
-        auto = best_algorithm("all-reduce", f, ranks, N, chunks=CHUNKS)[0]
+        auto = best_algorithm("all-reduce", f, ranks, N, chunks=CHUNKS, lp_limit=MAX_LP_VARIABLES)[0]
         best = min((r, a) for r, a in zip(ratios, AR_ALGORITHMS) if r is not None)
         rows.append([name, p, f"{N / 1e6:g}", lb * 1e3, *ratios, best[1], best[0], auto, est])
     return rows

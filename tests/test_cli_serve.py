@@ -27,6 +27,16 @@ def test_split_json(capsys):
     assert out["transfer"]["bandwidth_GBps"] > 0 and out["result"]["requests"] == 200
 
 
+def test_write_then_replay_a_synthetic_trace(tmp_path, capsys):
+    p = tmp_path / "syn.csv"
+    assert main(BASE + ["--requests", "50", "--rate", "3", "--write-trace", str(p), "--json"]) == 0
+    first = json.loads(capsys.readouterr().out)["result"]
+    assert p.read_text().splitlines()[0] == "TIMESTAMP,ContextTokens,GeneratedTokens"
+    assert main(BASE + ["--trace", str(p), "--json"]) == 0
+    again = json.loads(capsys.readouterr().out)["result"]
+    assert again["requests"] == 50 and again["ttft_p99_ms"] == pytest.approx(first["ttft_p99_ms"], rel=1e-6)
+
+
 def test_trace_file(tmp_path, capsys):
     p = tmp_path / "t.csv"
     p.write_text("TIMESTAMP,ContextTokens,GeneratedTokens\n0,100,10\n0.5,200,20\n1.0,300,5\n")

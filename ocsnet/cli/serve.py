@@ -80,6 +80,8 @@ def register(subparsers) -> None:
     p.add_argument("--split", type=_pos_int("--split"), default=None, metavar="TP",
                    help="phase split: a prefill pool of tensor width TP, the replicas decode")
     p.add_argument("--prefill-replicas", type=_pos_int("--prefill-replicas"), default=1)
+    p.add_argument("--write-trace", metavar="FILE", default=None,
+                   help="also write the requests served as a CSV in the Azure trace format (e.g. a synthetic trace)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=run)
 
@@ -121,6 +123,8 @@ def run(args) -> int:
     else:
         reqs = sv.synthetic(args.workload, n=args.requests, rate=args.rate, arrival=args.arrival, cv=args.cv,
                             seed=args.seed)
+    if args.write_trace:
+        sv.write_trace(reqs, args.write_trace)
     kw = {} if args.gpu is None else {"gpu": args.gpu}
     fabric = topology.build(args.fabric, **kw)
     fid = {"fidelity": args.fidelity, "fidelities": ("alpha-beta",) if args.fidelity == "alpha-beta"

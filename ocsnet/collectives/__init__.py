@@ -18,14 +18,16 @@ True
 """
 
 from .algorithms import ALGORITHMS, AUTO, FABRIC_ALGORITHMS, PIPELINED, expand
-from .bounds import lower_bound_s, lower_bounds
 from .cost import alpha_beta_time, bus_bandwidth_factor, n_steps
 from .steps import bytes_received_per_rank, bytes_sent_per_rank, step_time, to_matrices
 from .trees import binary_tree, double_binary_tree
 
 
 def __getattr__(name: str):
-    # the fabric-aware layer loads on first use (it needs scipy's LP solver)
+    # the fabric-aware layer and the bounds load on first use (they need networkx, scipy's LP solver)
+    if name in ("lower_bound_s", "lower_bounds"):
+        from . import bounds
+        return getattr(bounds, name)
     if name in ("choose_algorithm", "fabric_program"):
         from . import fabric_aware
         return fabric_aware.choose if name == "choose_algorithm" else fabric_aware.fabric_program

@@ -28,6 +28,8 @@ evaluation and the benchmarks time the chosen steps with the flow model of
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 
 from ..errors import WorkloadError
@@ -227,6 +229,10 @@ def _gpu_link_caps(fabric: Fabric):
     return out, inn
 
 
+# Hop counts from a GPU to every GPU, per fabric (weak keys: they go with the fabric).
+_HOPS: "weakref.WeakKeyDictionary[Fabric, dict]" = weakref.WeakKeyDictionary()
+
+
 def _hops(fabric: Fabric, s: np.ndarray, d: np.ndarray) -> np.ndarray:
     """Hop counts between GPU ranks: closed form on a torus, else breadth-first search from the sources."""
     from ..topology.shape import block_coords, torus_dims
@@ -240,12 +246,19 @@ def _hops(fabric: Fabric, s: np.ndarray, d: np.ndarray) -> np.ndarray:
         return diff.sum(axis=1).astype(float)
     import scipy.sparse as sp
     from scipy.sparse.csgraph import shortest_path
-    n = fabric.n_nodes
-    g = sp.csr_matrix((np.ones(fabric.n_edges), (fabric.src, fabric.dst)), shape=(n, n))
+    memo = _HOPS.get(fabric)
+    if memo is None:
+        memo = _HOPS[fabric] = {}
     us, inv = np.unique(s, return_inverse=True)
-    dist = shortest_path(g, directed=True, unweighted=True, indices=fabric.gpus[us])
-    h = dist[inv, fabric.gpus[d]]
-    return np.where(np.isfinite(h), h, 0.0)
+    todo = [int(u) for u in us if int(u) not in memo]
+    if todo:
+        n = fabric.n_nodes
+        g = sp.csr_matrix((np.ones(fabric.n_edges), (fabric.src, fabric.dst)), shape=(n, n))
+        dist = shortest_path(g, directed=True, unweighted=True, indices=fabric.gpus[todo])[:, fabric.gpus]
+        for u, row in zip(todo, dist):
+            memo[u] = np.where(np.isfinite(row), row, 0.0)
+    rows = np.stack([memo[int(u)] for u in us])
+    return rows[inv, d]
 
 
 def estimate_s(fabric: Fabric, ranks: np.ndarray, steps, *, reconfig_delay_s: float | None = None) -> float:
@@ -288,7 +301,7 @@ def estimate_s(fabric: Fabric, ranks: np.ndarray, steps, *, reconfig_delay_s: fl
                 extra = -(-peers // d) - 1
                 t = lat + max(load / cap, float(nb.max()) / (per * oi["circuit_Bps"])) + extra * delay
                 seen[key] = t
-            pairs = (id(src), id(dst))
+            pairs = (src.tobytes(), dst.tobytes())
             if prev is not None and pairs != prev:
                 total += delay
             prev = pairs

@@ -16,6 +16,7 @@ docs/design.md, "Fabric-aware collectives".
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -69,8 +70,13 @@ class Program:
     name: str = ""
 
     def steps(self) -> list[Step]:
-        """Compact steps (see :mod:`ocsnet.collectives.steps`); empty steps vanish."""
+        """Compact steps (see :mod:`ocsnet.collectives.steps`); empty steps vanish.
+
+        Equal steps (same pairs and bytes) are one shared object, as
+        :func:`ocsnet.collectives.expand` promises.
+        """
         out = []
+        seen: dict[bytes, Step] = {}
         for moves in self.steps_moves:
             moves = [m for m in moves if len(m.src)]
             if not moves:
@@ -81,7 +87,10 @@ class Program:
             keep = nb > 0
             if not keep.any():
                 continue
-            out.append(make_step(src[keep], dst[keep], nb[keep]))
+            st = make_step(src[keep], dst[keep], nb[keep])
+            key = hashlib.blake2b(st[0].tobytes() + b"|" + st[1].tobytes() + b"|" + st[2].tobytes(),
+                                  digest_size=16).digest()
+            out.append(seen.setdefault(key, st))
         return out
 
 

@@ -160,8 +160,12 @@ def _evaluate(case: MeasuredCase, calibration, mode: str, *, batch: int, seq_len
     from ..workload import ParallelPlan
     from .per_layer import evaluate
 
+    from ..workload.layers import DEFAULT_ALGORITHMS
+
+    # the measured systems ran NCCL rings, and the calibration was fit with them: not "auto"
     ev = evaluate(case.model, ParallelPlan(tp=case.tp, pp=case.pp), _fabric(case.system), mode, batch=batch,
                   seq_len=seq_len, context=context, dtype=case.dtype, kv_dtype=case.kv_dtype,
+                  algorithms=dict(DEFAULT_ALGORITHMS),
                   calibration=calibration, fidelity="alpha-beta", fidelities=("alpha-beta",), fill=False)
     if not ev.fits:
         raise WorkloadError(f"measured.{case.name}: the configuration does not fit in memory "

@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import hardware, units
-from ..collectives import expand
+from ..collectives import AUTO, expand
 from ..errors import WorkloadError
 from ..fabric import Fabric
 from ..flow.latency import bottleneck_Bps
@@ -55,6 +55,7 @@ from ..workload.models import model as get_model
 from ..workload.parallel import place
 from ..workload.calibration import ROOFLINE, Calibration, calibration as get_calibration
 from ..workload.step import StepProfile, step_profile
+from .algorithms import DEFAULT_AUTO, concrete, group_steps, needs_fabric
 
 __all__ = ["evaluate", "Evaluation", "CollectiveTime", "FIDELITIES", "MODES", "time_collective"]
 
@@ -290,7 +291,7 @@ def _routes(fabric: Fabric, src, dst, method: str):
     """Routes of the (src, dst) GPU pairs, each pair routed once per fabric and method."""
     import scipy.sparse as sp
 
-    from ..flow import route
+    from ..flow import group_routes
     from ..flow.routing import Routes
 
     memo = _memo(fabric)
@@ -299,7 +300,7 @@ def _routes(fabric: Fabric, src, dst, method: str):
     want = np.asarray(src, np.int64) * n + np.asarray(dst, np.int64)
     new = np.setdiff1d(want, have)
     if len(new):
-        r = route(fabric, new // n, new % n, method=method)
+        r = group_routes(fabric, new // n, new % n, method=method)   # direct links without a search
         if known is not None:
             new = np.concatenate([have, new])
             r = Routes(sp.hstack([known.incidence, r.incidence]).tocsc(), np.concatenate([known.src, r.src]),
@@ -337,27 +338,48 @@ def _check_choice(name, value, allowed):
 # collective timing on a packet or direct fabric
 
 def _alpha_beta(fabric: Fabric, group: np.ndarray, c: Collective) -> float:
-    """Congestion-free time of one group's collective along its routes on the fabric."""
-    steps = expand(c.kind, c.group_size, c.nbytes, c.algorithm, as_arrays=True)
+    """Congestion-free time of one group's collective along its routes on the fabric.
+
+    A step costs its longest path latency plus the largest of: a flow's bytes
+    over its bottleneck, and a rank's bytes sent (received) over the links it
+    leaves (enters) by in that step (one link for a one-port algorithm; every
+    torus link for the torus algorithm).
+    """
+    steps = group_steps(c.kind, c.group_size, c.nbytes, c.algorithm, fabric, group)
     if not steps:
         return 0.0
     p = len(group)
     keys = np.unique(np.concatenate([s[0].astype(np.int64) * p + s[1] for s in steps]))
     r = _routes(fabric, group[keys // p], group[keys % p], "shortest")
     bott = bottleneck_Bps(r, fabric.capacity_Bps)
+    inc = r.incidence.tocoo()
+    nodes_s, nodes_d = fabric.gpus[group[keys // p]], fabric.gpus[group[keys % p]]
+    first = np.full(len(keys), -1, dtype=np.int64)
+    last = np.full(len(keys), -1, dtype=np.int64)
+    sel = fabric.src[inc.row] == nodes_s[inc.col]
+    first[inc.col[sel]] = inc.row[sel]
+    sel = fabric.dst[inc.row] == nodes_d[inc.col]
+    last[inc.col[sel]] = inc.row[sel]
+    cap = fabric.capacity_Bps
+    E = fabric.n_edges
     total = 0.0
-    cache: dict[int, float] = {}
+    cache: dict[tuple, float] = {}
     for s in steps:
-        t = cache.get(id(s[0]))
+        key = (id(s[0]), id(s[1]), id(s[2]))
+        t = cache.get(key)
         if t is None:
             src, dst, nb = s
             idx = np.searchsorted(keys, src.astype(np.int64) * p + dst)
             lat = float(r.latency_s[idx].max()) if len(idx) else 0.0
-            bw = float(bott[idx].min()) if len(idx) else np.inf
-            sent = np.bincount(src, weights=nb, minlength=p).max() if len(src) else 0.0
-            recv = np.bincount(dst, weights=nb, minlength=p).max() if len(dst) else 0.0
-            t = lat + max(sent, recv) / bw
-            cache[id(s[0])] = t
+            t = lat + (float((nb / bott[idx]).max()) if len(idx) else 0.0)
+            if len(idx):
+                for rank, hop in ((src, first[idx]), (dst, last[idx])):
+                    u = np.unique(rank.astype(np.int64) * E + hop)
+                    link_cap = np.bincount(u // E, weights=cap[u % E], minlength=p)
+                    load = np.bincount(rank, weights=nb, minlength=p)
+                    with np.errstate(divide="ignore", invalid="ignore"):
+                        t = max(t, lat + float(np.nanmax(np.where(load > 0, load / link_cap, 0.0))))
+            cache[key] = t
         total += t
     return total
 
@@ -369,7 +391,8 @@ def _max_min(fabric: Fabric, groups: np.ndarray, c: Collective) -> float:
 
     if c.kind == "send-recv" or len(groups) == 0:
         return 0.0
-    tr = Trace.from_collective(c.kind, groups, c.nbytes, c.algorithm, n_gpus=fabric.n_gpus)
+    tr = Trace.from_collective(c.kind, groups, c.nbytes, c.algorithm, n_gpus=fabric.n_gpus,
+                               fabric=fabric if needs_fabric(c.kind, c.algorithm) else None)
     times: dict[int, float] = {}
     total = 0.0
     for m in tr.demand:                     # equal steps share one matrix object: timed once
@@ -392,7 +415,8 @@ def _layer_demand(fabric: Fabric, ranks: np.ndarray, plan: ParallelPlan, collect
     for c in collectives:
         if c.kind == "send-recv" or c.group_size < 2:
             continue
-        tr = Trace.from_collective(c.kind, _groups(ranks, c.group, plan), c.nbytes, c.algorithm, n_gpus=fabric.n_gpus)
+        tr = Trace.from_collective(c.kind, _groups(ranks, c.group, plan), c.nbytes, c.algorithm, n_gpus=fabric.n_gpus,
+                                   fabric=fabric if needs_fabric(c.kind, c.algorithm) else None)
         for m in tr.demand:
             total = total + m
     return total.tocsr()
@@ -441,7 +465,11 @@ def _calibrate(calib: Calibration, colls: list, fabric: Fabric, groups_of, is_oc
         if c.group_size < 2:
             out.append(c)
             continue
-        steps = n_steps(c.kind, c.group_size, c.algorithm)
+        if needs_fabric(c.kind, c.algorithm):      # fabric-aware: count the group's own steps
+            grp = np.arange(c.group_size) if is_ocs else groups_of(c.group)[0]
+            steps = len(group_steps(c.kind, c.group_size, c.nbytes, c.algorithm, fabric, grp))
+        else:
+            steps = n_steps(c.kind, c.group_size, c.algorithm)
         net = True if is_ocs else _crosses_network(fabric, groups_of(c.group)[0])
         ab = calib.collective_time(c.alpha_beta_s, steps, net)
         mm = None if c.max_min_s is None else calib.collective_time(c.max_min_s, steps, net)
@@ -480,7 +508,8 @@ def _ocs_times(fabric: Fabric, prof: StepProfile, plan: ParallelPlan, schedule_m
         groups = local if x.group == "tp" else local.T if x.group == "ep" else None
         if groups is None or x.group_size < 2:
             continue
-        tr = Trace.from_collective(x.kind, groups, x.nbytes, x.algorithm, n_gpus=n)
+        tr = Trace.from_collective(x.kind, groups, x.nbytes, x.algorithm, n_gpus=n,
+                                   fabric=fabric if needs_fabric(x.kind, x.algorithm) else None)
         for k, m in enumerate(tr.demand):
             demand.append(m)
             gaps.append(pending_gap if k == 0 else 0.0)
@@ -517,7 +546,7 @@ def _ocs_times(fabric: Fabric, prof: StepProfile, plan: ParallelPlan, schedule_m
 def _ocs_alpha_beta(fabric: Fabric, c: Collective, ports: int) -> float:
     """Circuit-ideal time: every step on ``ports`` circuits per pair, no reconfiguration."""
     ocs = fabric.meta["ocs"]
-    steps = expand(c.kind, c.group_size, c.nbytes, c.algorithm, as_arrays=True)
+    steps = group_steps(c.kind, c.group_size, c.nbytes, c.algorithm, fabric, np.arange(c.group_size))
     lat = float(ocs.get("circuit_latency_s", 0.0))
     total = 0.0
     p = c.group_size
@@ -531,6 +560,27 @@ def _ocs_alpha_beta(fabric: Fabric, c: Collective, ports: int) -> float:
 
 
 # ---------------------------------------------------------------------------------------
+# "auto": one concrete algorithm per collective, chosen on the fabric for its group
+
+def _resolve(prof: StepProfile, fabric: Fabric, ranks: np.ndarray, plan: ParallelPlan, is_ocs: bool,
+             flow: bool, reconfig_delay_s: float | None) -> StepProfile:
+    """The profile with every ``auto`` collective replaced by the algorithm its group runs."""
+    lp = prof.layer
+    if not any(getattr(x, "algorithm", None) == AUTO for x in lp.items):
+        return prof
+    memo = _memo(fabric)
+    items = []
+    for x in lp.items:
+        if isinstance(x, Collective) and x.algorithm == AUTO:
+            if is_ocs:
+                group = np.arange(x.group_size)      # the circuit sub-problem's local ranks
+            else:
+                group = _groups(ranks, x.group, plan)[0]
+            x = dataclasses.replace(x, algorithm=concrete(x.kind, AUTO, fabric, group, x.nbytes, memo, flow=flow,
+                                                          reconfig_delay_s=reconfig_delay_s))
+        items.append(x)
+    return dataclasses.replace(prof, layer=dataclasses.replace(lp, items=tuple(items)))
+
 
 def evaluate(model, plan: ParallelPlan, fabric: Fabric, mode: str, *, batch: int,
              seq_len: int | None = None, context: int | None = None, gpu=None,
@@ -638,12 +688,14 @@ def evaluate(model, plan: ParallelPlan, fabric: Fabric, mode: str, *, batch: int
         dp -= dp % plan.ep
         plan = dataclasses.replace(plan, dp=max(dp, plan.ep))
     prof = step_profile(m, plan, mode, batch=batch, seq_len=seq_len, context=context, gpu=g,
-                        dtype_bytes=dtype_bytes, algorithms=algorithms, micro_batches=plan.pp,
+                        dtype_bytes=dtype_bytes, algorithms={**DEFAULT_AUTO, **(algorithms or {})},
+                        micro_batches=plan.pp,
                         require_fit=False, dtype=dtype, kv_dtype=kv_dtype, calibration=calib)
-    lp = prof.layer
     ranks = _place(plan, fabric, placement)
     is_ocs = bool(fabric.meta.get("ocs")) and not fabric.meta.get("packet_ports_per_gpu") and \
         fabric.meta.get("generator") == "ocs_fabric"
+    prof = _resolve(prof, fabric, ranks, plan, is_ocs, "max-min" in fidelities, reconfig_delay_s)
+    lp = prof.layer
     failures: list[str] = []
     if not prof.memory.fits and memory is None:
         failures.append(f"memory: {prof.memory.message()}")

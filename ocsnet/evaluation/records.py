@@ -41,6 +41,16 @@ class Choice:
     candidates: list[dict] = field(default_factory=list)
 
 
+def _all_reduce_name(ev: Evaluation) -> str:
+    """The all-reduce algorithm of a plan; for ``auto``, with the one the tensor group runs."""
+    alg = ev.algorithms.get("all-reduce", "")
+    if alg == "auto":
+        ran = sorted({c.algorithm for c in ev.collectives if c.kind == "all-reduce"})
+        if ran:
+            return f"auto ({', '.join(ran)})"
+    return alg
+
+
 @dataclass
 class StudyResult:
     config: dict
@@ -64,7 +74,7 @@ class StudyResult:
                     rows.append(r)
                     continue
                 t = c.best.totals()
-                r.update({"plan": t["plan"], "batch": t["batch"], "algorithm": c.best.algorithms.get("all-reduce", ""),
+                r.update({"plan": t["plan"], "batch": t["batch"], "algorithm": _all_reduce_name(c.best),
                           "latency_ms": t["latency_ms"], "layer_us": t["layer_us"],
                           "compute_us": t["compute_us"], "comm_us": t["comm_max_min_us"],
                           "reconfig_us": t["reconfig_us"],

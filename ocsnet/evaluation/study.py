@@ -60,6 +60,7 @@ __all__ = ["DEFAULT_STUDY", "ANALYSES", "OBJECTIVES", "StudyResult", "Choice", "
 #: One line per analysis, kept apart by the comments so that additions merge cleanly.
 ANALYSES: dict[str, str] = {
     # collectives (fabric-aware algorithms)
+    "collectives": "ocsnet.evaluation.collectives_section",
     # silicon economics (how small a GPU should be)
     "silicon": "ocsnet.evaluation.economics",
     # memory architecture

@@ -130,14 +130,14 @@ def best_algorithm(kind: str, fabric: Fabric, ranks, nbytes: float, *, chunks: i
     :func:`ocsnet.collectives.fabric_aware.choose`'s ideal-circuit estimate.
     """
     from ..collectives import ALGORITHMS, FABRIC_ALGORITHMS, PIPELINED, expand
-    from ..collectives.fabric_aware import applies, choose, ocs_info
-    from ..collectives.synth import MAX_LP_VARIABLES, lp_size
+    from ..collectives.fabric_aware import AUTO_LP_VARIABLES, applies, choose, ocs_info
+    from ..collectives.synth import lp_size
 
     r = np.asarray(ranks, dtype=np.int64)
     p = len(r)
     if p <= 1 or kind not in FABRIC_ALGORITHMS or ocs_info(fabric) is not None:
         return (choose(kind, fabric, r, nbytes, chunks=chunks) if p > 1 else ALGORITHMS[kind][0]), {}
-    limit = MAX_LP_VARIABLES if lp_limit is None else lp_limit
+    limit = AUTO_LP_VARIABLES if lp_limit is None else lp_limit
     times: dict[str, float] = {}
     for alg in (*FABRIC_ALGORITHMS[kind], *ALGORITHMS[kind]):
         if alg in FABRIC_ALGORITHMS[kind]:

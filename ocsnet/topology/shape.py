@@ -146,8 +146,9 @@ def torus_block(fabric: Fabric, ranks) -> TorusBlock | None:
 def block_shapes(dims, size: int) -> list[tuple]:
     """Block extents (one per fabric dimension) of ``size`` GPUs that tile a torus of ``dims``.
 
-    Every extent divides its dimension; listed best first: most dimensions
-    spanned whole (rings of unit hops), then fewest dimensions used.
+    Every extent divides its dimension; listed best first: most links per GPU
+    inside the block (2 along a dimension spanned whole, a ring of unit hops;
+    1 along a line), then most rings, then fewest dimensions used.
 
     Examples
     --------
@@ -166,7 +167,10 @@ def block_shapes(dims, size: int) -> list[tuple]:
                 rec(i + 1, left // m, acc + [m])
 
     rec(0, int(size), [])
-    return sorted(out, key=lambda s: (-sum(m == k and k > 2 for m, k in zip(s, dims)),
+    def links(s):   # links a GPU has inside the block: 2 along a ring of unit hops, 1 along a line
+        return sum(2 if (m == k and k > 2) else 1 for m, k in zip(s, dims) if m > 1)
+
+    return sorted(out, key=lambda s: (-links(s), -sum(m == k and k > 2 for m, k in zip(s, dims)),
                                      sum(m > 1 for m in s), tuple(-m for m in s)))
 
 

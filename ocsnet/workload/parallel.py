@@ -230,7 +230,10 @@ def place(plan: ParallelPlan, fabric: Fabric | int, strategy: str = "topology-aw
     strategy : {"topology-aware", "contiguous"}
         ``"contiguous"``: Megatron order, tensor rank fastest, then data
         parallel, then stage (``rank = s*dp*tp + d*tp + t``).
-        ``"topology-aware"``: every TP group inside one domain of the closest
+        ``"topology-aware"``: on a torus, every TP group is a block of it (a
+        ring, a sub-torus or a line, preferring dimensions spanned whole; see
+        :func:`ocsnet.topology.shape.torus_groups`), neighbouring blocks for
+        neighbouring groups; otherwise every TP group inside one domain of the closest
         locality level that can hold all groups (:func:`gpu_domains`: NVLink
         domain, node, leaf switch, rack, rail, pod, OCS, fabric); domains are
         filled in rank order, GPUs left over in a domain are used last.  Groups are then assigned
@@ -266,9 +269,21 @@ def place(plan: ParallelPlan, fabric: Fabric | int, strategy: str = "topology-aw
     if domains is None:
         if isinstance(fabric, (int, np.integer)):
             raise WorkloadError("placement: 'topology-aware' needs a Fabric, not a GPU count")
+        blocks = _torus_blocks(fabric, plan.tp)
+        if blocks is not None and len(blocks) >= plan.pp * plan.dp:
+            return blocks[: plan.pp * plan.dp].reshape(plan.pp, plan.dp, plan.tp).transpose(1, 0, 2).copy()
         domains = gpu_domains(fabric)
     groups = _pack_groups(domains, plan.tp, plan.pp * plan.dp, n)
     return groups.reshape(plan.pp, plan.dp, plan.tp).transpose(1, 0, 2).copy()
+
+
+def _torus_blocks(fabric: Fabric, tp: int) -> np.ndarray | None:
+    """On a torus fabric, groups of ``tp`` GPUs that are blocks of it (rings of unit hops first)."""
+    from ..topology.shape import torus_dims, torus_groups
+    td = torus_dims(fabric)
+    if td is None or tp < 2:
+        return None
+    return torus_groups(td[0], tp)
 
 
 def _pack_groups(domains, tp: int, need: int, n: int) -> np.ndarray:
