@@ -19,5 +19,5 @@ __all__, __getattr__, __dir__ = exports(__name__, {
     "System": "records", "Choice": "records", "StudyResult": "records", "Screened": "records",
     "SweepSchedule": "records",
     "run_study": "study", "study_config": "study", "DEFAULT_STUDY": "config",
-    "write_report": "report", "summary_table": "report", "format_table": "report",
+    "write_report": "report", "summary_table": "report",
 })

@@ -12,6 +12,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from .. import checks
 from ..errors import WorkloadError
 from ..flow.names import FIDELITIES
 
@@ -22,8 +23,7 @@ SCHEDULE_BOUNDS = ("best", "design")
 
 
 def _choice(name: str, value, allowed) -> None:
-    if value not in allowed:
-        raise WorkloadError(f"{name}: {value!r} is not one of {', '.join(allowed)}")
+    checks.choice(name, value, allowed, error=WorkloadError)
 
 
 @dataclass(frozen=True)
@@ -127,10 +127,15 @@ class EvalOptions:
             _choice("fidelities", f, FIDELITIES)
         object.__setattr__(self, "fidelities", fids)
         _choice("schedule_bound", self.schedule_bound, SCHEDULE_BOUNDS)
+        checks.boolean("overlap", self.overlap, error=WorkloadError)
+        if self.latency_budget_s is not None:
+            checks.positive("latency_budget_s", self.latency_budget_s, error=WorkloadError)
+        if self.reconfig_delay_s is not None:
+            checks.nonnegative("reconfig_delay_s", self.reconfig_delay_s, error=WorkloadError)
         if self.algorithms is not None:
             if not isinstance(self.algorithms, Mapping):
-                raise WorkloadError(f"algorithms: expected a mapping of collective kind to algorithm, "
-                                    f"got {type(self.algorithms).__name__}")
+                raise WorkloadError(f"algorithms: expected a table of collective kind -> algorithm, "
+                                    f"got {self.algorithms!r:.60}")
             object.__setattr__(self, "algorithms", dict(self.algorithms))
 
     @property

@@ -51,6 +51,7 @@ from ..fabric import Fabric
 from ..workload import ParallelPlan
 from ..workload.layers import Collective, OpCost
 from ..workload.modes import INFERENCE_MODES
+from ..workload.parallel import check_plan
 from ..workload.calibration import ROOFLINE, Calibration, calibration as get_calibration
 from ..workload.models import model as get_model
 from ..workload.step import StepProfile, step_profile
@@ -324,6 +325,7 @@ def evaluate(model, plan: ParallelPlan, fabric: Fabric, mode: str, options: Eval
         raise WorkloadError(f"mode: {mode!r} is not one of {', '.join(INFERENCE_MODES)}")
     if not isinstance(fabric, Fabric):
         raise WorkloadError(f"fabric: expected an ocsnet Fabric, got {type(fabric).__name__}")
+    check_plan(plan)
     m = get_model(model)
     g = hardware.gpu(o.gpu if o.gpu is not None else fabric.meta.get("gpu", "h100-sxm"))
     calib = get_calibration(o.calibration)

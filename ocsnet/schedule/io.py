@@ -19,13 +19,15 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 import scipy.sparse as sp
 
 from ..errors import ScheduleError
-from .configs import canonical_config, config_key
+from ..jsonable import jsonable
+from ..sparse import digest
+from .configs import canonical_config
 from .timing import retime, slot_durations_lp
 
 __all__ = ["Slot", "PhaseSchedule", "Schedule", "FORMAT", "FORMAT_VERSION", "phases_from_timing"]
@@ -92,24 +94,6 @@ def _num(x) -> float | None:
 
 def _unnum(x) -> float:
     return math.inf if x is None else float(x)
-
-
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return _jsonable(obj.tolist())
-    if isinstance(obj, (bool, np.bool_)):
-        return bool(obj)
-    if isinstance(obj, (int, np.integer)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        return _num(obj)
-    if obj is None or isinstance(obj, str):
-        return obj
-    return str(obj)
 
 
 class Schedule:
@@ -270,7 +254,7 @@ class Schedule:
             row = []
             for C in slots:
                 M = canonical_config(C, problem.N)
-                k = config_key(M)
+                k = digest(M)
                 if k not in index:
                     index[k] = len(configs)
                     configs.append(M)
@@ -325,11 +309,11 @@ class Schedule:
                                    "reconfig": bool(s.reconfig), "exposed_s": _num(s.exposed_s)}
                                   for s in ph.slots]}
                        for ph in self.phases],
-            "meta": _jsonable(self.meta),
+            "meta": jsonable(self.meta, nonfinite="null"),
         }
         if timing:
             d["solve_time_s"] = _num(self.solve_time_s)
-            d["timings"] = _jsonable(self.timings)
+            d["timings"] = jsonable(self.timings, nonfinite="null")
         return d
 
     def to_json(self, *, timing: bool = False) -> str:

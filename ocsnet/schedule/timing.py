@@ -21,7 +21,7 @@ import scipy.sparse as sp
 from scipy.optimize import linprog
 
 from ..errors import ScheduleError
-from .configs import config_key
+from ..sparse import digest
 
 __all__ = ["retime", "slot_durations_lp", "Timing", "REL_TOL", "stored_entries", "values_at_keys"]
 
@@ -62,7 +62,7 @@ class Timing:
 
 def _exposures(problem, configs, seq):
     """Per slot: changed?, exposed delay x, and the index of the configuration before it."""
-    keys = [config_key(C) for C in configs]
+    keys = [digest(C) for C in configs]
     delta = problem.reconfig_delay_s
     changed, exposed, before = [], [], []
     prev = None
