@@ -54,7 +54,7 @@ def run(args) -> int:
         args._parser.print_help()
         return 2
     if cmd == "knobs":
-        from ..evaluation.report import format_table
+        from ..tables import format_table
         from ..sweep.knobs import knob_table
         print(format_table(["knob", "kind", "range or choices", "meaning"], knob_table()))
         return 0

@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .. import hardware, units
+from .. import checks, hardware, units
 from ..collectives import AUTO
 from ..errors import WorkloadError
 from ..fabric import Fabric
@@ -321,8 +321,7 @@ def evaluate(model, plan: ParallelPlan, fabric: Fabric, mode: str, options: Eval
     True
     """
     o = EvalOptions.from_kwargs(options, **kwargs)
-    if mode not in INFERENCE_MODES:
-        raise WorkloadError(f"mode: {mode!r} is not one of {', '.join(INFERENCE_MODES)}")
+    checks.choice("mode", mode, INFERENCE_MODES, error=WorkloadError)
     if not isinstance(fabric, Fabric):
         raise WorkloadError(f"fabric: expected an ocsnet Fabric, got {type(fabric).__name__}")
     check_plan(plan)
