@@ -12,6 +12,8 @@ group.  See docs/design.md, "Fabric-aware collectives".
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 
 from ..collectives import AUTO, FABRIC_ALGORITHMS, expand
@@ -82,8 +84,24 @@ def _choose_ocs(kind, fabric, g, nbytes, reconfig_delay_s):
     return best or ALGORITHMS[kind][0]
 
 
+# Steps of fabric-aware collectives per fabric (weak keys): a plan search expands the same
+# group's collective for every plan and fidelity.
+_STEPS: "weakref.WeakKeyDictionary[Fabric, dict]" = weakref.WeakKeyDictionary()
+_STEPS_MAX = 4096
+
+
 def group_steps(kind: str, p: int, nbytes: float, algorithm: str, fabric: Fabric, group) -> list:
-    """Compact steps of one group's collective (fabric-aware algorithms expanded on ``group``)."""
-    if needs_fabric(kind, algorithm):
-        return expand(kind, p, nbytes, algorithm, fabric=fabric, ranks=np.asarray(group), as_arrays=True)
-    return expand(kind, p, nbytes, algorithm, as_arrays=True)
+    """Compact steps of one group's collective (fabric-aware algorithms expanded on ``group``, memoized)."""
+    if not needs_fabric(kind, algorithm):
+        return expand(kind, p, nbytes, algorithm, as_arrays=True)
+    g = np.asarray(group, dtype=np.int64)
+    memo = _STEPS.get(fabric)
+    if memo is None:
+        memo = _STEPS[fabric] = {}
+    key = (kind, p, float(nbytes), algorithm, g.tobytes())
+    hit = memo.get(key)
+    if hit is None:
+        if len(memo) >= _STEPS_MAX:
+            memo.clear()
+        hit = memo[key] = expand(kind, p, nbytes, algorithm, fabric=fabric, ranks=g, as_arrays=True)
+    return hit
