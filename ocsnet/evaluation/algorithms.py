@@ -68,8 +68,9 @@ def concrete(kind: str, algorithm: str, fabric: Fabric, group, nbytes: float, me
 
 def _choose_ocs(kind, fabric, g, nbytes, reconfig_delay_s):
     from ..collectives import ALGORITHMS
-    from ..collectives.fabric_aware import applies, estimate_s
+    from ..collectives.fabric_aware import applies, estimate_s, ocs_info
     p = len(g)
+    ports = ocs_info(fabric)["ports_per_gpu"]
     best, best_t = None, np.inf
     for alg in (*FABRIC_ALGORITHMS.get(kind, ()), *ALGORITHMS[kind]):
         if alg in FABRIC_ALGORITHMS.get(kind, ()):
@@ -78,6 +79,11 @@ def _choose_ocs(kind, fabric, g, nbytes, reconfig_delay_s):
         elif (alg == "rhd" and kind != "all-reduce" and p & (p - 1)) or alg in ("tree", "double-binary-tree"):
             continue
         steps = expand(kind, p, nbytes, alg, fabric=fabric, ranks=g, as_arrays=True)
+        # a step whose ranks talk to more peers than they have ports needs several circuit
+        # configurations inside the step: not a candidate (and the costliest to schedule)
+        if any(len(src) and max(np.bincount(src).max(), np.bincount(dst).max()) > ports
+               for src, dst, _ in steps):
+            continue
         t = estimate_s(fabric, g, steps, reconfig_delay_s=reconfig_delay_s)
         if t < best_t * (1 - 1e-9):
             best, best_t = alg, t
