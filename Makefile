@@ -11,11 +11,11 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 
-$(STAMP): $(PY) pyproject.toml
+$(STAMP): $(PY) pyproject.toml setup.py
 	$(PY) -m pip install --quiet -e .
 	@touch $@
 
-$(TSTAMP): $(PY) pyproject.toml
+$(TSTAMP): $(PY) pyproject.toml setup.py
 	$(PY) -m pip install --quiet -e '.[test]'
 	@touch $@ $(STAMP)
 

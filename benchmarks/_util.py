@@ -66,18 +66,10 @@ def timeit(fn: Callable, *args, repeat: int = 3, **kwargs) -> float:
 
 def print_table(title: str, header: list[str], rows: list[list[Any]]) -> None:
     """Print a plain aligned table with a title line."""
-    def fmt(v):
-        if v is None:
-            return "-"
-        if isinstance(v, float):
-            return f"{v:.4g}"
-        return str(v)
-    cells = [[fmt(v) for v in r] for r in rows]
-    widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(header)]
+    from ocsnet.tables import format_table
+
     print(f"\n## {title}")
-    print("  ".join(h.rjust(w) for h, w in zip(header, widths)))
-    for r in cells:
-        print("  ".join(c.rjust(w) for c, w in zip(r, widths)))
+    print(format_table(header, rows, align="r"))
 
 
 def mib(nbytes) -> float | None:

@@ -40,7 +40,7 @@ from typing import Any, Iterable
 
 from .errors import OcsnetError, SpecError
 
-__all__ = ["number", "integer", "positive", "nonnegative", "fraction", "choice", "boolean", "string",
+__all__ = ["number", "check_range", "integer", "positive", "nonnegative", "fraction", "choice", "boolean", "string",
            "integers", "array", "range_text", "kind_of"]
 
 
@@ -93,6 +93,15 @@ def number(name: str, value: Any, *, lo=None, hi=None, lo_open: bool = False, hi
     return v
 
 
+def check_range(name: str, value: Any, lo=None, hi=None, *, lo_open: bool = False,
+                error: type[OcsnetError] = SpecError) -> None:
+    """Raise unless ``lo <= value <= hi`` (``lo < value`` with ``lo_open``); infinity passes where no bound stops it.
+
+    :func:`number` with positional bounds and ``finite=False``.
+    """
+    number(name, value, lo=lo, hi=hi, lo_open=lo_open, finite=False, error=error)
+
+
 def positive(name: str, value: Any, *, finite: bool = True, error: type[OcsnetError] = SpecError) -> float:
     """``value`` as a float > 0."""
     return number(name, value, lo=0, lo_open=True, finite=finite, error=error)
@@ -122,7 +131,7 @@ def integer(name: str, value: Any, *, lo=None, hi=None, even: bool = False,
         v = int(f)
     _in_range(name, value, v, lo, hi, False, False, error)
     if even and v % 2:
-        raise error(f"{name}: {value!r} must be even")
+        raise error(f"{name}: {value!r} is not even, allowed even integers in {range_text(lo, hi)}")
     return v
 
 
@@ -150,10 +159,10 @@ def choice(name: str, value: Any, options: Iterable, *, error: type[OcsnetError]
 
 
 def boolean(name: str, value: Any, *, error: type[OcsnetError] = SpecError) -> bool:
-    """``value`` if it is a bool (``0``/``1`` and strings do not pass)."""
-    if not isinstance(value, bool):
+    """``value`` as a bool if it is one (numpy's included); ``0``/``1``, strings and arrays do not pass."""
+    if not isinstance(value, bool) and type(value).__name__ != "bool_":
         raise error(f"{name}: expected true or false, got {kind_of(value)} {value!r}")
-    return value
+    return bool(value)
 
 
 def string(name: str, value: Any, *, empty: bool = False, error: type[OcsnetError] = SpecError) -> str:
@@ -192,16 +201,22 @@ def array(name: str, value: Any, *, ndim: int | None = None, shape: tuple | None
     if not empty and a.size == 0:
         raise error(f"{name}: expected at least one value, got an empty array")
     f = a.astype(float)
-    if np.isnan(f).any():
-        raise error(f"{name}: holds NaN")
-    if finite and np.isinf(f).any():
-        raise error(f"{name}: holds a non-finite value")
-    if a.size and lo is not None and ((f <= lo).any() if lo_open else (f < lo).any()):
-        raise error(f"{name}: {f.min()!r} is out of range, allowed {range_text(lo, hi, lo_open=lo_open)}")
-    if a.size and hi is not None and (f > hi).any():
-        raise error(f"{name}: {f.max()!r} is out of range, allowed {range_text(lo, hi, lo_open=lo_open)}")
+    rng = range_text(lo, hi, lo_open=lo_open)
+
+    def first(bad, why):
+        if bad.any():
+            idx = np.unravel_index(int(np.flatnonzero(bad.ravel())[0]), f.shape) if f.ndim else ()
+            at = f"[{', '.join(map(str, idx))}]" if idx else ""
+            raise error(f"{name}{at}: {float(f[idx])!r} {why}")
+
+    first(np.isnan(f), "is NaN, expected a number")
+    if finite:
+        first(np.isinf(f), f"is not finite, allowed {rng}")
+    if lo is not None:
+        first(f <= lo if lo_open else f < lo, f"is out of range, allowed {rng}")
+    if hi is not None:
+        first(f > hi, f"is out of range, allowed {rng}")
     if integral:
-        if a.size and (f != np.round(f)).any():
-            raise error(f"{name}: expected integers")
+        first(f != np.round(f), "is not an integer")
         return a.astype(np.int64)
     return f

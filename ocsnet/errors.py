@@ -40,25 +40,5 @@ class FaultError(OcsnetError):
     """A fault names a component that does not exist, or a failure/repair parameter is out of range."""
 
 
-def check_range(name: str, value, lo=None, hi=None, *, lo_open: bool = False) -> None:
-    """Raise :class:`SpecError` unless ``lo <= value <= hi`` (``lo < value`` if *lo_open*).
-
-    The message names the field, the value and the allowed range.
-    """
-    import math
-
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise SpecError(f"{name}: expected a number, got {value!r}") from None
-    if math.isnan(v):
-        raise SpecError(f"{name}: got NaN, expected a number")
-    bad = (lo is not None and (v <= lo if lo_open else v < lo)) or (hi is not None and v > hi)
-    if bad:
-        left = "(" if lo_open else "["
-        rng = f"{left}{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}]"
-        raise SpecError(f"{name}: {value!r} is out of range, allowed {rng}")
-
-
 class SweepError(SpecError):
     """A sweep spec, its results folder or the engine that runs it is invalid or unreachable."""

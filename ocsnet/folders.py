@@ -158,7 +158,12 @@ def builtin(folder: str) -> Traversable:
     """The built-in folder ``folder`` (one of :data:`FOLDERS`) as an importlib.resources Traversable."""
     if folder not in FOLDERS:
         raise SpecError(f"folder: {folder!r} is not one of {', '.join(FOLDERS)}")
-    return resources.files(FOLDERS[folder])
+    try:
+        return resources.files(FOLDERS[folder])
+    except ModuleNotFoundError:
+        raise SpecError(f"{folder}: the built-in data package {FOLDERS[folder]} is not installed; reinstall "
+                        "ocsnet (an editable install made before the data folders were packaged needs "
+                        "`pip install -e .` again)") from None
 
 
 def _toml_files(folder: Traversable) -> list[Traversable]:

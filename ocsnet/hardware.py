@@ -420,6 +420,10 @@ def lite_gpu(parent: GPUSpec, *, fraction: float | str = 0.25, io: str = "cpo", 
     """
     if not isinstance(parent, GPUSpec):
         raise SpecError(f"{name}.parent: expected a GPUSpec, got {checks.kind_of(parent)} {parent!r}")
+    checks.string(f"{name}.io", io)
+    checks.string(f"{name}.network", network)
+    if not isinstance(clock, str):
+        checks.positive(f"{name}.clock", clock)
     from .silicon import lite_design
 
     d = lite_design(parent, fraction, io=io, network=network, clock=clock, params=params,
@@ -464,6 +468,7 @@ def _simple(filename: str, key: tuple) -> dict:
 
 
 def _get(kind: str, table: dict, name: str):
+    checks.string(kind, name)
     try:
         return table[name]
     except KeyError:

@@ -14,6 +14,7 @@ import scipy.sparse as sp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from ocsnet.sparse import canonical
 from ocsnet.errors import ScheduleError
 from ocsnet.schedule import OCSProblem, solve, validate
 from ocsnet.schedule import matching
@@ -185,7 +186,7 @@ def random_configs(rng, n, d, k):
 
 def brute_force_plan(problem, configs):
     """Every sequence of one configuration per phase, timed by the reference re-timing."""
-    cs = [matching.canonical(C, dtype=np.int64) for C in configs]
+    cs = [canonical(C, dtype=np.int64) for C in configs]
     best = np.inf
     for seq in itertools.product(range(len(cs)), repeat=problem.P):
         t = retime(problem, cs, [[k] for k in seq])
@@ -247,7 +248,7 @@ def test_periodic_extrapolation_matches_full_dp_and_brute_force():
     got, _, _ = dp_over(prob, configs)
     flat, _, _ = dp_over(prob.replace(period=None), configs)
     assert got == pytest.approx(flat, rel=1e-12)
-    assert got == pytest.approx(brute_force_plan(prob, [matching.canonical(C) for C in configs]), rel=1e-9)
+    assert got == pytest.approx(brute_force_plan(prob, [canonical(C) for C in configs]), rel=1e-9)
     # A long periodic trace: extrapolated after a few periods, same answer as the full DP.
     long = OCSProblem([A, B] * 300, [1e-5, 0.0] * 300, ports=d, circuit_Bps=1e10, reconfig_delay_s=2e-4,
                       period=(0, 2, 300))

@@ -72,6 +72,8 @@ def run(args) -> int:
     fractions = [f.strip() for f in str(args.fractions).split(",") if f.strip()]
     if not fractions:
         raise SpecError("--fractions: give at least one fraction in (0, 1], e.g. 1,1/2,1/4")
+    if args.plot and not str(args.plot).lower().endswith((".png", ".svg", ".pdf")):
+        raise SpecError(f"--plot: {args.plot!r} must end in .png, .svg or .pdf")
     rows = fraction_rows(parent, fractions, io=args.io, params=p, allow_stitching=args.allow_stitching)
     if args.plot:
         from ..plot import silicon_fractions

@@ -21,6 +21,7 @@ import tomllib
 from pathlib import Path
 
 from ..errors import SpecError
+from ..tables import format_table
 
 __all__ = ["register", "run", "load_fabric", "info_rows", "draw_fabric"]
 
@@ -96,14 +97,6 @@ def load_fabric(spec: str, overrides: dict | None = None):
     return specs.build(spec, **(overrides or {}))
 
 
-def _table(header, rows) -> str:
-    cells = [[str(c) for c in r] for r in rows]
-    widths = [max([len(h)] + [len(r[k]) for r in cells]) for k, h in enumerate(header)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip()]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells]
-    return "\n".join(lines)
-
-
 # ---- actions ---------------------------------------------------------------------------
 
 def _list(args) -> int:
@@ -115,7 +108,7 @@ def _list(args) -> int:
         rows.append([name, s["generator"], s["description"]])
     if not rows:
         raise SpecError("spec: no specs found (built-in or in the topologies/ folders of OCSNET_PATH and --path)")
-    print(_table(["name", "generator", "description"], rows))
+    print(format_table(["name", "generator", "description"], rows))
     return 0
 
 
@@ -171,7 +164,7 @@ def _info(args) -> int:
     if args.json:
         print(json.dumps(s, sort_keys=False, indent=2, default=str))
     else:
-        print(_table(["metric", "value"], [[k, _fmt(v)] for k, v in s.items()]))
+        print(format_table(["metric", "value"], [[k, _fmt(v)] for k, v in s.items()]))
     return 0
 
 

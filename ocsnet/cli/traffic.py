@@ -18,6 +18,7 @@ from pathlib import Path
 
 from .. import units
 from ..errors import WorkloadError
+from ..tables import format_table
 
 
 def register(subparsers) -> None:
@@ -80,20 +81,6 @@ def _fabric(spec: str):
     return topology.build(spec)
 
 
-def _fmt(v) -> str:
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    return str(v)
-
-
-def _table(header, rows) -> str:
-    cells = [[_fmt(v) for v in r] for r in rows]
-    w = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(header)]
-    lines = ["  ".join(h.rjust(x) for h, x in zip(header, w))]
-    lines += ["  ".join(c.rjust(x) for c, x in zip(r, w)) for r in cells]
-    return "\n".join(lines)
-
-
 def run(args) -> int:
     from ..traffic import build_trace
     from ..workload import ParallelPlan, model
@@ -125,7 +112,7 @@ def run(args) -> int:
     print(f"memory: {units.fmt_bytes(mem.total_bytes)} of {units.fmt_bytes(mem.capacity_bytes)} per GPU "
           f"({mem.message().split('(', 1)[1]}")
     print(f"\n## one layer, per GPU, per micro-batch")
-    print(_table(lp.HEADER, lp.table()))
+    print(format_table(lp.HEADER, lp.table(), align="r"))
     print("\n## per step")
     print(f"stage_layers: {' '.join(str(x) for x in prof.stage_layers.tolist())}")
     print(f"embedding_us: {units.from_si('x_us', prof.embedding.time_s):.4g} (first stage); "

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from .per_layer import FIDELITIES, MODES, CollectiveTime, Evaluation, evaluate
 from .records import Choice, StudyResult, System
-from .report import format_table, summary_table, write_report
+from ..tables import format_table
+from .report import summary_table, write_report
 from .study import DEFAULT_STUDY, run_study, study_config
 
 __all__ = ["evaluate", "Evaluation", "CollectiveTime", "FIDELITIES", "MODES", "System", "Choice",

@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .. import hardware, units
+from .. import checks, hardware, units
 from ..collectives import AUTO, expand
 from ..errors import WorkloadError
 from ..fabric import Fabric
@@ -52,7 +52,7 @@ from ..flow.latency import bottleneck_Bps
 from ..workload import ParallelPlan
 from ..workload.layers import Collective, OpCost
 from ..workload.models import model as get_model
-from ..workload.parallel import place
+from ..workload.parallel import check_plan, place
 from ..workload.calibration import ROOFLINE, Calibration, calibration as get_calibration
 from ..workload.step import StepProfile, step_profile
 from .algorithms import DEFAULT_AUTO, concrete, group_steps, needs_fabric
@@ -330,8 +330,7 @@ def _power_cost(fabric: Fabric) -> tuple[dict, dict]:
 
 
 def _check_choice(name, value, allowed):
-    if value not in allowed:
-        raise WorkloadError(f"{name}: {value!r} is not one of {', '.join(allowed)}")
+    checks.choice(name, value, allowed, error=WorkloadError)
 
 
 # ---------------------------------------------------------------------------------------
@@ -666,6 +665,14 @@ def evaluate(model, plan: ParallelPlan, fabric: Fabric, mode: str, *, batch: int
         _check_choice("fidelities", f, FIDELITIES)
     if not isinstance(fabric, Fabric):
         raise WorkloadError(f"fabric: expected an ocsnet Fabric, got {type(fabric).__name__}")
+    check_plan(plan)
+    checks.boolean("overlap", overlap, error=WorkloadError)
+    if latency_budget_s is not None:
+        checks.positive("latency_budget_s", latency_budget_s, error=WorkloadError)
+    if reconfig_delay_s is not None:
+        checks.nonnegative("reconfig_delay_s", reconfig_delay_s, error=WorkloadError)
+    if algorithms is not None and not isinstance(algorithms, dict):
+        raise WorkloadError(f"algorithms: expected a table of collective kind -> algorithm, got {algorithms!r:.60}")
     m = get_model(model)
     g = hardware.gpu(gpu if gpu is not None else fabric.meta.get("gpu", "h100-sxm"))
     calib = get_calibration(calibration)

@@ -7,16 +7,17 @@ Stage: evaluation (see docs/design.md).  It formats a finished
 from __future__ import annotations
 
 import copy
-import dataclasses
 import json
 from pathlib import Path
 
 from .. import units
+from ..jsonable import jsonable
+from ..tables import cell, format_table
 from .per_layer import Evaluation
 from .records import StudyResult
 from .study import analysis_module
 
-__all__ = ["SUMMARY_COLUMNS", "format_table", "summary_table", "write_report", "MATCH_TOLERANCE"]
+__all__ = ["SUMMARY_COLUMNS", "summary_table", "write_report", "MATCH_TOLERANCE"]
 
 
 SUMMARY_COLUMNS = [
@@ -31,23 +32,6 @@ SUMMARY_COLUMNS = [
 ]
 
 
-def _fmt(v) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    return str(v)
-
-
-def format_table(header: list[str], rows: list[list]) -> str:
-    """An aligned plain-text table."""
-    cells = [[_fmt(v) for v in r] for r in rows]
-    w = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(header)]
-    lines = ["  ".join(h.ljust(w[i]) for i, h in enumerate(header))]
-    lines += ["  ".join(c.ljust(w[i]) for i, c in enumerate(r)) for r in cells]
-    return "\n".join(lines)
-
-
 def summary_table(result: StudyResult) -> str:
     rows = result.summary_rows()
     return format_table([h for _, h in SUMMARY_COLUMNS], [[r.get(k) for k, _ in SUMMARY_COLUMNS] for r in rows])
@@ -55,7 +39,7 @@ def summary_table(result: StudyResult) -> str:
 
 def _markdown_table(header, rows) -> str:
     out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    out += ["| " + " | ".join(_fmt(v) for v in r) + " |" for r in rows]
+    out += ["| " + " | ".join(cell(v) for v in r) + " |" for r in rows]
     return "\n".join(out)
 
 
@@ -68,20 +52,7 @@ def _csv(path: Path, header: list[str], rows: list[list]) -> None:
 
 
 def _json(path: Path, obj) -> None:
-    path.write_text(json.dumps(obj, indent=1, sort_keys=True, default=_json_default) + "\n")
-
-
-def _json_default(o):
-    import numpy as np
-    if isinstance(o, (np.integer,)):
-        return int(o)
-    if isinstance(o, (np.floating,)):
-        return float(o)
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if dataclasses.is_dataclass(o):
-        return dataclasses.asdict(o)
-    return str(o)
+    path.write_text(json.dumps(jsonable(obj), indent=1, sort_keys=True) + "\n")
 
 
 def write_report(result: StudyResult, outdir, *, figures: bool = True) -> Path:

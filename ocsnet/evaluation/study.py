@@ -37,7 +37,6 @@ import importlib
 import itertools
 import sys
 import time
-from typing import Any, Callable
 
 from .. import hardware, units
 from ..errors import SpecError, WorkloadError
@@ -89,8 +88,8 @@ def study_config(overrides: dict | None = None) -> dict:
     may set just ``[decode] batch``); every other key replaces the default.
     """
     cfg = copy.deepcopy(DEFAULT_STUDY)
-    if not isinstance(overrides or {}, dict):
-        raise SpecError(f"study: expected a table of study keys, got {overrides!r}")
+    if overrides is not None and not isinstance(overrides, dict):
+        raise SpecError(f"study: expected a table of study keys, got {type(overrides).__name__}")
     overrides = dict(overrides or {})
     names = overrides.pop("analyses", None)
     if names is not None:

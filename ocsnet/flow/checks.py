@@ -22,8 +22,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import units
+from ..jsonable import jsonable
 from ..errors import FlowError
 from ..fabric import Fabric
+from ..tables import format_table
 from .fluid import FIDELITIES, PhaseResult, phase_time, trace_time
 from .maxmin import max_min_fair
 from .routing import Routes
@@ -85,7 +87,7 @@ class CheckReport:
 
     def to_json(self) -> str:
         """The report as JSON: sorted keys, SI values under unit-suffixed names; byte-identical for equal reports."""
-        return json.dumps(self.to_dict(), sort_keys=True, indent=1, allow_nan=False, default=_finite)
+        return json.dumps(jsonable(self.to_dict()), sort_keys=True, indent=1, allow_nan=False)
 
     def table(self, max_rows: int = 10) -> str:
         """A readable summary, one section per kind of failure, units in the headers."""
@@ -109,30 +111,14 @@ class CheckReport:
             else:
                 head = ["phase", "time_us", "budget_us"]
                 rows = [[f["subject"], _g(f["value_s"] * 1e6), _g(f["limit_s"] * 1e6)] for f in fs[:max_rows]]
-            lines.append(_table(head, rows))
+            lines.append(format_table(head, rows, align="lr", indent="  "))
             if len(fs) > max_rows:
                 lines.append(f"  ... and {len(fs) - max_rows} more")
         return "\n".join(lines)
 
 
-def _finite(o):
-    if isinstance(o, (np.integer,)):
-        return int(o)
-    if isinstance(o, (np.floating,)):
-        return float(o)
-    raise TypeError(f"not JSON serializable: {type(o).__name__}")
-
-
 def _g(x: float) -> str:
     return "inf" if np.isinf(x) else f"{x:.4g}"
-
-
-def _table(header, rows) -> str:
-    cells = [[str(c) for c in r] for r in rows]
-    widths = [max([len(h)] + [len(r[k]) for r in cells]) for k, h in enumerate(header)]
-    out = ["  " + "  ".join(h.rjust(w) if k else h.ljust(w) for k, (h, w) in enumerate(zip(header, widths)))]
-    out += ["  " + "  ".join(c.rjust(w) if k else c.ljust(w) for k, (c, w) in enumerate(zip(r, widths))) for r in cells]
-    return "\n".join(line.rstrip() for line in out)
 
 
 def _edge_labels(fabric: Fabric) -> list[str]:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 
+from .. import checks
 from ..errors import FlowError
 from ..fabric import Fabric
 from .latency import alpha_beta_time, bottleneck_Bps
@@ -208,8 +209,7 @@ def flows_from_demand(demand, n_gpus: int | None = None):
 
 
 def _check_choice(name, value, allowed):
-    if value not in allowed:
-        raise FlowError(f"{name}: {value!r} is not one of {', '.join(allowed)}")
+    checks.choice(name, value, allowed, error=FlowError)
 
 
 def _time_flows(fabric: Fabric, routes: Routes, size: np.ndarray, fidelity: str, routing: str,
@@ -267,6 +267,8 @@ def phase_time(fabric: Fabric, demand, *, routing: str = "ecmp", fidelity: str =
     >>> phase_time(two, np.array([[0, 1e9], [0, 0]])).time_s    # 1 s of bytes + 1 us
     1.000001
     """
+    if not isinstance(fabric, Fabric):
+        raise FlowError(f"fabric: expected an ocsnet Fabric, got {type(fabric).__name__}")
     _check_choice("fidelity", fidelity, FIDELITIES)
     if routes is None:
         _check_choice("routing", routing, METHODS)

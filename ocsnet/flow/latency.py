@@ -30,10 +30,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import checks
 from ..errors import FlowError
 from ..fabric import Fabric
 from .maxmin import check_capacity
-from .routing import Routes, route
+from .routing import METHODS, Routes, route
 
 __all__ = ["bottleneck_Bps", "alpha_beta_time", "transfer_time"]
 
@@ -132,8 +133,18 @@ def transfer_time(fabric: Fabric, src, dst, nbytes, *, routing: str = "shortest"
     >>> round(transfer_time(ring, 0, 2, 1e6) * 1e6, 6)        # microseconds
     1002.0
     """
+    if not isinstance(fabric, Fabric):
+        raise FlowError(f"fabric: expected an ocsnet Fabric, got {type(fabric).__name__}")
+    checks.choice("routing", routing, METHODS, error=FlowError)
     scalar = np.ndim(src) == 0 and np.ndim(dst) == 0 and np.ndim(nbytes) == 0
-    s, d, nb = np.broadcast_arrays(np.atleast_1d(src), np.atleast_1d(dst), np.atleast_1d(np.asarray(nbytes, float)))
+    src = checks.array("src", src, integral=True, lo=0, error=FlowError)
+    dst = checks.array("dst", dst, integral=True, lo=0, error=FlowError)
+    nbytes = checks.array("nbytes", nbytes, lo=0, error=FlowError)
+    try:
+        s, d, nb = np.broadcast_arrays(np.atleast_1d(src), np.atleast_1d(dst), np.atleast_1d(nbytes))
+    except ValueError:
+        raise FlowError(f"src, dst, nbytes: shapes {np.shape(src)}, {np.shape(dst)}, {np.shape(nbytes)} "
+                        "do not broadcast") from None
     r = route(fabric, s.ravel(), d.ravel(), method=routing, gpu_forwarding=gpu_forwarding)
     t = alpha_beta_time(r, fabric.capacity_Bps, nb.ravel()).reshape(s.shape)
     return float(t[0]) if scalar else t

@@ -42,6 +42,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from .. import checks
 from ..errors import FlowError
 from ..sparse import as_sparse_2d
 
@@ -74,9 +75,19 @@ def as_incidence(incidence, n_links: int | None = None) -> sp.csc_matrix:
     return a
 
 
+def _floats(name: str, values) -> np.ndarray:
+    """``values`` as a float array (the range checks, naming link or flow, are the caller's)."""
+    if isinstance(values, (str, bytes, dict)):
+        raise FlowError(f"{name}: expected an array of numbers, got {checks.kind_of(values)}")
+    try:
+        return np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise FlowError(f"{name}: expected an array of numbers, got {checks.kind_of(values)}") from None
+
+
 def check_capacity(capacity, n_links: int, name: str = "capacity") -> np.ndarray:
     """Validate per-link capacities (bytes/s): length ``n_links``, each in ``[0, inf]``."""
-    c = np.asarray(capacity, dtype=np.float64)
+    c = _floats(name, capacity)
     if c.ndim != 1 or len(c) != n_links:
         raise FlowError(f"{name}: expected {n_links} entries (one per link, the incidence rows), "
                         f"got shape {c.shape}")
@@ -89,8 +100,8 @@ def check_capacity(capacity, n_links: int, name: str = "capacity") -> np.ndarray
 def _check_demand(demand, n_flows: int) -> np.ndarray | None:
     if demand is None:
         return None
-    d = np.broadcast_to(np.asarray(demand, dtype=np.float64), (n_flows,)) if np.ndim(demand) == 0 \
-        else np.asarray(demand, dtype=np.float64)
+    d = _floats("demand", demand)
+    d = np.broadcast_to(d, (n_flows,)) if d.ndim == 0 else d
     if d.ndim != 1 or len(d) != n_flows:
         raise FlowError(f"demand: expected {n_flows} entries (one per flow, the incidence columns), got shape {d.shape}")
     bad = np.flatnonzero(~(d >= 0))

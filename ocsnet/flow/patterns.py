@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from .. import checks
 from ..errors import FlowError
 
 __all__ = ["PATTERNS", "pattern_demand", "pattern_flows"]
@@ -57,7 +58,7 @@ def pattern_flows(name: str, n_gpus: int, *, seed: int = 0):
     if n < 2:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     r = np.arange(n, dtype=np.int64)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(checks.integer("seed", seed, lo=0, error=FlowError))
     if name == "all-to-all":
         if n * (n - 1) > MAX_FLOWS:
             raise FlowError(f"pattern: all-to-all over {n} GPUs has {n * (n - 1):,} flows, more than the "

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import time
 
+from .. import checks
 from ..errors import ScheduleError
 from .io import PhaseSchedule, Schedule, Slot
 from .problem import OCSProblem
@@ -90,10 +91,14 @@ def solve(problem: OCSProblem, method: str = "auto", time_limit_s: float | None 
         Unknown method, a negative time limit, or no schedule within the
         limits (e.g. ``static`` for an all-to-all wider than the ports).
     """
-    if method not in METHODS:
-        raise ScheduleError(f"method: {method!r} is not one of {', '.join(METHODS)}")
-    if time_limit_s is not None and not (float(time_limit_s) > 0):
-        raise ScheduleError(f"time_limit_s: {time_limit_s!r} is out of range, allowed (0, inf)")
+    if not isinstance(problem, OCSProblem):
+        raise ScheduleError(f"problem: expected an OCSProblem, got {type(problem).__name__}")
+    checks.choice("method", method, METHODS, error=ScheduleError)
+    checks.choice("bound", bound, ("best", "design"), error=ScheduleError)
+    if time_limit_s is not None:
+        checks.positive("time_limit_s", time_limit_s, error=ScheduleError)
+    if max_slots_per_phase is not None:
+        checks.integer("max_slots_per_phase", max_slots_per_phase, lo=1, error=ScheduleError)
     if method == "heuristic":
         from .heuristic import solve_heuristic
         return solve_heuristic(problem, time_limit_s=time_limit_s, max_slots_per_phase=max_slots_per_phase,

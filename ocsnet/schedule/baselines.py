@@ -45,6 +45,7 @@ from .decompose import decompose
 from .candidates import ConfigSet, unique_demands
 from .heuristic import design_bound_s
 from ..errors import ScheduleError
+from ..sparse import canonical, digest
 
 __all__ = ["BASELINES", "solve_baseline", "solve_static", "solve_per_phase", "solve_bvn", "solve_solstice"]
 
@@ -75,11 +76,11 @@ def _build(problem, uid, per_u, *, method: str, t0: float, bound: str = "best", 
     phases get their hold times plus each slot's exposed delay, computed here
     the way :func:`ocsnet.schedule.validate.retime` counts changes.
     """
-    from .io import Schedule, config_key
+    from .io import Schedule
 
     cs = ConfigSet(problem.N)
     ids = [[cs.add(C) for C in cfgs] for cfgs, _ in per_u]
-    keys = [config_key(matching.canonical(C, dtype=np.int64)) for C in cs.configs]
+    keys = [digest(canonical(C, dtype=np.int64)) for C in cs.configs]
     delta = problem.reconfig_delay_s
     per_phase, durations = [], []
     prev = None
@@ -127,7 +128,7 @@ def solve_static(problem, time_limit_s: float | None = None, max_slots_per_phase
     total = sum(D * float(c) for D, c in zip(demands, counts))
     C, t = matching.best_config(total, problem.free_out, problem.circuit_Bps, **_kw(problem))
     if not np.isfinite(t):
-        C = _packet_subset_config(problem, matching.canonical(total))
+        C = _packet_subset_config(problem, canonical(total))
         if C is None:
             raise ScheduleError("static: no single configuration gives every demanded pair a circuit "
                                 f"with ports = {problem.ports}; use a packet network or another method")

@@ -28,13 +28,13 @@ DESIGN.md, "The OCS scheduling problem" (reference semantics, lower bound).
 
 from __future__ import annotations
 
-import hashlib
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
 
+from ..sparse import canonical, digest
 from . import matching
 from .decompose import decompose
 from .dp import PhaseTimes
@@ -55,14 +55,6 @@ _MAX_STARTS = 64
 _MAX_HELD = 8
 
 
-def _digest(M: sp.csr_matrix) -> bytes:
-    h = hashlib.blake2b(digest_size=16)
-    h.update(np.int64(M.shape[0]).tobytes())
-    for a in (M.indptr.astype(np.int64), M.indices.astype(np.int64), M.data.astype(np.float64)):
-        h.update(np.ascontiguousarray(a).tobytes())
-    return h.digest()
-
-
 def unique_demands(demand: list) -> tuple[list[sp.csr_matrix], np.ndarray]:
     """Distinct demand matrices (by value) in first-use order, and each phase's index into them.
 
@@ -77,8 +69,8 @@ def unique_demands(demand: list) -> tuple[list[sp.csr_matrix], np.ndarray]:
         if u is None:
             # OCSProblem stores canonical float CSR; hash those without a copy.
             ok = sp.isspmatrix_csr(m) and m.dtype == np.float64 and m.has_canonical_format
-            c = m if ok else matching.canonical(m)
-            key = _digest(c)
+            c = m if ok else canonical(m)
+            key = digest(c)
             u = by_hash.get(key)
             if u is None:
                 u = len(mats)
@@ -98,8 +90,8 @@ class ConfigSet:
         self._index: dict[bytes, int] = {}
 
     def add(self, C) -> int:
-        C = matching.canonical(C, self.n, dtype=np.int64)
-        key = _digest(C)
+        C = canonical(C, n=self.n, dtype=np.int64)
+        key = digest(C)
         k = self._index.get(key)
         if k is None:
             k = len(self.configs)

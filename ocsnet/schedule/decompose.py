@@ -38,7 +38,8 @@ from scipy.optimize import linprog
 from scipy.sparse.csgraph import maximum_bipartite_matching
 
 from ..errors import ScheduleError
-from .matching import _REL, _caps, _entries, _keep_pairs, canonical, mask_at, pair_keys, values_at
+from ..sparse import canonical
+from .matching import _REL, _caps, _entries, _keep_pairs, mask_at, pair_keys, values_at
 
 __all__ = ["stuff", "bvn", "solstice_slices", "group_slots", "retime", "decompose"]
 
@@ -304,7 +305,7 @@ def decompose(demand, ports, circuit_Bps: float = 1.0, *, col_ports=None, base=N
     n = D.shape[0]
     D.setdiag(0)
     D.eliminate_zeros()
-    bsub = canonical(base, n) if base is not None else None
+    bsub = canonical(base, n=n) if base is not None else None
     Dt = D                               # what the slots' timing must serve
     if allowed is not None:
         keys = pair_keys(D)

@@ -15,20 +15,20 @@ out unless asked for, so the same schedule always gives the same bytes and
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 import scipy.sparse as sp
 
 from ..errors import ScheduleError
-from ..sparse import as_sparse_2d
+from ..jsonable import jsonable
+from ..sparse import canonical, digest
 
-__all__ = ["Slot", "PhaseSchedule", "Schedule", "FORMAT", "FORMAT_VERSION", "canonical_config", "config_key"]
+__all__ = ["Slot", "PhaseSchedule", "Schedule", "FORMAT", "FORMAT_VERSION", "canonical_config"]
 
 FORMAT = "ocsnet-schedule"
 FORMAT_VERSION = 1
@@ -86,32 +86,12 @@ def phases_from_timing(seq: Sequence[Sequence[int]], timing) -> list[PhaseSchedu
 
 
 def canonical_config(C, n: int | None = None) -> sp.csr_matrix:
-    """A circuit matrix as canonical int64 CSR (sorted indices, no stored zeros).
+    """A circuit matrix in the canonical form (:func:`ocsnet.sparse.canonical`) as int64 CSR.
 
     Raises ``ScheduleError`` for a wrong shape or non-integer entries; the
     range checks (ports, diagonal, allowed pairs) are :func:`.validate.validate`'s.
     """
-    M = as_sparse_2d(C, "config", ScheduleError, what="N x N matrix")
-    if n is not None and M.shape != (n, n):
-        raise ScheduleError(f"config: shape {M.shape} does not match (N, N) = {(n, n)}")
-    M.sum_duplicates()
-    M.eliminate_zeros()
-    M.sort_indices()
-    if M.nnz and not (np.all(np.isfinite(M.data)) and np.all(M.data == np.round(M.data))):
-        raise ScheduleError("config: circuit counts must be integers")
-    out = sp.csr_matrix((M.data.astype(np.int64), M.indices.astype(np.int32), M.indptr.astype(np.int32)),
-                        shape=M.shape)
-    return out
-
-
-def config_key(C: sp.csr_matrix) -> bytes:
-    """A content digest of a canonical configuration (equal matrices, equal keys)."""
-    h = hashlib.blake2b(digest_size=16)
-    h.update(np.asarray(C.shape, dtype=np.int64).tobytes())
-    h.update(np.asarray(C.indptr, dtype=np.int64).tobytes())
-    h.update(np.asarray(C.indices, dtype=np.int64).tobytes())
-    h.update(np.asarray(C.data, dtype=np.int64).tobytes())
-    return h.digest()
+    return canonical(C, "config", ScheduleError, n=n, integral=True, dtype=np.int64, index_dtype=np.int32)
 
 
 def _num(x) -> float | None:
@@ -121,24 +101,6 @@ def _num(x) -> float | None:
 
 def _unnum(x) -> float:
     return math.inf if x is None else float(x)
-
-
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return _jsonable(obj.tolist())
-    if isinstance(obj, (bool, np.bool_)):
-        return bool(obj)
-    if isinstance(obj, (int, np.integer)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        return _num(obj)
-    if obj is None or isinstance(obj, str):
-        return obj
-    return str(obj)
 
 
 class Schedule:
@@ -301,7 +263,7 @@ class Schedule:
             row = []
             for C in slots:
                 M = canonical_config(C, problem.N)
-                k = config_key(M)
+                k = digest(M)
                 if k not in index:
                     index[k] = len(configs)
                     configs.append(M)
@@ -356,11 +318,11 @@ class Schedule:
                                    "reconfig": bool(s.reconfig), "exposed_s": _num(s.exposed_s)}
                                   for s in ph.slots]}
                        for ph in self.phases],
-            "meta": _jsonable(self.meta),
+            "meta": jsonable(self.meta, nonfinite="null"),
         }
         if timing:
             d["solve_time_s"] = _num(self.solve_time_s)
-            d["timings"] = _jsonable(self.timings)
+            d["timings"] = jsonable(self.timings, nonfinite="null")
         return d
 
     def to_json(self, *, timing: bool = False) -> str:

@@ -33,9 +33,10 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..errors import ScheduleError
+from ..sparse import canonical
 
 __all__ = [
-    "canonical", "pair_keys", "values_at", "mask_at", "one_slot_time", "best_config",
+    "pair_keys", "values_at", "mask_at", "one_slot_time", "best_config",
     "stuff", "bvn", "solstice_slices", "group_slots", "retime", "decompose",
 ]
 
@@ -55,20 +56,6 @@ def __getattr__(name: str):
 # Relative slack when comparing a duration against a candidate threshold, so
 # that D / (T b) for T = D / (k b) rounds to k and not to k + 1.
 _REL = 1e-12
-
-
-def canonical(M, n: int | None = None, dtype=float) -> sp.csr_matrix:
-    """``M`` as a CSR matrix with summed duplicates, sorted indices and no explicit zeros."""
-    if sp.issparse(M):
-        C = sp.csr_matrix(M, dtype=dtype, copy=True)
-    else:
-        C = sp.csr_matrix(np.asarray(M, dtype=dtype))
-    if n is not None and C.shape != (n, n):
-        raise ScheduleError(f"matrix: shape {C.shape} does not match N = {n}")
-    C.sum_duplicates()
-    C.eliminate_zeros()
-    C.sort_indices()
-    return C
 
 
 def pair_keys(M: sp.csr_matrix) -> np.ndarray:

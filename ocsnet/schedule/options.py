@@ -29,6 +29,7 @@ import scipy.sparse as sp
 from . import matching
 from .decompose import decompose, retime
 from ..errors import ScheduleError
+from ..sparse import canonical
 
 # Cap on matching terms per decomposition (BvN may need up to nnz of them).
 _MAX_TERMS = 4096
@@ -226,7 +227,7 @@ def _fill(L: sp.csr_matrix, nxt_keys: np.ndarray, n: int, free_out, free_in) -> 
     m = maximum_bipartite_matching(G, perm_type="column")
     r = np.flatnonzero(m >= 0)
     M = sp.csr_matrix((np.ones(len(r), np.int64), (r, m[r])), shape=(n, n))
-    return matching.canonical(L + M, dtype=np.int64)
+    return canonical(L + M, dtype=np.int64)
 
 
 def _chain_options(problem, demands, uid, rep, slots: _Slots, cs: ConfigSet, kw, max_phases: int):

@@ -81,27 +81,16 @@ DESIGN.md of this project, "The OCS scheduling problem".
 
 from __future__ import annotations
 
-import math
 from typing import Any, Sequence
 
 import numpy as np
 import scipy.sparse as sp
 
+from .. import checks
 from ..errors import ScheduleError
 from ..sparse import as_sparse_2d
 
 __all__ = ["OCSProblem"]
-
-
-def _finite_number(name: str, value, lo: float, *, lo_open: bool = False) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ScheduleError(f"{name}: expected a number, got {value!r}") from None
-    if not math.isfinite(v) or (v <= lo if lo_open else v < lo):
-        rng = f"({lo}, inf)" if lo_open else f"[{lo}, inf)"
-        raise ScheduleError(f"{name}: {value!r} is out of range, allowed {rng}")
-    return v
 
 
 def _as_csr(m, name: str, n: int | None) -> sp.csr_matrix:
@@ -217,23 +206,23 @@ class OCSProblem:
         self._distinct_idx = np.array([first.setdefault(id(c), len(first)) for c in mats], dtype=np.int64)
         self._distinct = list({id(c): c for c in mats}.values())
         P = len(mats)
-        gap = np.asarray(gap_s, dtype=np.float64).ravel()
+        gap = checks.array("gap_s", gap_s, lo=0, empty=True, error=ScheduleError).ravel()
         if gap.shape != (P,):
             raise ScheduleError(f"gap_s: has {gap.size} entries, expected one per phase ({P})")
-        bad = np.flatnonzero(~(np.isfinite(gap) & (gap >= 0)))
-        if len(bad):
-            p = int(bad[0])
-            raise ScheduleError(f"gap_s[{p}]: {float(gap[p])!r} is out of range, allowed [0, inf)")
         self.gap_s: np.ndarray = gap.copy()
         self.port_counts: np.ndarray = self._check_ports(ports, self.N)
         self.ports: int = int(self.port_counts.max())
-        self.circuit_Bps: float = _finite_number("circuit_Bps", circuit_Bps, 0.0, lo_open=True)
-        self.reconfig_delay_s: float = _finite_number("reconfig_delay_s", reconfig_delay_s, 0.0)
-        self.packet_Bps: float = _finite_number("packet_Bps", packet_Bps, 0.0)
-        self.partial_reconfig: bool = bool(partial_reconfig)
+        self.circuit_Bps: float = checks.positive("circuit_Bps", circuit_Bps, error=ScheduleError)
+        self.reconfig_delay_s: float = checks.nonnegative("reconfig_delay_s", reconfig_delay_s, error=ScheduleError)
+        self.packet_Bps: float = checks.nonnegative("packet_Bps", packet_Bps, error=ScheduleError)
+        self.partial_reconfig: bool = checks.boolean("partial_reconfig", partial_reconfig, error=ScheduleError)
         self.name: str = str(name)
+        if meta is not None and not isinstance(meta, dict):
+            raise ScheduleError(f"meta: expected a dict, got {checks.kind_of(meta)}")
         self.meta: dict = dict(meta or {})
-        self.period = None if period is None else tuple(int(x) for x in period)
+        self.period = None if period is None else tuple(checks.integers("period", period, error=ScheduleError))
+        if self.period is not None and len(self.period) != 3:
+            raise ScheduleError(f"period: expected (start, length, repeats), got {period!r}")
         if self.period is not None:
             s, ln, r = self.period
             if s < 0 or ln < 1 or r < 1 or s + ln * r > P:

@@ -19,7 +19,7 @@ import scipy.sparse as sp
 from scipy.optimize import linprog
 
 from ..errors import ScheduleError
-from .io import config_key
+from ..sparse import digest
 
 __all__ = ["validate", "retime", "slot_durations_lp", "Timing", "ValidationResult", "REL_TOL"]
 
@@ -59,7 +59,7 @@ class Timing:
 
 def _exposures(problem, configs, seq):
     """Per slot: changed?, exposed delay x, and the index of the configuration before it."""
-    keys = [config_key(C) for C in configs]
+    keys = [digest(C) for C in configs]
     delta = problem.reconfig_delay_s
     changed, exposed, before = [], [], []
     prev = None

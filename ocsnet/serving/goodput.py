@@ -15,7 +15,8 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 
-from ..errors import SpecError, check_range
+from ..checks import check_range
+from ..errors import SpecError
 from .requests import Requests
 from .simulate import Deployment, ServeResult, simulate
 from .slo import SLO

@@ -24,7 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import SpecError, check_range
+from ..checks import check_range
+from ..errors import SpecError
 
 __all__ = ["Requests", "generate", "synthetic", "workloads", "read_trace", "write_trace", "ARRIVALS",
            "TRACE_COLUMNS"]

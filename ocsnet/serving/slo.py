@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import units
-from ..errors import SpecError, check_range
+from ..checks import check_range
+from ..errors import SpecError
 
 __all__ = ["SLO", "slo", "presets", "preset_for_model", "presets_for_model"]
 

@@ -29,7 +29,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from .. import units
-from ..errors import SpecError, check_range
+from ..checks import check_range
+from ..errors import SpecError
 from .params import Params, params as get_params
 from .wafer import check_reticle, die_dimensions, dies_per_wafer
 from .yields import die_yield

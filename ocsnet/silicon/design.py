@@ -38,7 +38,8 @@ import math
 from dataclasses import dataclass
 
 from .. import units
-from ..errors import SpecError, check_range
+from ..checks import check_range
+from ..errors import SpecError
 from .cost import CostBreakdown, gpu_cost
 from .params import Params, params as get_params
 from .power import curve_max_clock, max_clock_factor, power_factor, voltage_for_clock

@@ -24,7 +24,8 @@ import math
 
 import numpy as np
 
-from ..errors import SpecError, check_range
+from ..checks import check_range
+from ..errors import SpecError
 
 __all__ = ["dies_per_wafer", "dies_at_offsets", "die_dimensions", "check_reticle", "METHODS", "centered_offsets",
            "offset_grid"]

@@ -120,7 +120,7 @@ def sensitivity(cols: dict, best: int, objective: Objective) -> list[dict]:
 
 def sweep_report(path, outdir=None, *, figures: bool = True) -> tuple[str, Path]:
     """Write ``report.md``, ``best.csv``, ``front_*.csv`` and figures; return (the text summary, the report)."""
-    from ..evaluation.report import format_table
+    from ..tables import format_table
 
     cols, meta, spec = load_results(path)
     out = Path(outdir) if outdir else Path(path) / "report"

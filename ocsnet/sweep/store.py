@@ -20,6 +20,7 @@ import re
 from pathlib import Path
 
 from ..errors import SweepError
+from ..jsonable import jsonable
 from .metrics import METRICS, TEXT_METRICS
 from .spec import SCHEMA_VERSION, SweepSpec
 
@@ -59,7 +60,7 @@ class Store:
             if meta.get("schema_version") != SCHEMA_VERSION:
                 raise SweepError(f"{self.path}: results of schema version {meta.get('schema_version')!r}; this "
                                  f"ocsnet reads and writes version {SCHEMA_VERSION}: use a new folder")
-            if spec is not None and meta.get("spec") != _canonical(spec.to_dict()):
+            if spec is not None and meta.get("spec") != jsonable(spec.to_dict()):
                 raise SweepError(f"{self.path}: holds results of another sweep spec ({meta.get('name')!r}); "
                                  "use a new folder, or the same spec to resume")
             self.meta = meta
@@ -67,7 +68,7 @@ class Store:
             raise SweepError(f"{self.path}: not a sweep results folder (no {MANIFEST})")
         else:
             self.path.mkdir(parents=True, exist_ok=True)
-            self.meta = {"schema_version": SCHEMA_VERSION, "name": spec.name, "spec": _canonical(spec.to_dict())}
+            self.meta = {"schema_version": SCHEMA_VERSION, "name": spec.name, "spec": jsonable(spec.to_dict())}
             _atomic_write(man, (json.dumps(self.meta, indent=1, sort_keys=True) + "\n").encode())
 
     def parts(self) -> list[Path]:
@@ -133,10 +134,6 @@ class Store:
             for s in t.column("status").to_pylist():
                 out[s] = out.get(s, 0) + 1
         return out
-
-
-def _canonical(d: dict) -> dict:
-    return json.loads(json.dumps(d, sort_keys=True, default=str))
 
 
 def _flatten(row: dict) -> dict:

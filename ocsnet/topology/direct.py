@@ -25,7 +25,7 @@ import numpy as np
 from .. import hardware
 from ..errors import SpecError
 from ..fabric import Fabric
-from .optical import as_bandwidth, as_int
+from .. import checks
 
 __all__ = ["torus", "fully_connected", "fully_connected_groups"]
 
@@ -99,12 +99,12 @@ def torus(dims: int | Sequence[int], *, gpu: str = "lite-base", link: str = "cpo
         dims = [dims]
     if isinstance(dims, (str, bytes)) or not hasattr(dims, "__len__") or len(dims) == 0:
         raise SpecError(f"dims: expected a list of dimension sizes such as [4, 4, 4], got {dims!r}")
-    dims = [as_int(f"dims[{i}]", k, 2) for i, k in enumerate(dims)]
+    dims = [checks.integer(f"dims[{i}]", k, lo=2) for i, k in enumerate(dims)]
     if not isinstance(wrap, (bool, np.bool_)):
         raise SpecError(f"wrap: expected true or false, got {wrap!r}")
     g, lk = hardware.gpu(gpu), hardware.link(link)
     ndim = len(dims)
-    b = as_bandwidth("link_Bps", g.network_Bps / (2 * ndim) if link_Bps is None else link_Bps)
+    b = checks.positive("link_Bps", g.network_Bps / (2 * ndim) if link_Bps is None else link_Bps)
     n = math.prod(dims)
     r = np.arange(n, dtype=np.int64)
     stride = 1
@@ -167,9 +167,9 @@ def fully_connected(n_gpus: int, *, gpu: str = "lite-base", link: str = "cpo",
     >>> f.n_edges, f.meta["diameter_hops"]
     (56, 1)
     """
-    n = as_int("n_gpus", n_gpus, 2)
+    n = checks.integer("n_gpus", n_gpus, lo=2)
     g, lk = hardware.gpu(gpu), hardware.link(link)
-    b = as_bandwidth("link_Bps", g.network_Bps / (n - 1) if link_Bps is None else link_Bps)
+    b = checks.positive("link_Bps", g.network_Bps / (n - 1) if link_Bps is None else link_Bps)
     iu, ju = np.triu_indices(n, 1)
     meta = {"generator": "fully_connected", "n_gpus": n, "gpu": g.name, "link": lk.name, "link_Bps": b,
             "ports_per_gpu": n - 1, "diameter_hops": 1, "avg_hops": 1.0,
@@ -227,15 +227,15 @@ def fully_connected_groups(n_gpus: int, group_size: int, *, gpu: str = "lite-bas
     characterization of Hamming and dragonfly networks and its implications on
     routing", ACM TACO 2014 (palm-tree arrangement).
     """
-    n = as_int("n_gpus", n_gpus, 2)
-    a = as_int("group_size", group_size, 1, n)
+    n = checks.integer("n_gpus", n_gpus, lo=2)
+    a = checks.integer("group_size", group_size, lo=1, hi=n)
     if n % a:
         raise SpecError(f"group_size: {a} does not divide n_gpus = {n}")
     ng = n // a
     h = -(-(ng - 1) // a)
     ports = a - 1 + h
     g, lk = hardware.gpu(gpu), hardware.link(link)
-    b = as_bandwidth("link_Bps", g.network_Bps / ports if link_Bps is None else link_Bps)
+    b = checks.positive("link_Bps", g.network_Bps / ports if link_Bps is None else link_Bps)
     iu, ju = np.triu_indices(a, 1)
     base = (np.arange(ng, dtype=np.int64) * a)[:, None]
     lu, lv = (base + iu).ravel(), (base + ju).ravel()

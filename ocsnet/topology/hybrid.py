@@ -25,7 +25,8 @@ import numpy as np
 from .. import hardware
 from ..errors import FabricError, SpecError
 from ..fabric import Fabric
-from .optical import as_bandwidth, as_int, concat_attrs, ocs_part
+from .. import checks
+from .optical import concat_attrs, ocs_part
 
 __all__ = ["hybrid", "PACKET_GENERATORS"]
 
@@ -116,7 +117,7 @@ def hybrid(packet: Fabric | str | Callable, ocs_ports_per_gpu: int, *, ocs: str 
     pk = _resolve(packet, packet_params)
     if "ocs" in pk.meta or (pk.kind == "ocs").any():
         raise FabricError(f"packet: fabric {pk.name!r} already has OCS planes; give a packet-switched fabric")
-    d = as_int("ocs_ports_per_gpu", ocs_ports_per_gpu, 1)
+    d = checks.integer("ocs_ports_per_gpu", ocs_ports_per_gpu, lo=1)
     n = pk.n_gpus
     if n < 2:
         raise SpecError(f"packet: fabric {pk.name!r} has {n} GPU; a hybrid needs at least 2")
@@ -137,7 +138,7 @@ def hybrid(packet: Fabric | str | Callable, ocs_ports_per_gpu: int, *, ocs: str 
                             f"{g.network_Bps / 1e9:g} GB/s network bandwidth of a {g.name} GPU, leaving nothing "
                             "for the OCS ports; give port_Bps or a packet part with a smaller host_Bps")
         port_Bps = left / d
-    b = as_bandwidth("port_Bps", port_Bps)
+    b = checks.positive("port_Bps", port_Bps)
     part = ocs_part(n, d, ocs=ocs, link=link, port_Bps=b, domain_shape=domain_shape,
                     planes_per_level=planes_per_level)
     lk, o = part["link"], part["ocs"]

@@ -31,6 +31,7 @@ import numpy as np
 
 from ..errors import FabricError, SpecError
 from ..fabric import Fabric
+from ..jsonable import jsonable
 
 __all__ = ["from_networkx", "to_node_link", "from_node_link", "write", "read", "FORMAT", "FORMAT_VERSION"]
 
@@ -45,22 +46,9 @@ def from_networkx(graph: nx.Graph, **kwargs) -> Fabric:
     return Fabric.from_networkx(graph, **kwargs)
 
 
-def _plain(o: Any):
-    """JSON default: numpy scalars and arrays as Python numbers and lists."""
-    if isinstance(o, np.integer):
-        return int(o)
-    if isinstance(o, np.floating):
-        return float(o)
-    if isinstance(o, np.bool_):
-        return bool(o)
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    raise TypeError(f"{type(o).__name__} is not JSON-serializable")
-
-
 def _dumps(obj: Any) -> str:
     try:
-        return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=_plain)
+        return json.dumps(jsonable(obj, error=FabricError, where="meta"), sort_keys=True, separators=(",", ":"))
     except (TypeError, ValueError) as e:
         raise FabricError(f"meta: must be JSON-serializable ({e})") from None
 

@@ -33,10 +33,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import hardware
+from .. import checks, hardware
 from ..errors import SpecError
 from ..fabric import Fabric
-from .optical import as_bandwidth, as_int
 
 __all__ = ["attach_memory", "ATTACH"]
 
@@ -118,10 +117,10 @@ def attach_memory(fabric: Fabric, n_nodes: int, *, tier: str = "cxl-pool", ports
         raise SpecError(f"fabric: expected an ocsnet Fabric, got {type(fabric).__name__}")
     if (fabric.kind == "memory").any() or fabric.meta.get("memory"):
         raise SpecError(f"fabric: {fabric.name!r} already has memory nodes")
-    m = as_int("n_nodes", n_nodes, 1)
-    p = as_int("ports", ports, 1)
+    m = checks.integer("n_nodes", n_nodes, lo=1)
+    p = checks.integer("ports", ports, lo=1)
     lk = hardware.link(link)
-    b = as_bandwidth("port_Bps", lk.bandwidth_Bps if port_Bps is None else port_Bps)
+    b = checks.positive("port_Bps", lk.bandwidth_Bps if port_Bps is None else port_Bps)
     if not isinstance(tier, str) or not tier:
         raise SpecError(f"tier: expected a memory tier name, got {tier!r}")
     how, where = _points(fabric, attach, m)

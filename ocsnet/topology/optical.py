@@ -67,7 +67,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from .. import hardware
+from .. import checks, hardware
 from ..errors import SpecError
 from ..fabric import Fabric
 
@@ -76,33 +76,6 @@ __all__ = ["ocs_fabric", "apply_circuits", "allowed_pairs", "pair_level", "CIRCU
 # Circuit names that moved to :mod:`ocsnet.topology.circuits`; resolved lazily
 # (module __getattr__) because circuits imports this module.
 _CIRCUIT_NAMES = ("apply_circuits", "allowed_pairs", "pair_level", "CIRCUIT_LINK")
-
-
-# ---- small shared validators -------------------------------------------------------
-
-def as_int(name: str, value, lo: int | None = None, hi: int | None = None) -> int:
-    """Return *value* as int, or raise :class:`SpecError` naming *name* and the allowed range."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        if isinstance(value, (float, np.floating)) and float(value).is_integer():
-            value = int(value)
-        else:
-            raise SpecError(f"{name}: expected an integer, got {value!r}")
-    v = int(value)
-    if (lo is not None and v < lo) or (hi is not None and v > hi):
-        rng = f"[{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}]"
-        raise SpecError(f"{name}: {v} is out of range, allowed {rng}")
-    return v
-
-
-def as_bandwidth(name: str, value) -> float:
-    """A bandwidth in bytes/s: finite and > 0, else :class:`SpecError`."""
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise SpecError(f"{name}: expected a number of bytes/s, got {value!r}") from None
-    if not (math.isfinite(v) and v > 0):
-        raise SpecError(f"{name}: {value!r} is out of range, allowed (0, inf) bytes/s")
-    return v
 
 
 def concat_attrs(parts: Sequence[tuple[Mapping[str, np.ndarray], int]],
@@ -157,9 +130,7 @@ def _domain_shape(n: int, ports: int, ocs_name: str, shape) -> list[int]:
     if shape is not None:
         if isinstance(shape, (int, np.integer)):
             shape = [shape]
-        shape = [as_int(f"domain_shape[{i}]", s, 2, ports) for i, s in enumerate(shape)]
-        if not shape:
-            raise SpecError("domain_shape: must list at least one dimension")
+        shape = checks.integers("domain_shape", shape, lo=2, hi=ports)
         if math.prod(shape) != n:
             raise SpecError(f"domain_shape: {shape} holds {math.prod(shape)} GPUs, but n_gpus = {n}; "
                             "the product must equal n_gpus")
@@ -185,7 +156,7 @@ def _planes_per_level(d: int, levels: int, ppl) -> list[int]:
         return [d // levels + (1 if i < d % levels else 0) for i in range(levels)]
     if isinstance(ppl, (int, np.integer)):
         ppl = [ppl]
-    ppl = [as_int(f"planes_per_level[{i}]", p, 1) for i, p in enumerate(ppl)]
+    ppl = checks.integers("planes_per_level", ppl, lo=1)
     if len(ppl) != levels:
         raise SpecError(f"planes_per_level: has {len(ppl)} entries, domain_shape has {levels} levels")
     if sum(ppl) != d:
@@ -329,10 +300,10 @@ def ocs_fabric(n_gpus: int, ports_per_gpu: int, *, gpu: str = "lite-base", ocs: 
     Jouppi et al., ISCA 2023 (TPU v4); Liu et al., SIGCOMM 2023 (Lightwave
     Fabrics); Canakci et al., HotOS 2025 (Lite-GPUs joined by CPO and OCS).
     """
-    n = as_int("n_gpus", n_gpus, 2)
-    d = as_int("ports_per_gpu", ports_per_gpu, 1)
+    n = checks.integer("n_gpus", n_gpus, lo=2)
+    d = checks.integer("ports_per_gpu", ports_per_gpu, lo=1)
     g = hardware.gpu(gpu)
-    b = as_bandwidth("port_Bps", g.network_Bps / d if port_Bps is None else port_Bps)
+    b = checks.positive("port_Bps", g.network_Bps / d if port_Bps is None else port_Bps)
     part = ocs_part(n, d, ocs=ocs, link=link, port_Bps=b, domain_shape=domain_shape,
                     planes_per_level=planes_per_level)
     lk, o = part["link"], part["ocs"]

@@ -49,8 +49,8 @@ import numpy as np
 from .. import hardware
 from ..errors import SpecError
 from ..fabric import Fabric
-from .packet_clos import (build_clos, build_rail, clos_dims, count_param, max_down, oversub_param,
-                          positive_Bps, record_spec, resolve_specs, uplinks)
+from .. import checks
+from .packet_clos import build_clos, build_rail, clos_dims, max_down, record_spec, resolve_specs, uplinks
 
 __all__ = ["fat_tree", "leaf_spine", "clos", "rail_optimized", "dgx_cluster"]
 
@@ -99,8 +99,8 @@ def fat_tree(k, *, gpu="lite-base", switch="tomahawk5", link=None, host_Bps=None
     """
     hw = {}
     gs, ss, ls = resolve_specs(gpu, switch, link, hw)
-    k = count_param("k", k, 2, ss.ports, even=True)
-    h = ss.port_Bps if host_Bps is None else positive_Bps("host_Bps", host_Bps)
+    k = checks.integer("k", k, lo=2, hi=ss.ports, even=True)
+    h = ss.port_Bps if host_Bps is None else checks.positive("host_Bps", host_Bps)
     half = k // 2
     N = k ** 3 // 4
     return build_clos(name=name or f"fat_tree(k={k})", generator="fat_tree",
@@ -150,10 +150,10 @@ def leaf_spine(n_gpus, *, gpus_per_leaf, oversubscription=1.0, gpu="lite-base", 
     """
     hw = {}
     gs, ss, ls = resolve_specs(gpu, switch, link, hw)
-    n_gpus = count_param("n_gpus", n_gpus, 1)
-    d = count_param("gpus_per_leaf", gpus_per_leaf, 1, ss.ports - 1)
-    o = oversub_param(oversubscription)
-    h = ss.port_Bps if host_Bps is None else positive_Bps("host_Bps", host_Bps)
+    n_gpus = checks.integer("n_gpus", n_gpus, lo=1)
+    d = checks.integer("gpus_per_leaf", gpus_per_leaf, lo=1, hi=ss.ports - 1)
+    o = checks.number("oversubscription", oversubscription, lo=1)
+    h = ss.port_Bps if host_Bps is None else checks.positive("host_Bps", host_Bps)
     u = uplinks(d, h, ss.port_Bps, o)
     if d + u > ss.ports:
         raise SpecError(f"gpus_per_leaf: {d} GPU ports plus {u} uplinks exceed the {ss.ports} ports of "
@@ -220,11 +220,11 @@ def clos(n_gpus, *, tiers=2, radix=None, oversubscription=1.0, gpu="lite-base", 
     """
     hw = {}
     gs, ss, ls = resolve_specs(gpu, switch, link, hw)
-    n_gpus = count_param("n_gpus", n_gpus, 1)
-    tiers = count_param("tiers", tiers, 2, 3)
-    r = ss.ports if radix is None else count_param("radix", radix, 2, ss.ports)
-    o = oversub_param(oversubscription)
-    h = ss.port_Bps if host_Bps is None else positive_Bps("host_Bps", host_Bps)
+    n_gpus = checks.integer("n_gpus", n_gpus, lo=1)
+    tiers = checks.integer("tiers", tiers, lo=2, hi=3)
+    r = ss.ports if radix is None else checks.integer("radix", radix, lo=2, hi=ss.ports)
+    o = checks.number("oversubscription", oversubscription, lo=1)
+    h = ss.port_Bps if host_Bps is None else checks.positive("host_Bps", host_Bps)
     d = min(max_down(r, h, ss.port_Bps, o), n_gpus)
     u = uplinks(d, h, ss.port_Bps, o)
     L = -(-n_gpus // d)
@@ -290,7 +290,7 @@ def rail_optimized(n_nodes, *, gpus_per_node=8, nodes_per_leaf=None, tiers=None,
     """
     hw = {}
     gs, ss, ls = resolve_specs(gpu, switch, link, hw)
-    h = ss.port_Bps if host_Bps is None else positive_Bps("host_Bps", host_Bps)
+    h = ss.port_Bps if host_Bps is None else checks.positive("host_Bps", host_Bps)
     return build_rail("rail_optimized", n_nodes, gpus_per_node, nodes_per_leaf, tiers, oversubscription,
                       gs, ss, ls, h, hw, name, {"host_Bps": None if host_Bps is None else h})
 
@@ -355,8 +355,8 @@ def dgx_cluster(n_nodes, *, gpu="h100-sxm", gpus_per_node=8, nodes_per_leaf=None
                         f"dgx_cluster needs an NVLink GPU such as 'h100-sxm'")
     if not gs.scaleout_Bps > 0:
         raise SpecError(f"gpu: {gs.name!r} has no scale-out bandwidth (scaleout_Bps = 0)")
-    g = count_param("gpus_per_node", gpus_per_node, 1)
+    g = checks.integer("gpus_per_node", gpus_per_node, lo=1)
     lanes = math.ceil(gs.scaleup_Bps / nvs.port_Bps * (1 - 1e-12))
-    chips = -(-g * lanes // nvs.ports) if nvswitch_chips is None else count_param("nvswitch_chips", nvswitch_chips, 1)
+    chips = -(-g * lanes // nvs.ports) if nvswitch_chips is None else checks.integer("nvswitch_chips", nvswitch_chips, lo=1)
     return build_rail("dgx_cluster", n_nodes, g, nodes_per_leaf, tiers, oversubscription, gs, ss, ls,
                       gs.scaleout_Bps, hw, name, {"nvswitch_chips": chips}, nv=(nvs, nvl, chips))

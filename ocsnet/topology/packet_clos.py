@@ -1,11 +1,10 @@
-"""Folded-Clos wiring shared by the packet generators: parameter checks, sizing, builder, closed forms.
+"""Folded-Clos wiring shared by the packet generators: sizing, builder, closed forms.
 
 Stage 3 of the pipeline.  :mod:`ocsnet.topology.packet` holds the public
 generators (``fat_tree``, ``leaf_spine``, ``clos``, ``rail_optimized``,
 ``dgx_cluster``); they check their own parameters and call this module:
 
-* parameter checks (:func:`count_param`, :func:`positive_Bps`,
-  :func:`oversub_param`) and catalog resolution (:func:`resolve_specs`,
+* catalog resolution (:func:`resolve_specs`,
   :func:`record_spec`);
 * wiring arithmetic: uplinks per leaf (:func:`uplinks`), GPU ports per leaf
   (:func:`max_down`), leaves per pod (:func:`clos_dims`) and the rail layout
@@ -22,47 +21,21 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import numbers
 
 import numpy as np
 
 from .. import hardware
-from ..errors import SpecError, check_range
+from .. import checks
+from ..errors import SpecError
 from ..fabric import Fabric
 
-__all__ = ["count_param", "positive_Bps", "oversub_param", "resolve_specs", "record_spec", "uplinks",
+__all__ = ["resolve_specs", "record_spec", "uplinks",
            "max_down", "clos_dims", "build_clos", "clos_closed_forms", "build_rail"]
 
 _CATALOG = {"gpu": hardware.gpus, "switch": hardware.switches, "link": hardware.links}
 
 
 # ---- parameter checks and wiring arithmetic -------------------------------------------
-
-def count_param(name, value, lo, hi=None, *, even=False) -> int:
-    """An integer parameter in ``[lo, hi]`` (even if asked), else :class:`SpecError` naming it."""
-    ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
-    ok = ok and value >= lo and (hi is None or value <= hi) and (not even or value % 2 == 0)
-    if not ok:
-        rng = f"[{lo}, {'inf' if hi is None else hi}]"
-        raise SpecError(f"{name}: {value!r} is out of range, allowed {'even ' if even else ''}integers in {rng}")
-    return int(value)
-
-
-def positive_Bps(name, value) -> float:
-    """A bandwidth in bytes/s, finite and > 0, else :class:`SpecError` naming it."""
-    check_range(name, value, 0.0, lo_open=True)
-    if not math.isfinite(float(value)):
-        raise SpecError(f"{name}: {value!r} is out of range, allowed (0, inf)")
-    return float(value)
-
-
-def oversub_param(value) -> float:
-    """The oversubscription ratio, finite and >= 1, else :class:`SpecError`."""
-    check_range("oversubscription", value, 1.0)
-    if not math.isfinite(float(value)):
-        raise SpecError(f"oversubscription: {value!r} is out of range, allowed [1.0, inf)")
-    return float(value)
-
 
 def resolve_specs(gpu, switch, link, meta_hw: dict):
     """Resolve catalog names (or pass specs through); record non-catalog specs in ``meta_hw``."""
@@ -263,21 +236,21 @@ def clos_closed_forms(leaf_of, L, p, tiers, d, u, h, c, node_of, g) -> dict:
 def build_rail(generator, n_nodes, gpus_per_node, nodes_per_leaf, tiers, oversubscription, gs, ss, ls, h,
                hw, name, params, nv=None):
     """Shared body of :func:`rail_optimized` and :func:`dgx_cluster`."""
-    n_nodes = count_param("n_nodes", n_nodes, 1)
-    g = count_param("gpus_per_node", gpus_per_node, 1)
-    o = oversub_param(oversubscription)
+    n_nodes = checks.integer("n_nodes", n_nodes, lo=1)
+    g = checks.integer("gpus_per_node", gpus_per_node, lo=1)
+    o = checks.number("oversubscription", oversubscription, lo=1)
     r = ss.ports
     dmax = max_down(r, h, ss.port_Bps, o)
     if nodes_per_leaf is None:      # scalable units of 2**m servers, as in DGX SuperPOD, halve evenly
         d = min(1 << (dmax.bit_length() - 1), n_nodes)
     else:
-        d = count_param("nodes_per_leaf", nodes_per_leaf, 1, dmax)
+        d = checks.integer("nodes_per_leaf", nodes_per_leaf, lo=1, hi=dmax)
     u = uplinks(d, h, ss.port_Bps, o)
     n_su = -(-n_nodes // d)                      # scalable units: d servers share g rail leaves
     L = n_su * g
     if tiers is None:
         tiers = 2 if L <= r else 3
-    tiers = count_param("tiers", tiers, 2, 3)
+    tiers = checks.integer("tiers", tiers, lo=2, hi=3)
     p = clos_dims(L, r, tiers, unit=g)
     if p is None:
         p_full = (r // 2 // g) * g if g <= r // 2 else r // 2

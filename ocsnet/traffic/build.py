@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import checks
 from ..errors import WorkloadError
 from .trace import Trace, place_steps
 
@@ -88,7 +89,15 @@ def build_trace(model, plan, fabric, mode: str, *, batch: int, seq_len: int | No
     from ..workload import parallel, program, step
     from ..workload.models import model as get_model
 
+    from ..fabric import Fabric
+    from ..workload.parallel import check_plan
+
     m = get_model(model)
+    check_plan(plan)
+    if not isinstance(fabric, Fabric):
+        raise WorkloadError(f"fabric: expected an ocsnet Fabric, got {type(fabric).__name__}")
+    if algorithms is not None and not isinstance(algorithms, dict):
+        raise WorkloadError(f"algorithms: expected a table of collective kind -> algorithm, got {algorithms!r:.60}")
     algos = dict(algorithms or {})
     for kind, alg in algos.items():
         if kind in collectives.ALGORITHMS and alg not in collectives.ALGORITHMS[kind]:
@@ -105,7 +114,7 @@ def build_trace(model, plan, fabric, mode: str, *, batch: int, seq_len: int | No
         ranks = parallel.place(plan, fabric, placement)
         strategy = placement
     else:
-        ranks = np.asarray(placement, dtype=np.int64)
+        ranks = checks.array("placement", placement, integral=True, empty=True, error=WorkloadError)
         strategy = "given"
         if ranks.shape != (plan.dp, plan.pp, plan.tp):
             raise WorkloadError(f"placement: shape {ranks.shape}, expected (dp, pp, tp) = {(plan.dp, plan.pp, plan.tp)}")

@@ -34,75 +34,24 @@ Examples
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import zipfile
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 import scipy.sparse as sp
 
 from ..errors import WorkloadError
-from ..sparse import as_sparse_2d
+from ..jsonable import jsonable
+from ..sparse import canonical, digest
 
 __all__ = ["Trace", "place_steps", "FORMAT_VERSION"]
 
 FORMAT_VERSION = 1
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)     # fixed timestamp: byte-identical files for equal traces
 _DENSE_LIMIT_B = 8 * 2**30           # refuse dense() beyond this size
-
-
-def _jsonable(obj: Any) -> Any:
-    """JSON-normal form of meta: tuples become lists, numpy scalars Python numbers."""
-    def default(o):
-        if isinstance(o, np.integer):
-            return int(o)
-        if isinstance(o, np.floating):
-            return float(o)
-        if isinstance(o, np.ndarray):
-            return o.tolist()
-        raise TypeError(type(o).__name__)
-    try:
-        return json.loads(json.dumps(obj, sort_keys=True, default=default))
-    except (TypeError, ValueError) as e:
-        raise WorkloadError(f"meta: must be JSON-serializable ({e})") from None
-
-
-def _canonical(m, where: str, n: int | None) -> sp.csr_matrix:
-    """Validate one demand matrix and return it as canonical float64 CSR."""
-    c = as_sparse_2d(m, where, WorkloadError)
-    r, k = c.shape
-    if r != k:
-        raise WorkloadError(f"{where}: matrix is {r} x {k}, must be square")
-    if n is not None and r != n:
-        raise WorkloadError(f"{where}: matrix is {r} x {r}, but the trace has n_gpus = {n}")
-    c.sum_duplicates()
-    if c.nnz:
-        if not np.all(np.isfinite(c.data)):
-            raise WorkloadError(f"{where}: bytes must be finite")
-        if c.data.min() < 0:
-            raise WorkloadError(f"{where}: bytes {c.data.min()!r} is negative, allowed [0, inf)")
-    c.eliminate_zeros()
-    c.sort_indices()
-    if c.nnz:
-        rows = np.repeat(np.arange(r), np.diff(c.indptr))
-        diag = np.flatnonzero(rows == c.indices)
-        if len(diag):
-            i = int(rows[diag[0]])
-            raise WorkloadError(f"{where}: diagonal entry ({i}, {i}) is {c.data[diag[0]]!r}, must be 0 (no self traffic)")
-    c.indptr = c.indptr.astype(np.int64)
-    c.indices = c.indices.astype(np.int64)
-    return c
-
-
-def _digest(m: sp.csr_matrix) -> bytes:
-    h = hashlib.blake2b(digest_size=16)
-    h.update(np.int64(m.shape[0]).tobytes())
-    for a in (m.indptr, m.indices, m.data):
-        h.update(np.ascontiguousarray(a).tobytes())
-    return h.digest()
 
 
 class Trace:
@@ -153,7 +102,8 @@ class Trace:
         for p, m in enumerate(demand):
             c = canon.get(id(m))
             if c is None:
-                c = _canonical(m, f"demand[{p}]", n)
+                c = canonical(m, f"demand[{p}]", WorkloadError, n=n, square=True, nonnegative=True, zero_diagonal=True,
+                              index_dtype=np.int64)
                 n = c.shape[0]
                 canon[id(m)] = c
             out.append(c)
@@ -179,7 +129,7 @@ class Trace:
         if P and lay.min() < -1:
             raise WorkloadError(f"layer[{int(np.argmin(lay))}]: {int(lay.min())} is out of range, allowed [-1, inf)")
         self.layer: np.ndarray = lay
-        self.meta: dict = _jsonable(dict(meta or {}))
+        self.meta: dict = jsonable(dict(meta or {}), error=WorkloadError, where="meta")
         self._keys: np.ndarray | None = None
         self.period: tuple[int, int, int] | None = None
         if period is not None:
@@ -228,7 +178,7 @@ class Trace:
 
     def _digests(self) -> list[bytes]:
         uniq, idx = self._unique()
-        d = [_digest(m) for m in uniq]
+        d = [digest(m) for m in uniq]
         return [d[i] for i in idx]
 
     def phase_keys(self) -> np.ndarray:
@@ -239,7 +189,7 @@ class Trace:
         """
         if self._keys is None:
             uniq, idx = self._unique()
-            dig = [_digest(m) for m in uniq]
+            dig = [digest(m) for m in uniq]
             _, dcode = np.unique(np.array(dig, dtype="S16"), return_inverse=True) if uniq else (None, np.zeros(0, np.int64))
             pair = np.stack([np.asarray(dcode, np.int64).ravel()[idx], self.gap_s.view(np.int64)], axis=1)
             if self.n_phases:
@@ -478,7 +428,7 @@ class Trace:
         path = Path(path)
         uniq, idx = self._unique()
         # Merge objects with equal content so the file depends only on values.
-        dig = [_digest(m) for m in uniq]
+        dig = [digest(m) for m in uniq]
         first: dict[bytes, int] = {}
         remap = np.array([first.setdefault(d, len(first)) for d in dig], dtype=np.int64)
         keep = [uniq[dig.index(d)] for d in first]
@@ -627,12 +577,10 @@ def place_steps(steps: Sequence, groups, n_gpus: int, *, disjoint: bool = True) 
         if id(m) in by_id:                     # expand() returns equal steps as one object
             out.append(by_id[id(m)])
             continue
-        c = sp.coo_matrix(m)
-        if c.shape != (p, p):
-            raise WorkloadError(f"steps[{s}]: matrix is {c.shape[0]} x {c.shape[1]}, groups have {p} ranks")
-        c.sum_duplicates()
-        key = hashlib.blake2b(np.concatenate([c.row.astype(np.int64), c.col.astype(np.int64)]).tobytes()
-                              + c.data.astype(np.float64).tobytes(), digest_size=16).digest()
+        if np.shape(m) != (p, p):
+            raise WorkloadError(f"steps[{s}]: matrix is {np.shape(m)[0]} x {np.shape(m)[1]}, groups have {p} ranks")
+        c = canonical(m, f"steps[{s}]", WorkloadError).tocoo()
+        key = digest(c.tocsr())
         hit = cache.get(key)
         if hit is None:
             nz = c.data != 0

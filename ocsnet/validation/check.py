@@ -14,6 +14,7 @@ import numpy as np
 
 from .. import units
 from ..errors import SpecError, UnitError
+from ..tables import format_table
 
 __all__ = ["Check", "ValidationReport", "RELATIONS", "worst_pair", "worst_check"]
 
@@ -244,19 +245,11 @@ class ValidationReport:
     def table(self, *, verbose: bool = False) -> str:
         """The checks as aligned text; ``verbose`` adds what each compares and its note below it."""
         rows = self.rows()
-        cols = list(zip(self.HEADER, *rows)) if rows else [(h,) for h in self.HEADER]
-        width = [max(len(str(x)) for x in col) for col in cols]
-        width[-1] = len(self.HEADER[-1])                    # the source column runs on, unpadded
-        right = {2, 3, 4, 7}
-
-        def line(cells):
-            parts = [str(x).rjust(w) if i in right else str(x).ljust(w)
-                     for i, (x, w) in enumerate(zip(cells, width))]
-            return "  ".join(parts).rstrip()
-
-        lines = [line(self.HEADER), line(["-" * w for w in width])]
-        for c, r in zip(self.checks, rows):
-            lines.append(line(r))
+        align = "".join("r" if i in (2, 3, 4, 7) else "l" for i in range(len(self.HEADER)))
+        text = format_table(self.HEADER, rows, align=align, rule=True, free_last=True).splitlines()
+        lines = text[:2]
+        for c, row_text in zip(self.checks, text[2:]):
+            lines.append(row_text)
             if verbose or not c.passed:
                 for label, text in (("what", c.what if verbose else ""), ("note", c.note), ("error", c.error)):
                     if text:

@@ -51,11 +51,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from .. import hardware, units
+from .. import checks, hardware, units
 from ..errors import WorkloadError
 from .calibration import Calibration, calibration as get_calibration
 from .models import ModelSpec, model as get_model
-from .parallel import ParallelPlan
+from .parallel import ParallelPlan, check_plan
 from .precision import resolve as resolve_precision
 
 __all__ = ["MODES", "DEFAULT_ALGORITHMS", "OpCost", "Collective", "LayerProfile", "Shape",
@@ -122,11 +122,8 @@ def shape(model: ModelSpec, mode: str, batch: int, seq_len: int | None = None,
         Unknown mode, a missing length, or a value out of range (naming the
         field and the model's ``max_context_tokens``).
     """
-    if mode not in MODES:
-        raise WorkloadError(f"mode: {mode!r} is not one of {', '.join(MODES)}")
-    if isinstance(batch, bool) or int(batch) != batch or batch < 1:
-        raise WorkloadError(f"batch: {batch!r} is out of range, allowed integers [1, inf)")
-    batch = int(batch)
+    checks.choice("mode", mode, MODES, error=WorkloadError)
+    batch = checks.integer("batch", batch, lo=1, error=WorkloadError)
     lim = model.max_context_tokens
     if mode == "decode":
         if context is None:
@@ -136,9 +133,9 @@ def shape(model: ModelSpec, mode: str, batch: int, seq_len: int | None = None,
         if seq_len is None:
             raise WorkloadError(f"seq_len: {mode} needs the sequence (prompt) length")
         n, name = seq_len, "seq_len"
-    if isinstance(n, bool) or int(n) != n or not 1 <= n <= lim:
+    n = checks.integer(name, n, error=WorkloadError)
+    if not 1 <= n <= lim:
         raise WorkloadError(f"{name}: {n!r} is out of range for {model.name}, allowed integers [1, {lim}]")
-    n = int(n)
     if mode == "decode":
         return Shape(mode, batch, 1, n, batch, float(batch) * n)
     return Shape(mode, batch, n, n, batch * n, batch * n * (n + 1) / 2.0)
@@ -433,12 +430,16 @@ def layer_profile(model: ModelSpec | str, plan: ParallelPlan, mode: str, *, batc
     'memory'
     """
     m = get_model(model)
-    plan.validate(m)
+    check_plan(plan).validate(m)
     s = shape(m, mode, batch, seq_len, context)
     g = hardware.gpu(gpu)
+    if dtype_bytes is not None:
+        checks.positive("dtype_bytes", dtype_bytes, error=WorkloadError)
     prec = resolve_precision(dtype, kv_dtype, dtype_bytes)
     g.peak_flops(dtype)                                  # a GPU without the format says so here
     calib = get_calibration(calibration)
+    if algorithms is not None and not isinstance(algorithms, dict):
+        raise WorkloadError(f"algorithms: expected a table of collective kind -> algorithm, got {algorithms!r:.60}")
     algos = dict(DEFAULT_ALGORITHMS)
     for k, v in (algorithms or {}).items():
         if k not in DEFAULT_ALGORITHMS:

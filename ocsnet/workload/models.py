@@ -220,6 +220,7 @@ def model(name: str | ModelSpec) -> ModelSpec:
     """
     if isinstance(name, ModelSpec):
         return name
+    checks.string("model", name, error=WorkloadError)
     table = _models(folders.state())
     try:
         return table[name]

@@ -39,6 +39,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
+from .. import checks
 from ..errors import WorkloadError
 from ..fabric import Fabric
 from .models import ModelSpec, model as get_model
@@ -88,11 +89,8 @@ class ParallelPlan:
 
     def __post_init__(self):
         for f in ("tp", "pp", "dp", "ep"):
-            v = getattr(self, f)
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-                raise WorkloadError(f"{f}: {v!r} is out of range, allowed integers [1, inf)")
-            object.__setattr__(self, f, int(v))
-        object.__setattr__(self, "sp", bool(self.sp))
+            object.__setattr__(self, f, checks.integer(f, getattr(self, f), lo=1, error=WorkloadError))
+        object.__setattr__(self, "sp", checks.boolean("sp", self.sp, error=WorkloadError))
         if self.sp and self.tp == 1:
             raise WorkloadError("sp: sequence parallelism needs tp > 1 (it shards the tensor-parallel activations)")
         if self.dp % self.ep:
@@ -170,6 +168,13 @@ def _first_hop(fabric: Fabric, kind: str) -> np.ndarray | None:
     none = lab == fabric.n_nodes
     lab[none] = fabric.n_nodes + 1 + np.flatnonzero(none)
     return lab
+
+
+def check_plan(plan) -> "ParallelPlan":
+    """``plan`` if it is a :class:`ParallelPlan`, else :class:`WorkloadError` naming ``plan``."""
+    if not isinstance(plan, ParallelPlan):
+        raise WorkloadError(f"plan: expected a ParallelPlan, got {checks.kind_of(plan)} {plan!r:.60}")
+    return plan
 
 
 def gpu_domains(fabric: Fabric) -> list[tuple[str, np.ndarray]]:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import hardware, units
+from .. import checks, hardware, units
 from ..errors import WorkloadError
 from .calibration import calibration as get_calibration
 from .layers import NORM_FLOPS, Collective, LayerProfile, OpCost, layer_profile, roofline
@@ -212,9 +212,7 @@ def check_memory(*args, **kwargs) -> MemoryFit:
 
 
 def _check_micro(micro_batches) -> int:
-    if isinstance(micro_batches, bool) or int(micro_batches) != micro_batches or micro_batches < 1:
-        raise WorkloadError(f"micro_batches: {micro_batches!r} is out of range, allowed integers [1, inf)")
-    return int(micro_batches)
+    return checks.integer("micro_batches", micro_batches, lo=1, error=WorkloadError)
 
 
 def step_profile(model: ModelSpec | str, plan: ParallelPlan, mode: str, *, batch: int,
