@@ -38,6 +38,7 @@ from __future__ import annotations
 import functools
 import os
 import sys
+import tomllib
 from dataclasses import dataclass
 from importlib import resources
 from importlib.resources.abc import Traversable
@@ -74,6 +75,16 @@ class File:
 
     def read_text(self) -> str:
         return self.path.read_text(encoding="utf-8")
+
+    def read_toml(self, where: str | None = None) -> dict:
+        """The file's TOML table; :class:`SpecError` naming ``where`` (default: the file) if unreadable or invalid."""
+        where = where or (self.path.name if self.builtin else self.origin)
+        try:
+            return tomllib.loads(self.read_text())
+        except tomllib.TOMLDecodeError as e:
+            raise SpecError(f"{where}: not valid TOML ({e})") from None
+        except (OSError, UnicodeDecodeError) as e:
+            raise SpecError(f"{where}: cannot read ({e})") from None
 
 
 def state() -> tuple:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import tomllib
 from dataclasses import dataclass
 from typing import Any
 
@@ -203,12 +202,7 @@ def catalog_kind(path) -> str:
 
 def _parse(f: folders.File) -> dict[str, Any]:
     where = f"catalog/{f.path.name}" if f.builtin else f.origin
-    try:
-        data = tomllib.loads(f.read_text())
-    except tomllib.TOMLDecodeError as e:
-        raise SpecError(f"{where}: not valid TOML ({e})") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise SpecError(f"{where}: cannot read ({e})") from None
+    data = f.read_toml(where)
     for name, entry in data.items():
         if not isinstance(entry, dict):
             raise SpecError(f"{where}: {name}: expected a table [{name}] holding the entry's fields, "

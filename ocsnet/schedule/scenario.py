@@ -59,7 +59,6 @@ overrides it.
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -137,12 +136,7 @@ def load_scenario(name_or_path) -> Scenario:
     """
     f = folders.find("schedules", name_or_path, "scenario")
     path = f.path
-    try:
-        data = tomllib.loads(f.read_text())
-    except tomllib.TOMLDecodeError as e:
-        raise SpecError(f"scenario {path.name}: not valid TOML ({e})") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise SpecError(f"scenario {path.name}: cannot read ({e})") from None
+    data = f.read_toml(f"scenario {path.name}")
     where = f.name
     for k in data:
         if k not in _TOP:

@@ -37,7 +37,6 @@ from __future__ import annotations
 import importlib
 import inspect
 import math
-import tomllib
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -252,12 +251,7 @@ def load_spec(name_or_path) -> dict:
     ('ocs_fabric', 4096)
     """
     f = folders.find("topologies", name_or_path, "spec")
-    try:
-        data = tomllib.loads(f.read_text())
-    except tomllib.TOMLDecodeError as e:
-        raise SpecError(f"{f.path}: not valid TOML ({e})") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise SpecError(f"{f.path}: cannot read ({e})") from None
+    data = f.read_toml(str(f.path))
     where = f"{f.path.name}: "
     _check_spec(data, where)
     spec = {"name": f.name, "description": data["description"], "generator": data["generator"],
