@@ -70,7 +70,7 @@ def _choose_ocs(kind, fabric, g, nbytes, reconfig_delay_s):
     from ..collectives import ALGORITHMS
     from ..collectives.fabric_aware import applies, estimate_s, ocs_info
     p = len(g)
-    ports = ocs_info(fabric)["ports_per_gpu"]
+    ports = ocs_info(fabric).ports_per_gpu
     best, best_t = None, np.inf
     for alg in (*FABRIC_ALGORITHMS.get(kind, ()), *ALGORITHMS[kind]):
         if alg in FABRIC_ALGORITHMS.get(kind, ()):
