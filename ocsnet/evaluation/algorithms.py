@@ -12,6 +12,8 @@ group.  See docs/design.md, "Fabric-aware collectives".
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 
 from ..collectives import AUTO, FABRIC_ALGORITHMS, expand
@@ -66,8 +68,9 @@ def concrete(kind: str, algorithm: str, fabric: Fabric, group, nbytes: float, me
 
 def _choose_ocs(kind, fabric, g, nbytes, reconfig_delay_s):
     from ..collectives import ALGORITHMS
-    from ..collectives.fabric_aware import applies, estimate_s
+    from ..collectives.fabric_aware import applies, estimate_s, ocs_info
     p = len(g)
+    ports = ocs_info(fabric)["ports_per_gpu"]
     best, best_t = None, np.inf
     for alg in (*FABRIC_ALGORITHMS.get(kind, ()), *ALGORITHMS[kind]):
         if alg in FABRIC_ALGORITHMS.get(kind, ()):
@@ -76,14 +79,35 @@ def _choose_ocs(kind, fabric, g, nbytes, reconfig_delay_s):
         elif (alg == "rhd" and kind != "all-reduce" and p & (p - 1)) or alg in ("tree", "double-binary-tree"):
             continue
         steps = expand(kind, p, nbytes, alg, fabric=fabric, ranks=g, as_arrays=True)
+        # a step whose ranks talk to more peers than they have ports needs several circuit
+        # configurations inside the step: not a candidate (and the costliest to schedule)
+        if any(len(src) and max(np.bincount(src).max(), np.bincount(dst).max()) > ports
+               for src, dst, _ in steps):
+            continue
         t = estimate_s(fabric, g, steps, reconfig_delay_s=reconfig_delay_s)
         if t < best_t * (1 - 1e-9):
             best, best_t = alg, t
     return best or ALGORITHMS[kind][0]
 
 
+# Steps of fabric-aware collectives per fabric (weak keys): a plan search expands the same
+# group's collective for every plan and fidelity.
+_STEPS: "weakref.WeakKeyDictionary[Fabric, dict]" = weakref.WeakKeyDictionary()
+_STEPS_MAX = 4096
+
+
 def group_steps(kind: str, p: int, nbytes: float, algorithm: str, fabric: Fabric, group) -> list:
-    """Compact steps of one group's collective (fabric-aware algorithms expanded on ``group``)."""
-    if needs_fabric(kind, algorithm):
-        return expand(kind, p, nbytes, algorithm, fabric=fabric, ranks=np.asarray(group), as_arrays=True)
-    return expand(kind, p, nbytes, algorithm, as_arrays=True)
+    """Compact steps of one group's collective (fabric-aware algorithms expanded on ``group``, memoized)."""
+    if not needs_fabric(kind, algorithm):
+        return expand(kind, p, nbytes, algorithm, as_arrays=True)
+    g = np.asarray(group, dtype=np.int64)
+    memo = _STEPS.get(fabric)
+    if memo is None:
+        memo = _STEPS[fabric] = {}
+    key = (kind, p, float(nbytes), algorithm, g.tobytes())
+    hit = memo.get(key)
+    if hit is None:
+        if len(memo) >= _STEPS_MAX:
+            memo.clear()
+        hit = memo[key] = expand(kind, p, nbytes, algorithm, fabric=fabric, ranks=g, as_arrays=True)
+    return hit
