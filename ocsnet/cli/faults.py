@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import json
 
-import numpy as np
 
 from .. import units
 from ..errors import FaultError
@@ -101,6 +100,8 @@ def _phase(fabric, demand, routing):
 
 
 def run_inject(args) -> int:
+    import numpy as np
+
     from ..faults import degrade
 
     fabric = _fabric(args.fabric)
@@ -215,6 +216,8 @@ def run_availability(args) -> int:
 
 
 def run_resolve(args) -> int:
+    import numpy as np
+
     from ..faults import parse_faults
     from ..schedule import solve
     from ..schedule.repair import resolve_after_fault
