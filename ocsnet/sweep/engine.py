@@ -47,6 +47,14 @@ class SweepRun:
     startup_s: float = 0.0          # starting or reaching the cluster, included in elapsed_s
 
 
+def warm_up() -> None:
+    """Import what a point evaluation needs (run on each worker at start-up)."""
+    import importlib
+    for m in ("ocsnet.sweep.point", "ocsnet.evaluation.per_layer", "ocsnet.evaluation.search", "ocsnet.flow",
+              "ocsnet.topology.spec", "ocsnet.collectives"):
+        importlib.import_module(m)
+
+
 def _chunks(points, size: int):
     # points of one fabric together, so a worker builds each fabric once
     order = sorted(points, key=lambda p: (str(p.values.get("fabric")), str(p.values.get("gpu")),
@@ -139,6 +147,7 @@ def run_sweep(spec: SweepSpec, outdir, *, workers: int | None = None, scheduler:
             t1 = time.perf_counter()
             client, cluster = _client(scheduler, workers)
             client.wait_for_workers(1 if scheduler else workers, timeout=120)
+            client.run(warm_up)      # every worker loads the evaluation once, before the clock of the first chunk
             run.startup_s = time.perf_counter() - t1
             run.engine = f"dask {'scheduler ' + scheduler if scheduler else 'LocalCluster'}"
             if scheduler:
