@@ -6,6 +6,7 @@ import argparse
 import time
 
 from ..errors import SpecError
+from .argtypes import int_at_least
 
 
 def _list(text: str) -> list[str]:
@@ -25,15 +26,7 @@ def _ints(name: str):
 
 
 def _pos_int(name: str):
-    def parse(text: str) -> int:
-        try:
-            v = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{name}: expected an integer, got {text!r}") from None
-        if v < 1:
-            raise argparse.ArgumentTypeError(f"{name}: {v} is out of range, allowed [1, inf)")
-        return v
-    return parse
+    return int_at_least(name, 1)
 
 
 def register(sub) -> None:

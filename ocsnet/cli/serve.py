@@ -21,30 +21,15 @@ import json
 
 from .. import units
 from ..errors import SpecError
+from .argtypes import int_at_least
 
 
 def _pos_int(name):
-    def parse(text):
-        try:
-            v = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{name}: expected an integer, got {text!r}") from None
-        if v < 1:
-            raise argparse.ArgumentTypeError(f"{name}: {v} is out of range, allowed [1, inf)")
-        return v
-    return parse
+    return int_at_least(name, 1)
 
 
 def _nonneg_int(name):
-    def parse(text):
-        try:
-            v = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{name}: expected an integer, got {text!r}") from None
-        if v < 0:
-            raise argparse.ArgumentTypeError(f"{name}: {v} is out of range, allowed [0, inf)")
-        return v
-    return parse
+    return int_at_least(name, 0)
 
 
 def register(subparsers) -> None:
