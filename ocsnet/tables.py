@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from typing import Any, Sequence
 
-__all__ = ["cell", "format_table"]
+__all__ = ["cell", "format_table", "write_csv"]
 
 
 def cell(value: Any) -> str:
@@ -62,3 +62,13 @@ def format_table(header: Sequence[str], rows: Sequence[Sequence[Any]], *, align:
         lines.append(line(["-" * w for w in widths]))
     lines += [line(r) for r in cells]
     return "\n".join(lines)
+
+
+def write_csv(path, header: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """Write a header and rows as a UTF-8 CSV file; ``None`` becomes an empty cell."""
+    import csv
+
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(header)
+        w.writerows([["" if v is None else v for v in r] for r in rows])

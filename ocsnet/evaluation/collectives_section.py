@@ -15,12 +15,12 @@ algorithm each system's chosen plan runs.  See docs/design.md,
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
 from pathlib import Path
 
 from .. import units
+from ..tables import write_csv
 
 __all__ = ["DEFAULTS", "analyse", "report"]
 
@@ -111,12 +111,9 @@ def report(data: dict, outdir: Path, *, figures: bool = False) -> list[str]:
     outdir = Path(outdir)
     algs = data["algorithms"]
     rows = data["rows"]
-    with open(outdir / "collectives.csv", "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["system", "gpus", "tp", "size_MB", "bound_ms", *algs])
-        for r in rows:
-            w.writerow([r["system"], r["gpus"], r["tp"], r["size_MB"], f"{r['bound_ms']:.6g}",
-                        *("" if r[a] is None else f"{r[a]:.4g}" for a in algs)])
+    write_csv(outdir / "collectives.csv", ["system", "gpus", "tp", "size_MB", "bound_ms", *algs],
+              [[r["system"], r["gpus"], r["tp"], r["size_MB"], f"{r['bound_ms']:.6g}",
+                *("" if r[a] is None else f"{r[a]:.4g}" for a in algs)] for r in rows])
     (outdir / "collectives.json").write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
     out = ["## Collectives that use the whole fabric", "",
            "Every all-reduce algorithm of the first tensor-parallel group of each system's chosen plans, "

@@ -271,15 +271,13 @@ def analyse(cfg: dict, result, fabrics: dict, *, progress: bool = False) -> dict
 
 def report(data: dict, outdir: Path, *, figures: bool = False) -> list[str]:
     """Markdown lines: the measured error of the per-layer model, per kind of case; the table as CSV."""
-    import csv
+    from ..tables import write_csv
 
     rows = data["rows"]
-    with open(Path(outdir) / "measured.csv", "w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh)
-        w.writerow(["case", "system", "configuration", "quantity", "measured", "ocsnet", "error_pct", "source"])
-        for r in rows:
-            w.writerow([r["name"], r["system"], r["config"], r["quantity"], r["measured"],
-                        f"{r['predicted']:.6g}", f"{100 * r['error']:+.1f}", r["source"]])
+    write_csv(Path(outdir) / "measured.csv",
+              ["case", "system", "configuration", "quantity", "measured", "ocsnet", "error_pct", "source"],
+              [[r["name"], r["system"], r["config"], r["quantity"], r["measured"],
+                f"{r['predicted']:.6g}", f"{100 * r['error']:+.1f}", r["source"]] for r in rows])
     s = data["summary"]
     from ..workload.calibration import calibration as get_calibration
 

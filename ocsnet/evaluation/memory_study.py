@@ -23,7 +23,6 @@ cost against the H100 baseline, and the bandwidth the memory traffic needs
 
 from __future__ import annotations
 
-import csv
 import itertools
 import json
 import sys
@@ -32,6 +31,7 @@ from pathlib import Path
 
 from .. import units
 from ..errors import OcsnetError
+from ..tables import write_csv
 from ..workload import ParallelPlan
 from .per_layer import evaluate
 from .search import objective
@@ -274,10 +274,7 @@ def report(data: dict, outdir: Path, *, figures: bool = False) -> list[str]:
     """Markdown lines of the memory section; writes ``memory.csv`` and ``memory.json``."""
     rows = data["rows"]
     out = Path(outdir)
-    with open(out / "memory.csv", "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(_HEADER)
-        w.writerows([["" if r.get(k) is None else r.get(k) for k in _HEADER] for r in rows])
+    write_csv(out / "memory.csv", _HEADER, [[r.get(k) for k in _HEADER] for r in rows])
     (out / "memory.json").write_text(json.dumps(data, indent=1, sort_keys=True, default=str) + "\n")
     s = data["settings"]
     lines = ["## Memory architecture", "",

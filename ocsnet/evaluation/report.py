@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .. import units
 from ..jsonable import jsonable
-from ..tables import cell, format_table
+from ..tables import cell, format_table, write_csv
 from .per_layer import Evaluation
 from .records import StudyResult, SweepSchedule
 from .study import analysis_module
@@ -43,14 +43,6 @@ def _markdown_table(header, rows) -> str:
     return "\n".join(out)
 
 
-def _csv(path: Path, header: list[str], rows: list[list]) -> None:
-    import csv
-    with open(path, "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(header)
-        w.writerows([["" if v is None else v for v in r] for r in rows])
-
-
 def _json(path: Path, obj) -> None:
     path.write_text(json.dumps(jsonable(obj), indent=1, sort_keys=True) + "\n")
 
@@ -64,7 +56,7 @@ def write_report(result: StudyResult, outdir, *, figures: bool = True) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     rows = result.summary_rows()
     keys = sorted({k for r in rows for k in r}, key=lambda k: ([c for c, _ in SUMMARY_COLUMNS] + [k]).index(k))
-    _csv(out / "summary.csv", keys, [[r.get(k) for k in keys] for r in rows])
+    write_csv(out / "summary.csv", keys, [[r.get(k) for k in keys] for r in rows])
     _json(out / "summary.json", rows)
     _json(out / "config.json", result.config)
     layer_rows = []
@@ -75,11 +67,11 @@ def write_report(result: StudyResult, outdir, *, figures: bool = True) -> Path:
             for r in c.best.table():
                 layer_rows.append([m, mode, c.system.label, str(c.best.plan)] + r)
     layer_header = ["model", "mode", "system", "plan"] + list(Evaluation.HEADER)
-    _csv(out / "layers.csv", layer_header, layer_rows)
+    write_csv(out / "layers.csv", layer_header, layer_rows)
     _json(out / "layers.json", [dict(zip(layer_header, r)) for r in layer_rows])
     if result.sweep:
         sk = list(result.sweep[0])
-        _csv(out / "reconfig_sweep.csv", sk, [[r[k] for k in sk] for r in result.sweep])
+        write_csv(out / "reconfig_sweep.csv", sk, [[r[k] for k in sk] for r in result.sweep])
     skipped = {f"{m} {mode} / {c.system.label}": c.skipped for (m, mode), cs in result.choices.items() for c in cs}
     _json(out / "skipped.json", skipped)
     _json(out / "fabrics.json", result.fabrics)

@@ -20,13 +20,13 @@ section: Llama 3 counts, proportional scaling to Lite-GPUs, repair times.
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import FaultError
+from ..tables import write_csv
 
 __all__ = ["DEFAULTS", "check", "analyse", "report"]
 
@@ -159,11 +159,9 @@ def report(data: dict, outdir, *, figures: bool = True) -> list[str]:
                 flat.append([r["system"], pol, r["gpus_per_replica"], r["spares"] if pol != "none" else 0,
                              v["lost_share"], v["mc_lost_share"], v["mc_ci95"], v["outages_per_h"],
                              v["goodput_per_h100e"], v.get("goodput_vs_h100_none")])
-    with open(out / "failures.csv", "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["system", "policy", "gpus_per_replica", "spares", "lost_share_analytic", "lost_share_mc",
-                    "mc_ci95", "replica_outages_per_h", "goodput_tokens_per_s_per_h100e", "goodput_vs_h100"])
-        w.writerows(flat)
+    write_csv(out / "failures.csv", ["system", "policy", "gpus_per_replica", "spares", "lost_share_analytic",
+                                     "lost_share_mc", "mc_ci95", "replica_outages_per_h",
+                                     "goodput_tokens_per_s_per_h100e", "goodput_vs_h100"], flat)
     a = data["assumptions"]
     L = ["## Failures: blast radius, capacity lost and goodput", "",
          f"{data['model']} {data['mode']}, each system with the plan chosen above, replicas of tp x pp consecutive "

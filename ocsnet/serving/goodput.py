@@ -103,12 +103,17 @@ def size_replicas(deployment: Deployment, requests: Requests, slo: SLO, rate: fl
                   max_replicas: int = 4096, run=simulate) -> int | None:
     """Fewest replicas that hold ``slo`` at ``rate`` (None if ``max_replicas`` do not)."""
     reqs = requests.scaled(rate)
-    ok = lambda k: slo.met(*_lat(run(replace(deployment, replicas=k), reqs)))   # noqa: E731
+    return fewest_passing(lambda k: slo.met(*_lat(run(replace(deployment, replicas=k), reqs))), max_replicas)
+
+
+def fewest_passing(ok, max_k: int) -> int | None:
+    """The smallest k in [1, max_k] with ``ok(k)``, for an ``ok`` that stays true once true
+    (doubling, then bisection); None if even ``max_k`` fails."""
     hi = 1
     while not ok(hi):
-        if hi >= max_replicas:
+        if hi >= max_k:
             return None
-        hi = min(2 * hi, max_replicas)
+        hi = min(2 * hi, max_k)
     lo = hi // 2          # fails (or 0)
     while hi - lo > 1:
         mid = (lo + hi) // 2

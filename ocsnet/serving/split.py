@@ -31,6 +31,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from ..errors import SpecError
+from .goodput import fewest_passing
 from .requests import Requests
 from .simulate import Deployment, ServeResult, simulate
 from .slo import SLO
@@ -222,7 +223,7 @@ def size_split(prefill: Deployment, decode: Deployment, transfer: KVTransfer, re
         res = simulate(replace(prefill, replicas=k), Requests(reqs.arrival_s, reqs.prompt, np.ones(len(reqs), np.int64)))
         return float(np.percentile(res.ttft_s, q)) <= slo.ttft_s
 
-    np_ = _fewest(ttft_ok, max_replicas)
+    np_ = fewest_passing(ttft_ok, max_replicas)
     if np_ is None:
         return None
     p = replace(prefill, replicas=np_)
@@ -231,23 +232,9 @@ def size_split(prefill: Deployment, decode: Deployment, transfer: KVTransfer, re
         res = simulate_split(SplitDeployment(p, replace(decode, replicas=k), transfer), reqs)
         return slo.met(res.ttft_s, res.tpot_s)
 
-    nd = _fewest(tpot_ok, max_replicas)
+    nd = fewest_passing(tpot_ok, max_replicas)
     if nd is None:
         return None
     return SplitDeployment(p, replace(decode, replicas=nd), transfer)
 
 
-def _fewest(ok, max_k: int) -> int | None:
-    hi = 1
-    while not ok(hi):
-        if hi >= max_k:
-            return None
-        hi = min(2 * hi, max_k)
-    lo = hi // 2
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if ok(mid):
-            hi = mid
-        else:
-            lo = mid
-    return hi

@@ -15,6 +15,7 @@ import numpy as np
 
 from .pareto import pareto_front
 from .spec import Objective, parse_sweep
+from ..tables import write_csv
 from .store import Store
 
 __all__ = ["load_results", "sweep_report", "best_designs", "fronts", "sensitivity", "status_summary", "STANDARD_FRONTS"]
@@ -148,7 +149,7 @@ def sweep_report(path, outdir=None, *, figures: bool = True) -> tuple[str, Path]
         table = format_table(header, rows)
         text += ["", f"best design per model and mode, by {obj}:", table]
         md += [f"## Best design per model and mode (by `{obj}`)", "", "```text", table, "```", ""]
-        _csv(out / "best.csv", header, rows)
+        write_csv(out / "best.csv", header, rows)
     for b in best:
         sens = sensitivity(cols, b["index"], obj)
         if sens:
@@ -163,7 +164,7 @@ def sweep_report(path, outdir=None, *, figures: bool = True) -> tuple[str, Path]
         head = knobs + ["plan"] + [o.metric for o in pair]
         frows = [[cols[f"knob_{k}"][i] for k in knobs] + [cols["plan"][i]] + [cols[o.metric][i] for o in pair]
                  for i in rows_i]
-        _csv(out / f"{name}.csv", head, frows)
+        write_csv(out / f"{name}.csv", head, frows)
         t = format_table(head, frows[:20])
         md += [f"## Pareto front: {' against '.join(map(str, pair))}", "",
                f"{len(rows_i)} designs on the front (first 20; all in `{name}.csv`).", "", "```text", t, "```", ""]
@@ -187,14 +188,6 @@ def sweep_report(path, outdir=None, *, figures: bool = True) -> tuple[str, Path]
     report = out / "report.md"
     report.write_text("\n".join(md))
     return "\n".join(text), report
-
-
-def _csv(path: Path, header, rows) -> None:
-    import csv
-    with open(path, "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(header)
-        w.writerows([["" if v is None else v for v in r] for r in rows])
 
 
 def _scatter(cols, pair, front, path: Path) -> str:
