@@ -51,6 +51,7 @@ class GPUSpec:
     h100_equivalents: float    # compute relative to the parent H100 (1 for the H100)
     clock_factor: float = 1.0
     parent: str | None = None
+    sm_count: int = 0          # streaming multiprocessors (0: unknown, so no wave quantization)
     source: dict = dataclasses.field(default_factory=dict, compare=False, repr=False)
 
     def peak_flops(self, dtype: str = "bf16") -> float:
@@ -130,6 +131,7 @@ _GPU_FIELDS = {
     "compute_efficiency": ("compute_efficiency", True),
     "memory_efficiency": ("memory_efficiency", True),
     "relative_cost": ("relative_cost", True),
+    "sm_count": ("sm_count", False),
 }
 # A Lite-GPU is the silicon model's design at a fraction of its parent (see ocsnet.silicon).
 _LITE_FIELDS = {"description": True, "parent": True, "fraction": True, "io": False, "network": False, "clock": False}
@@ -344,8 +346,8 @@ def _convert(where: str, entry: dict, schema: dict) -> dict:
         v = entry[key]
         if key in _TEXT:
             v = checks.string(f"{where}.{key}", v, empty=key == "description")
-        elif key == "ports":
-            v = checks.integer(f"{where}.ports", v, lo=1)
+        elif key in ("ports", "sm_count"):
+            v = checks.integer(f"{where}.{key}", v, lo=1)
         else:
             v = checks.nonnegative(f"{where}.{key}", v)
             v = v if key in _PLAIN else units.to_si(key, v)
@@ -440,6 +442,7 @@ def lite_gpu(parent: GPUSpec, *, fraction: float | str = 0.25, io: str = "cpo", 
         h100_equivalents=parent.h100_equivalents * d.fraction,
         clock_factor=d.clock_factor,
         parent=parent.name,
+        sm_count=max(1, round(parent.sm_count * d.fraction)) if parent.sm_count else 0,
     )
 
 

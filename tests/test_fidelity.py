@@ -159,13 +159,10 @@ def test_every_measured_case_has_a_source_and_a_prediction(table):
 
 
 def test_measured_table_within_its_bounds(table):
-    """The calibration's error over the measured set: the median meets the goal (15%); every case is within
-    45%, and all but the two H100 FP8 batch-1 128-token prefills (TensorRT-LLM v0.5) within the 35% goal."""
+    """The calibration meets both goals over the measured set: median |error| <= 15%, every case within 35%."""
     s = measured.summary(table)
     assert s["median_abs_error"] <= measured.GOAL_MEDIAN
-    assert s["max_abs_error"] <= 0.45
-    over = sorted(r["name"] for r in table if abs(r["error"]) > measured.GOAL_MAX)
-    assert over == ["trtllm05-h100-llama2-70b-tp4-ttft-128", "trtllm05-h100-llama2-7b-tp1-ttft-128"]
+    assert s["max_abs_error"] <= measured.GOAL_MAX, [r["name"] for r in table if abs(r["error"]) > measured.GOAL_MAX]
 
 
 def test_roofline_is_much_worse_on_the_same_table(table):
@@ -190,7 +187,7 @@ def _cli(*args):
 
 def test_cli_validate_measured():
     r = _cli("validate", "--measured")
-    assert r.returncode in (0, 1), r.stderr
+    assert r.returncode == 0, r.stderr        # both goals met
     assert "measured cases: median |error|" in r.stdout and "nccl-h100-allreduce-ring-8gpu" in r.stdout
     r = _cli("validate", "--measured", "--calibration", "nope")
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "calibration" in r.stderr
@@ -209,3 +206,101 @@ def test_study_config_checks_precision():
         study_config({"dtype": "fp4"})
     with pytest.raises(SpecError, match="calibration: unknown name"):
         study_config({"calibration": "x"})
+
+
+# ---- FP8 only in the GEMMs (fp8_scope = "gemm") ----------------------------------------------------
+
+GEMM_ONLY = dataclasses.replace(IDEAL, name="gemm-only", fp8_scope="gemm")
+
+
+def test_fp8_scope_gemm_keeps_the_residual_stream_and_collectives_in_bf16():
+    plan = ParallelPlan(tp=4)
+    kw = dict(batch=2, seq_len=256)
+    full = layer_profile("llama2-70b", plan, "prefill", dtype="fp8", calibration=IDEAL, **kw)
+    gemm = layer_profile("llama2-70b", plan, "prefill", dtype="fp8", calibration=GEMM_ONLY, **kw)
+    bf16 = layer_profile("llama2-70b", plan, "prefill", dtype="bf16", calibration=GEMM_ONLY, **kw)
+    T, h = 2 * 256, 8192
+    assert [c.nbytes for c in full.collectives] == [T * h * 1.0] * 2
+    assert [c.nbytes for c in gemm.collectives] == [T * h * 2.0] * 2 == [c.nbytes for c in bf16.collectives]
+    assert gemm.activation_bytes == 2.0 and full.activation_bytes == 1.0 and gemm.dtype_bytes == 1.0
+    ops = {o.op: o for o in gemm.ops}
+    ref = {o.op: o for o in full.ops}
+    # weights stay FP8: the GEMMs move their FP8 weights plus 16-bit outputs and the quantization pass
+    m = 8192 * (8192 + 2 * 1024) // 4
+    # quantization reads 16-bit and writes FP8, the GEMM reads FP8: (2 + 1 + 1) bytes per input element
+    assert ops["qkv"].hbm_bytes == m + T * 8192 * 4.0 + T * (8192 + 2 * 1024) // 4 * 2.0
+    assert ref["qkv"].hbm_bytes == m + T * (8192 + (8192 + 2 * 1024) // 4)
+    assert ops["attn-norm"].hbm_bytes == 2 * ref["attn-norm"].hbm_bytes
+    # fused attention runs at the 16-bit peak: slower than at the FP8 peak, never faster
+    assert ops["attention"].time_s >= ref["attention"].time_s
+
+
+def test_fp8_scope_changes_nothing_in_bf16():
+    plan = ParallelPlan(tp=2)
+    a = layer_profile("llama2-13b", plan, "prefill", batch=2, seq_len=300, calibration=IDEAL)
+    b = layer_profile("llama2-13b", plan, "prefill", batch=2, seq_len=300, calibration=GEMM_ONLY)
+    assert [o.time_s for o in a.ops] == [o.time_s for o in b.ops]
+    assert [c.nbytes for c in a.collectives] == [c.nbytes for c in b.collectives]
+
+
+def test_fp8_scope_gemm_adds_one_quantization_kernel_per_gemm():
+    cal = dataclasses.replace(GEMM_ONLY, kernel_overhead_s=1e-3)      # overhead dominates: count kernels
+    lp = layer_profile("llama2-7b", ParallelPlan(), "decode", batch=1, context=16, dtype="fp8", calibration=cal)
+    n = {o.op: round(o.time_s / 1e-3) for o in lp.ops}
+    assert n == {"attn-norm": 1, "qkv": 3, "attention": 1, "out-proj": 2, "mlp-norm": 1, "mlp": 5}
+
+
+# ---- wave quantization over the GPU's SMs ---------------------------------------------------------
+
+def _waves_brute(tokens, widths, tm, tn, sms, split):
+    """Simulate the SMs taking tiles wave by wave; the busy fraction weighted by each GEMM's work."""
+    work = busy = 0.0
+    for n, k in widths:
+        tiles = -(-tokens // tm) * -(-n // tn)
+        if split and tiles < sms:
+            tiles *= sms // tiles
+        waves, left = 0, tiles
+        while left > 0:
+            left -= sms
+            waves += 1
+        work += n * k
+        busy += n * k * waves * sms / tiles
+    return work / busy
+
+
+@settings(max_examples=80, deadline=None)
+@given(tokens=st.integers(1, 5000), n=st.lists(st.integers(1, 40_000), min_size=1, max_size=3),
+       tm=st.sampled_from([1, 64, 128]), tn=st.sampled_from([64, 128, 256]), sms=st.integers(1, 200),
+       split=st.booleans())
+def test_wave_factor_matches_a_wave_by_wave_count(tokens, n, tm, tn, sms, split):
+    cal = Calibration(name="w", gemm_tile_m=tm, gemm_tile_n=tn, gemm_split_k=split)
+    widths = tuple((x, 1000 + x) for x in n)
+    f = cal.wave_factor(tokens, widths, sms)
+    assert 0 < f <= 1
+    assert f == pytest.approx(_waves_brute(tokens, widths, tm, tn, sms, split), rel=1e-12)
+    if split:
+        assert f >= Calibration(name="w", gemm_tile_m=tm, gemm_tile_n=tn).wave_factor(tokens, widths, sms) - 1e-12
+
+
+def test_wave_factor_is_one_without_tile_width_or_sm_count():
+    cal = Calibration(name="w", gemm_tile_m=64, gemm_tile_n=128)
+    assert cal.wave_factor(128, ((4096, 4096),), 0) == 1.0
+    assert Calibration(name="w", gemm_tile_m=64).wave_factor(128, ((4096, 4096),), 132) == 1.0
+    # 7B out-projection at 128 tokens on an H100: 2 x 32 tiles on 132 SMs, one wave, 64/132 busy
+    assert cal.wave_factor(128, ((4096, 4096),), 132) == pytest.approx(64 / 132)
+
+
+def test_sm_counts_in_the_catalog_and_of_a_lite_gpu():
+    assert hardware.gpu("h100-sxm").sm_count == 132 and hardware.gpu("a100-sxm-80gb").sm_count == 108
+    lite = hardware.lite_gpu(hardware.gpu("h100-sxm"), fraction=0.25)
+    assert lite.sm_count == 33
+    # fewer SMs, less wave loss: the same small GEMM keeps a larger share of a Lite-GPU busy
+    cal = Calibration(name="w", gemm_tile_m=64, gemm_tile_n=128)
+    assert cal.wave_factor(128, ((4096, 4096),), lite.sm_count) > cal.wave_factor(128, ((4096, 4096),), 132)
+
+
+@pytest.mark.parametrize("field,value", [("fp8_scope", "some"), ("gemm_tile_n", -1), ("gemm_tile_n", 2.5),
+                                         ("gemm_split_k", 1)])
+def test_bad_calibration_fields_are_named(field, value):
+    with pytest.raises(SpecError, match=field):
+        Calibration(name="bad", **{field: value})

@@ -49,12 +49,17 @@ import numpy as np
 from .. import units
 from ..errors import SpecError
 
-__all__ = ["Calibration", "calibration", "calibrations", "ROOFLINE", "check_efficiency"]
+__all__ = ["Calibration", "calibration", "calibrations", "ROOFLINE", "check_efficiency", "FP8_SCOPES"]
 
 
 #: How a decode attention kernel reads the KV cache: once per KV head (GQA-aware, e.g.
 #: FlashDecoding/XQA) or once per query head (one thread block per query head).
 DECODE_KV_READS = ("per-kv-head", "per-query-head")
+
+#: What an FP8 run keeps in FP8: everything (``"all"``, the roofline's reading: weights, activations,
+#: collectives) or only the GEMMs (``"gemm"``: FP8 weights and GEMM inputs, one activation-quantization
+#: kernel per GEMM, and the residual stream, norms, attention and collectives in BF16).
+FP8_SCOPES = ("all", "gemm")
 
 
 def check_efficiency(name: str, value) -> float:
@@ -86,6 +91,8 @@ class Calibration:
     layer_overhead_s: float = 0.0
     step_overhead_s: float = 0.0
     gemm_tile_m: int = 1
+    gemm_tile_n: int = 0
+    gemm_split_k: bool = False
     gemm_flops: tuple = ()
     gemm_efficiency: tuple = ()
     memory_bytes: tuple = ()
@@ -101,6 +108,7 @@ class Calibration:
     link_efficiency_other: float = 1.0
     decode_kv_reads: str = "per-kv-head"
     fp8_gemm_factor: float = 1.0
+    fp8_scope: str = "all"
     source: dict = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self):
@@ -128,9 +136,16 @@ class Calibration:
         for f in ("protocol_base_s", "protocol_step_nvlink_s", "protocol_step_net_s"):
             if any(v < 0 for v in getattr(self, f)):
                 raise SpecError(f"calibration {self.name}.{f}: latencies must be >= 0")
+        if isinstance(self.gemm_tile_n, bool) or int(self.gemm_tile_n) != self.gemm_tile_n or self.gemm_tile_n < 0:
+            raise SpecError(f"calibration {self.name}.gemm_tile_n: {self.gemm_tile_n!r} must be an integer >= 0 "
+                            "(0: no wave quantization)")
         if self.decode_kv_reads not in DECODE_KV_READS:
             raise SpecError(f"calibration {self.name}.decode_kv_reads: {self.decode_kv_reads!r} is not one of "
                             f"{', '.join(DECODE_KV_READS)}")
+        if self.fp8_scope not in FP8_SCOPES:
+            raise SpecError(f"calibration {self.name}.fp8_scope: {self.fp8_scope!r} is not one of {', '.join(FP8_SCOPES)}")
+        if not isinstance(self.gemm_split_k, bool):
+            raise SpecError(f"calibration {self.name}.gemm_split_k: {self.gemm_split_k!r} must be true or false")
         check_efficiency(f"calibration {self.name}.fp8_gemm_factor", self.fp8_gemm_factor)
         check_efficiency(f"calibration {self.name}.link_efficiency_copper", self.link_efficiency_copper)
         check_efficiency(f"calibration {self.name}.link_efficiency_other", self.link_efficiency_other)
@@ -163,22 +178,47 @@ class Calibration:
         t = self.gemm_tile_m
         return tokens if t <= 1 or tokens <= 0 else math.ceil(tokens / t) * t
 
+    def wave_factor(self, tokens: float, widths: tuple, sm_count: int) -> float:
+        """Fraction of the GPU's SMs a GEMM op keeps busy, over its waves of output tiles.
+
+        One GEMM of ``tokens`` rows and ``n`` output columns has
+        ``ceil(tokens / gemm_tile_m) * ceil(n / gemm_tile_n)`` tiles, one per SM
+        at a time; the last wave leaves SMs idle (wave quantization, NVIDIA's
+        "Matrix Multiplication Background" guide).  ``widths`` holds
+        ``(n, k)`` of each GEMM of the op; the factor weighs each by its work
+        ``n * k``.  1 when the tile width or the SM count is unknown (0).
+        """
+        if self.gemm_tile_n <= 0 or sm_count <= 0 or tokens <= 0 or not widths:
+            return 1.0
+        rows = math.ceil(tokens / max(self.gemm_tile_m, 1))
+        work = busy = 0.0
+        for n, k in widths:
+            tiles = rows * math.ceil(n / self.gemm_tile_n)
+            if self.gemm_split_k and tiles < sm_count:
+                tiles *= sm_count // tiles                # split K to give every SM a tile
+            f = tiles / (math.ceil(tiles / sm_count) * sm_count)
+            work += n * k
+            busy += n * k / f
+        return work / busy if busy > 0 else 1.0
+
     def op_time(self, flops: float, hbm_bytes: float, peak_flops: float, hbm_Bps: float,
                 compute_efficiency: float, memory_efficiency: float, *, kind: str = "other",
                 tokens: float = 0.0, kernels: int = 1, seq_len: float = 0.0,
-                dtype: str = "bf16") -> tuple[float, float]:
+                dtype: str = "bf16", widths: tuple = (), sm_count: int = 0) -> tuple[float, float]:
         """(compute time, memory time) of one op of ``kernels`` kernels, overhead excluded.
 
-        ``kind`` is ``"gemm"`` (tile quantization on ``tokens`` and the GEMM
-        table per kernel), ``"attention"`` (the attention table at
+        ``kind`` is ``"gemm"`` (tile quantization on ``tokens``, the GEMM
+        table per kernel and wave quantization of the GEMMs ``widths`` over
+        ``sm_count`` SMs), ``"attention"`` (the attention table at
         ``seq_len``) or anything else (the GPU's constant compute efficiency).
         """
         k = max(int(kernels), 1)
         ce = compute_efficiency
         if kind == "gemm":
+            wave = self.wave_factor(tokens, widths, sm_count)
             if tokens > 0:
                 flops = flops * self.tiled_tokens(tokens) / tokens
-            ce = ce * self.gemm_factor(flops / k) * (self.fp8_gemm_factor if dtype == "fp8" else 1.0)
+            ce = ce * self.gemm_factor(flops / k) * (self.fp8_gemm_factor if dtype == "fp8" else 1.0) * wave
         elif kind == "attention":
             ce = self.attention_compute_efficiency(seq_len, ce)
         me = memory_efficiency * self.memory_factor(hbm_bytes / k)
@@ -206,9 +246,10 @@ ROOFLINE = Calibration()
 
 # TOML key -> (attribute, unit field used for the SI conversion or None)
 _SCALARS = {"kernel_overhead_us": "kernel_overhead_s", "layer_overhead_us": "layer_overhead_s",
-            "step_overhead_us": "step_overhead_s", "gemm_tile_m": "gemm_tile_m",
+            "step_overhead_us": "step_overhead_s", "gemm_tile_m": "gemm_tile_m", "gemm_tile_n": "gemm_tile_n",
             "link_efficiency_copper": "link_efficiency_copper", "link_efficiency_other": "link_efficiency_other",
-            "decode_kv_reads": "decode_kv_reads", "fp8_gemm_factor": "fp8_gemm_factor"}
+            "decode_kv_reads": "decode_kv_reads", "fp8_gemm_factor": "fp8_gemm_factor",
+            "fp8_scope": "fp8_scope", "gemm_split_k": "gemm_split_k"}
 _LISTS = {"gemm_GFLOP": ("gemm_flops", "x_GFLOPs"), "gemm_efficiency": ("gemm_efficiency", None),
           "memory_MB": ("memory_bytes", "x_MB"), "memory_efficiency": ("memory_efficiency", None),
           "attention_tokens": ("attention_tokens", None), "attention_efficiency": ("attention_efficiency", None),
@@ -231,8 +272,13 @@ def _build(name: str, entry: dict) -> Calibration:
     for key, attr in _SCALARS.items():
         if key in entry:
             v = entry[key]
-            if key == "decode_kv_reads":
+            if key in ("decode_kv_reads", "fp8_scope"):
                 kw[attr] = str(v)
+                continue
+            if key == "gemm_split_k":
+                if not isinstance(v, bool):
+                    raise SpecError(f"{where}.{key}: {v!r} must be true or false")
+                kw[attr] = v
                 continue
             if isinstance(v, bool) or not isinstance(v, (int, float)):
                 raise SpecError(f"{where}.{key}: {v!r} must be a number")
@@ -248,7 +294,8 @@ def _build(name: str, entry: dict) -> Calibration:
     pairs = {"gemm_GFLOP": "gemm_efficiency", "memory_MB": "memory_efficiency",
              "attention_tokens": "attention_efficiency"}
     for key in entry:
-        if key in ("description", "source", "protocols", "decode_kv_reads") and key not in src:
+        if key in ("description", "source", "protocols", "decode_kv_reads", "fp8_scope", "gemm_split_k") \
+                and key not in src:
             continue
         # a table's thresholds share the source of its values
         if not any(isinstance(src.get(k), str) and src[k] for k in (key, pairs.get(key, key))):

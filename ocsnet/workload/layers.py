@@ -57,7 +57,7 @@ from .calibration import Calibration, calibration as get_calibration
 from .modes import MODES
 from .models import ModelSpec, model as get_model
 from .parallel import ParallelPlan, check_plan
-from .precision import resolve as resolve_precision
+from .precision import DTYPES, resolve as resolve_precision
 
 __all__ = ["DEFAULT_ALGORITHMS", "OpCost", "Collective", "LayerProfile", "Shape",
            "layer_profile", "roofline", "shape", "NORM_FLOPS"]
@@ -143,7 +143,7 @@ def shape(model: ModelSpec, mode: str, batch: int, seq_len: int | None = None,
 
 def roofline(flops: float, hbm_bytes: float, gpu: hardware.GPUSpec, dtype: str = "bf16",
              op: str = "op", *, calibration: "Calibration | None" = None, kind: str = "other",
-             tokens: float = 0.0, kernels: int = 1, seq_len: float = 0.0) -> OpCost:
+             tokens: float = 0.0, kernels: int = 1, seq_len: float = 0.0, widths: tuple = ()) -> OpCost:
     """Roofline time of one op: ``max(flops / achieved peak, bytes / achieved HBM bandwidth)``.
 
     Achieved peak is ``peak * compute_efficiency``, achieved bandwidth
@@ -169,7 +169,7 @@ def roofline(flops: float, hbm_bytes: float, gpu: hardware.GPUSpec, dtype: str =
     else:
         tc, tm = calibration.op_time(flops, hbm_bytes, peak, gpu.hbm_Bps, gpu.compute_efficiency,
                                      gpu.memory_efficiency, kind=kind, tokens=tokens, kernels=kernels,
-                                     seq_len=seq_len, dtype=dtype)
+                                     seq_len=seq_len, dtype=dtype, widths=widths, sm_count=gpu.sm_count)
         extra = max(int(kernels), 1) * calibration.kernel_overhead_s
     return OpCost(op, float(flops), float(hbm_bytes), max(tc, tm) + extra, "compute" if tc >= tm else "memory")
 
@@ -196,6 +196,11 @@ class LayerProfile:
     dtype: str = "bf16"
     kv_dtype: str = "bf16"
     calibration: str = "roofline"
+    activation_bytes: float | None = None   # bytes per element of the residual stream (default dtype_bytes)
+
+    def __post_init__(self):
+        if self.activation_bytes is None:
+            object.__setattr__(self, "activation_bytes", self.dtype_bytes)
 
     @property
     def ops(self) -> list[OpCost]:
@@ -271,6 +276,10 @@ class _Layer:
         self.m, self.plan, self.s, self.gpu, self.d, self.algos, self.dtype = m, plan, s, gpu, d, algos, dtype
         self.dkv = d if dkv is None else dkv
         self.calib = None if calib is None or calib.is_roofline else calib
+        # FP8 only in the GEMMs: the residual stream, norms, attention and collectives stay 16-bit,
+        # and each GEMM's input is quantized by a kernel of its own (read 16-bit, write FP8).
+        self.fp8_gemm = self.calib is not None and dtype == "fp8" and self.calib.fp8_scope == "gemm"
+        self.da = max(d, DTYPES["bf16"]) if self.fp8_gemm else d
         t = plan.tp
         self.q = m.q_dim // t
         self.kv = plan.kv_heads_per_gpu(m) * m.head_dim
@@ -278,9 +287,15 @@ class _Layer:
         self.T = float(s.tokens)
         self.Tn = self.T / t if plan.sp else self.T           # tokens a norm sees
 
-    def op(self, name, flops, nbytes, scale=1.0, kind="other", tokens=0.0, kernels=1):
-        return roofline(flops * scale, nbytes * scale, self.gpu, self.dtype, name, calibration=self.calib,
-                        kind=kind, tokens=tokens, kernels=kernels, seq_len=self.s.seq_len)
+    def op(self, name, flops, nbytes, scale=1.0, kind="other", tokens=0.0, kernels=1, widths=(), dtype=None):
+        return roofline(flops * scale, nbytes * scale, self.gpu, dtype or self.dtype, name, calibration=self.calib,
+                        kind=kind, tokens=tokens, kernels=kernels, seq_len=self.s.seq_len, widths=widths)
+
+    def gemm_io(self, T, n_in, n_out, gemms=1):
+        """(bytes, extra kernels) of a GEMM op's activations: inputs, outputs and FP8 quantization."""
+        if not self.fp8_gemm:
+            return T * (n_in + n_out) * self.d, 0
+        return T * n_in * (self.d + self.da + self.d) + T * n_out * self.da, gemms
 
     def coll(self, kind, group, size, nbytes, after, label):
         return Collective(kind, group, int(size), float(nbytes), self.algos[kind], after, label)
@@ -288,11 +303,12 @@ class _Layer:
     def gemm(self, name, n_in, n_out, tokens=None, weights=None, scale=1.0, kernels=1):
         T = self.T if tokens is None else tokens
         w = n_in * n_out if weights is None else weights
-        return self.op(name, 2.0 * T * w, (w + T * (n_in + n_out)) * self.d, scale, "gemm", T, kernels)
+        io, quant = self.gemm_io(T, n_in, n_out)
+        return self.op(name, 2.0 * T * w, w * self.d + io, scale, "gemm", T, kernels + quant, ((n_out, n_in),))
 
     def norm(self, name, scale=1.0):
         n = self.Tn * self.m.hidden_size
-        return self.op(name, (1 + NORM_FLOPS[self.m.norm]) * n, 4 * n * self.d, scale)
+        return self.op(name, (1 + NORM_FLOPS[self.m.norm]) * n, 4 * n * self.da, scale)
 
     def attention(self, scale=1.0):
         m, s, d = self.m, self.s, self.d
@@ -306,15 +322,15 @@ class _Layer:
         else:
             kv_read = 2.0 * self.kv * self.T
             kv_write = 2.0 * self.kv * self.T if s.mode == "prefill" else 0.0
-        return self.op("attention", flops, 2 * self.T * self.q * d + (kv_read + kv_write) * self.dkv, scale,
-                       "attention")
+        return self.op("attention", flops, 2 * self.T * self.q * self.da + (kv_read + kv_write) * self.dkv, scale,
+                       "attention", dtype="bf16" if self.fp8_gemm else None)
 
     # ---- blocks -----------------------------------------------------------------
     # Collectives are created with after="" and get the preceding op's name in layer_profile.
     def tp(self, kind, label):
         if self.plan.tp == 1:
             return []
-        return [self.coll(kind, "tp", self.plan.tp, self.T * self.m.hidden_size * self.d, "", label)]
+        return [self.coll(kind, "tp", self.plan.tp, self.T * self.m.hidden_size * self.da, "", label)]
 
     def tp_in(self, label, backward):
         """Where activations enter a TP block: sp all-gather (forward); its gradient leaves
@@ -334,7 +350,7 @@ class _Layer:
         ep = self.plan.ep
         if ep == 1:
             return []
-        nb = self.T * self.m.experts_per_token * self.m.hidden_size * self.d
+        nb = self.T * self.m.experts_per_token * self.m.hidden_size * self.da
         return [self.coll("all-to-all", "ep", ep, nb, "", label)]
 
     def attention_block(self, backward=False):
@@ -356,8 +372,10 @@ class _Layer:
         w1 = m.mlp_matrices * h * self.ffn                         # one MLP / expert on this GPU
         if not m.is_moe:
             # two GEMMs (the gated pair fused in one) and the activation between them
-            mlp = self.op(p + "mlp", 2.0 * self.T * w1, (w1 + 2 * self.T * (h + self.ffn)) * self.d, sc,
-                          "gemm", self.T, kernels=3)
+            up = (m.mlp_matrices - 1) * self.ffn                   # gate and up fused: one GEMM
+            io, quant = self.gemm_io(self.T, h + self.ffn, h + self.ffn, gemms=2)
+            mlp = self.op(p + "mlp", 2.0 * self.T * w1, w1 * self.d + io, sc, "gemm", self.T, kernels=3 + quant,
+                          widths=((up, h), (h, self.ffn)))
             body = [mlp]
         else:
             E, kt, ep, sh = m.experts, m.experts_per_token, self.plan.ep, m.shared_experts
@@ -365,9 +383,10 @@ class _Layer:
             copies = self.T * kt                                   # token copies this GPU's experts process
             active = (E // ep) * (1.0 - (1.0 - kt / E) ** (self.T * ep))
             flops = 2.0 * (copies + sh * self.T) * w1
-            nbytes = ((active + sh) * w1 + 2 * (copies + sh * self.T) * (h + self.ffn)) * self.d
+            io, quant = self.gemm_io(copies + sh * self.T, h + self.ffn, h + self.ffn, gemms=2)
+            nbytes = (active + sh) * w1 * self.d + io
             experts = self.op(p + "experts", flops, nbytes, sc, "gemm", copies / max(E // ep, 1),
-                              kernels=3 * max(int(round(active + sh)), 1))
+                              kernels=(3 + quant) * max(int(round(active + sh)), 1))
             if not backward:
                 body = [router, *self.a2a("moe-dispatch"), experts, *self.a2a("moe-combine")]
             else:
@@ -456,4 +475,4 @@ def layer_profile(model: ModelSpec | str, plan: ParallelPlan, mode: str, *, batc
         else:
             items[i] = replace(x, after=last)
     return LayerProfile(m, plan, g, s, prec.bytes, tuple(items), algos, dtype=dtype, kv_dtype=prec.kv_dtype,
-                        calibration=calib.name)
+                        activation_bytes=b.da, calibration=calib.name)

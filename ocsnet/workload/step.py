@@ -264,7 +264,8 @@ def step_profile(model: ModelSpec | str, plan: ParallelPlan, mode: str, *, batch
     calib = None if calib.is_roofline else calib
     T = float(s.tokens)
     train = mode == "train"
-    emb = roofline(0.0, 2 * T * h * d * (2 if train else 1), g, dtype, "embedding", calibration=calib)
+    da = lp.activation_bytes                                  # the residual stream's bytes per element
+    emb = roofline(0.0, T * h * (d + da) * (2 if train else 1), g, dtype, "embedding", calibration=calib)
     vt = m.vocab_size // t
     Th = T if train else float(s.batch)                       # inference projects the last position only
     sc = 3.0 if train else 1.0                                # forward + backward (2x)
@@ -273,7 +274,7 @@ def step_profile(model: ModelSpec | str, plan: ParallelPlan, mode: str, *, batch
     algos = lp.algorithms
     pp_send = None
     if plan.pp > 1:
-        nb = T * h * d / (t if plan.sp else 1)
+        nb = T * h * da / (t if plan.sp else 1)
         pp_send = Collective("send-recv", "pp", 2, nb, algos["send-recv"], "last layer", "pp")
     sync: list[Collective] = []
     if train:
