@@ -2,9 +2,11 @@
 what a screening point costs.
 
 - the default example sweep (``studies/lite-design-space.toml``) run three ways: in this
-  process, on a Dask LocalCluster with 1 worker and with 2 workers; the baseline is a plain
-  loop calling :func:`ocsnet.sweep.point.evaluate_point` on the same points (no engine, no
-  store); ``overhead`` is the engine's extra time per point over that loop;
+  process, and on a Dask LocalCluster with 1 worker and with 2 workers, the two alternating
+  five times (the median of the pairs' ratios is the scaling); the baseline is a plain loop
+  calling :func:`ocsnet.sweep.point.evaluate_point` on the same points in the engine's order, in
+  a fresh process with the same imports as a worker (no engine, no store);
+  ``overhead`` is the engine's extra time per point over that loop;
 - the 10,000-point screening sweep (``studies/lite-screening.toml``): the first points of its
   Latin hypercube on 2 workers, and the time the whole sweep would take at that rate.
 """
@@ -18,17 +20,25 @@ import time
 
 from benchmarks._util import cores, print_table
 from ocsnet.sweep import point as point_mod
-from ocsnet.sweep.engine import run_sweep, warm_up
+from ocsnet.sweep.engine import _chunks, run_sweep, warm_up
 from ocsnet.sweep.spec import load_sweep
 
 
-def _direct(points, fidelity) -> float:
+def _loop(values, fidelity) -> float:
     warm_up()                       # the same imports a worker makes at start-up, outside the clock
-    point_mod._fabric.cache_clear()
     t0 = time.perf_counter()
-    for p in points:
-        point_mod.evaluate_point(p.values, fidelity)
+    for v in values:
+        point_mod.evaluate_point(v, fidelity)
     return time.perf_counter() - t0
+
+
+def _direct(points, fidelity, chunk_points) -> float:
+    """The plain loop in a fresh process, as a worker starts: imports done, caches cold."""
+    import multiprocessing as mp
+
+    ordered = [p.values for c in _chunks(points, chunk_points) for p in c]   # the engine's order
+    with mp.get_context("spawn").Pool(1) as pool:
+        return pool.apply(_loop, (ordered, fidelity))
 
 
 def _engine(spec, n, workers, in_process) -> tuple[float, float, int]:
@@ -36,33 +46,55 @@ def _engine(spec, n, workers, in_process) -> tuple[float, float, int]:
     point_mod._fabric.cache_clear()
     try:
         r = run_sweep(spec, out, workers=workers, progress=False, max_points=n, in_process=in_process)
-        return r.elapsed_s, r.startup_s, r.ran
+        _engine.last = r
+        return r.elapsed_s - r.shutdown_s, r.startup_s, r.ran
     finally:
         shutil.rmtree(out, ignore_errors=True)
 
 
-def main(quick: bool = False) -> None:
+def _median(xs):
+    xs = sorted(xs)
+    return xs[len(xs) // 2]
+
+
+def main(quick: bool = False, repeats: int = 5) -> None:
     spec = load_sweep("lite-design-space")
     points, _ = spec.points()
     n = 6 if quick else len(points)
-    base = _direct(points[:n], spec.fidelity)
-    rows = [["plain loop (baseline)", 1, n, 0.0, base, n / base, n / base, 1.0, "-"]]
-    one = None
-    for label, workers, in_process in (("engine, in-process", 1, True), ("dask LocalCluster", 1, False),
-                                       ("dask LocalCluster", 2, False)):
-        t, startup, ran = _engine(spec, n, workers, in_process)
-        work = t - startup
-        if not in_process and workers == 1:
-            one = work
-        speed = "-" if one is None or workers == 1 else f"{one / work:.2f}x"
-        rows.append([label, workers, ran, startup, work, ran / work, ran / work / workers, work / base, speed])
+    repeats = 1 if quick else repeats
+    t, startup, ran = _engine(spec, n, 1, True)
+    rows = [["engine, in-process", 1, ran, startup, t - startup, ran / (t - startup), ran / (t - startup), "-", "-"]]
+    # the plain loop, 1 and 2 LocalCluster workers in turn, `repeats` times: a shared machine's speed
+    # drifts between runs, so each triple is measured close together and the median ratios reported
+    over, speed, bases, idle = [], [], [], []
+    for i in range(repeats):
+        base = _direct(points[:n], spec.fidelity, spec.chunk_points)
+        bases.append(base)
+        rows.append([f"plain loop (baseline, run {i + 1})", 1, n, 0.0, base, n / base, n / base, 1.0, "-"])
+        one = None
+        for workers in (1, 2):
+            t, startup, ran = _engine(spec, n, workers, False)
+            work = t - startup
+            if workers == 1:
+                one = work
+                over.append((work - base) / base)
+                idle.append(1 / _engine.last.busy - 1)
+            else:
+                speed.append(one / work)
+            rows.append([f"dask LocalCluster (run {i + 1})", workers, ran, startup, work, ran / work,
+                         ran / work / workers, work / base, "-" if workers == 1 else f"{one / work:.2f}x"])
     print_table(f"default example sweep ({n} points, {spec.fidelity} fidelity; {cores()} cores; "
-                "time_s excludes the cluster's start-up)",
+                "time_s excludes the cluster's start-up and shutdown; loop, 1 and 2 workers in turn)",
                 ["engine", "workers", "points", "startup_s", "time_s", "points_per_s", "per_worker", "vs_loop",
                  "speedup_vs_1"], rows)
-    over = [(r[0], r[1], (r[4] - base) / n * 1e3, 100 * (r[4] - base) / base) for r in rows[1:3]]
-    print_table("engine overhead per point over the plain loop (one worker)",
-                ["engine", "workers", "overhead_ms_per_point", "overhead_pct"], [list(o) for o in over])
+    print(f"\n2 workers against 1: median {_median(speed):.2f}x over {len(speed)} runs "
+          f"(min {min(speed):.2f}x, max {max(speed):.2f}x; goal 1.7x)")
+    print(f"engine overhead, 1 LocalCluster worker against the plain loop: median {100 * _median(over):.1f}% "
+          f"(min {100 * min(over):.1f}%, max {100 * max(over):.1f}%; goal under 10%), "
+          f"{1e3 * _median(over) * _median(bases) / n:.1f} ms per point")
+    print(f"engine overhead within each 1-worker run (its time against the time its worker spent evaluating, "
+          f"so the machine's drift cancels): median {100 * _median(idle):.1f}% "
+          f"(min {100 * min(idle):.1f}%, max {100 * max(idle):.1f}%)")
 
     screen = load_sweep("lite-screening")
     sp, pruned = screen.points()

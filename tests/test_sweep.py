@@ -145,6 +145,7 @@ def test_in_process_run_resume_and_crash(tmp_path, monkeypatch):
     full = tmp_path / "full"
     r = engine.run_sweep(spec, full, workers=1, progress=False)
     assert r.ran == 6 and r.statuses == {"ok": 6}
+    assert 0 < r.compute_s <= r.elapsed_s and 0 < r.busy <= 1    # the time spent evaluating is counted
     again = engine.run_sweep(spec, full, workers=1, progress=False)
     assert again.ran == 0 and again.skipped == 6                 # everything stored: nothing re-runs
 
@@ -221,6 +222,8 @@ def test_local_cluster_gives_the_same_results_as_one_worker(tmp_path):
     r = engine.run_sweep(spec, two, workers=2, progress=False)
     assert r.engine == "dask LocalCluster" and r.ran == 6
     assert table(one).equals(table(two))
+    # the workers' evaluation time came back with the chunks; start-up and shutdown are measured apart
+    assert r.compute_s > 0 and r.startup_s > 0 and r.shutdown_s > 0 and 0 < r.busy <= 1
 
 
 def _free_port() -> int:
@@ -390,3 +393,29 @@ def test_shipped_specs_parse(name):
     from ocsnet.sweep.spec import load_sweep
     pts, _ = load_sweep(name).points()
     assert pts
+
+
+# ---- chunk sizes: a full chunk at a time, then a shrinking tail ----------------------------------
+
+@examples(200)
+@given(n=st.integers(0, 3000), size=st.integers(1, 64), workers=st.integers(1, 16))
+def test_chunk_sizes_cover_the_points_with_a_shrinking_tail(n, size, workers):
+    sizes = engine.chunk_sizes(n, size, workers)
+    assert sum(sizes) == n and all(1 <= s <= size for s in sizes)
+    if workers == 1:
+        assert sizes == [size] * (n // size) + ([n % size] if n % size else [])
+        return
+    assert sizes == sorted(sizes, reverse=True)                  # never a bigger chunk after a smaller one
+    if n >= 2 * workers:
+        assert sizes[-1] == 1                                    # the last chunks are single points
+    # only the last 2 * workers * size points are cut smaller than a full chunk
+    assert sum(s for s in sizes if s < size) <= 2 * workers * size
+
+
+def test_chunks_keep_a_fabric_together_and_lose_no_point():
+    spec = parse_sweep(TINY)
+    points, _ = spec.points()
+    chunks = engine._chunks(points, 3, workers=2)
+    assert sorted(p.key for c in chunks for p in c) == sorted(p.key for p in points)
+    fabrics = [c[0].values.get("fabric") for c in chunks]
+    assert fabrics == sorted(fabrics, key=str)

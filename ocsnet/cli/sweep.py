@@ -97,7 +97,7 @@ def run(args) -> int:
     rate = res.ran / res.elapsed_s if res.elapsed_s > 0 else 0.0
     print(f"sweep {spec.name!r}: {res.total} points ({pruned} pruned by constraints), {res.skipped} already stored, "
           f"ran {res.ran} ({st}) in {res.elapsed_s:.1f} s on {res.engine} with {res.workers} worker(s), "
-          f"{rate:.2f} points/s")
+          f"{rate:.2f} points/s, workers busy {100 * res.busy:.0f}% of the time")
     if not args.no_report:
         _, path = sweep_report(args.output)
         print(f"report: {path}")

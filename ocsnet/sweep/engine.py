@@ -26,7 +26,7 @@ from .point import run_chunk
 from .spec import SweepSpec
 from .store import Store
 
-__all__ = ["run_sweep", "SweepRun", "connect_timeout_s"]
+__all__ = ["run_sweep", "SweepRun", "connect_timeout_s", "chunk_sizes", "timed_chunk"]
 
 #: How long to wait for an existing scheduler to answer.
 connect_timeout_s = 10.0
@@ -45,6 +45,14 @@ class SweepRun:
     workers: int = 1
     engine: str = "in-process"
     startup_s: float = 0.0          # starting or reaching the cluster, included in elapsed_s
+    shutdown_s: float = 0.0         # closing the client and stopping a local cluster, included in elapsed_s
+    compute_s: float = 0.0          # seconds the workers spent evaluating points (summed over workers)
+
+    @property
+    def busy(self) -> float:
+        """Share of the workers' time between start-up and shutdown spent evaluating points."""
+        span = (self.elapsed_s - self.startup_s - self.shutdown_s) * self.workers
+        return self.compute_s / span if span > 0 else 0.0
 
 
 def warm_up() -> None:
@@ -55,11 +63,43 @@ def warm_up() -> None:
         importlib.import_module(m)
 
 
-def _chunks(points, size: int):
+def timed_chunk(points: list[tuple[str, dict]], fidelity: str = "screen") -> tuple[list[dict], float]:
+    """One task: :func:`~ocsnet.sweep.point.run_chunk` and the seconds it took on its worker."""
+    t = time.perf_counter()
+    rows = run_chunk(points, fidelity)
+    return rows, time.perf_counter() - t
+
+
+def chunk_sizes(n: int, size: int, workers: int = 1) -> list[int]:
+    """How many points each of the chunks of ``n`` points gets: ``size``, then a tail that shrinks.
+
+    With several workers, once at most ``2 * workers * size`` points are left each chunk takes
+    ``1 / (2 * workers)`` of what is left (guided self-scheduling, Polychronopoulos and Kuck,
+    IEEE Trans. Computers 1987), down to single points, so the workers finish together instead of
+    one waiting for another's last full chunk.
+
+    >>> chunk_sizes(10, 4), chunk_sizes(40, 4, workers=2)[-8:]
+    ([4, 4, 2], [4, 3, 3, 2, 1, 1, 1, 1])
+    """
+    out: list[int] = []
+    left, tail = n, 2 * workers * size
+    while left > 0:
+        s = size if workers <= 1 or left > tail else max(1, -(-left // (2 * workers)))
+        s = min(s, size, left)
+        out.append(s)
+        left -= s
+    return out
+
+
+def _chunks(points, size: int, workers: int = 1):
     # points of one fabric together, so a worker builds each fabric once
     order = sorted(points, key=lambda p: (str(p.values.get("fabric")), str(p.values.get("gpu")),
                                           str(p.values.get("n_gpus")), p.key))
-    return [order[i:i + size] for i in range(0, len(order), size)]
+    out, i = [], 0
+    for s in chunk_sizes(len(order), size, workers):
+        out.append(order[i:i + s])
+        i += s
+    return out
 
 
 def _tag(chunk) -> str:
@@ -85,8 +125,15 @@ def _client(scheduler: str | None, workers: int):
                              f"{connect_timeout_s:g} s ({type(e).__name__})") from None
         except ValueError as e:
             raise SweepError(f"--scheduler {scheduler}: not a scheduler address ({e})") from None
-    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                           dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR)  # loopback, any free port
+    import dask
+
+    # One task per worker thread at a time, the rest queued on the scheduler: a chunk goes to
+    # whichever worker frees up first, never into the queue of a busy one (no tail to steal back).
+    # Workers' statistical profiler off: it samples the task thread's stack every 10 ms under the GIL.
+    with dask.config.set({"distributed.scheduler.worker-saturation": 1.0,
+                          "distributed.worker.profile.enabled": False}):
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                               dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR)  # loopback, free port
     return Client(cluster), cluster
 
 
@@ -126,10 +173,11 @@ def run_sweep(spec: SweepSpec, outdir, *, workers: int | None = None, scheduler:
         in_process = scheduler is None and workers == 1
     run = SweepRun(len(points), pruned, len(points) - len([p for p in points if p.key not in done]), len(todo),
                    workers=1 if in_process else workers)
-    chunks = _chunks(todo, spec.chunk_points)
+    chunks = _chunks(todo, spec.chunk_points, 1 if in_process else workers)
     statuses: dict = {}
 
-    def collect(rows, chunk):
+    def collect(rows, chunk, seconds=0.0):
+        run.compute_s += seconds
         store.write(rows, _tag(chunk))
         for r in rows:
             statuses[r["status"]] = statuses.get(r["status"], 0) + 1
@@ -140,7 +188,8 @@ def run_sweep(spec: SweepSpec, outdir, *, workers: int | None = None, scheduler:
             pass
         elif in_process:
             for chunk in chunks:
-                collect(run_chunk([(p.key, p.values) for p in chunk], spec.fidelity), chunk)
+                rows, seconds = timed_chunk([(p.key, p.values) for p in chunk], spec.fidelity)
+                collect(rows, chunk, seconds)
         else:
             from distributed import as_completed
 
@@ -153,22 +202,25 @@ def run_sweep(spec: SweepSpec, outdir, *, workers: int | None = None, scheduler:
             if scheduler:
                 run.workers = len(client.scheduler_info().get("workers", {}))
             try:
-                futures = client.map(run_chunk, [[(p.key, p.values) for p in c] for c in chunks],
+                futures = client.map(timed_chunk, [[(p.key, p.values) for p in c] for c in chunks],
                                      fidelity=spec.fidelity, pure=False)
                 index = {f.key: c for f, c in zip(futures, chunks)}
                 for fut in as_completed(futures):
                     chunk = index[fut.key]
+                    seconds = 0.0
                     try:
-                        rows = fut.result()
+                        rows, seconds = fut.result()
                     except Exception as e:  # noqa: BLE001 - a lost worker fails its chunk, not the sweep
                         rows = [{"key": p.key, "schema_version": store.meta["schema_version"], "status": "failed",
                                  "reason": f"task lost: {type(e).__name__}: {e}",
                                  "config_json": _config_json(p.values)} for p in chunk]
-                    collect(rows, chunk)
+                    collect(rows, chunk, seconds)
             finally:
+                t2 = time.perf_counter()
                 client.close()
                 if cluster is not None:
                     cluster.close()
+                run.shutdown_s = time.perf_counter() - t2
     run.statuses = statuses
     run.elapsed_s = time.perf_counter() - t0
     return run
