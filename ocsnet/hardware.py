@@ -97,6 +97,7 @@ class SwitchSpec:
     power_W: float
     relative_cost: float
     port_link: str
+    in_network_reduction: bool = False   # reduces all-reduce data in the switch (NVLink SHARP, NVLS)
     source: dict = dataclasses.field(default_factory=dict, compare=False, repr=False)
 
 
@@ -146,6 +147,7 @@ _SWITCH_FIELDS = {
     "port_bandwidth_Gbps": ("port_Bps", True), "latency_ns": ("latency_s", True),
     "power_W": ("power_W", True), "relative_cost": ("relative_cost", True),
     "port_link": ("port_link", True),
+    "in_network_reduction": ("in_network_reduction", False),
 }
 _OCS_FIELDS = {
     "description": ("description", True), "ports": ("ports", True),
@@ -157,6 +159,9 @@ _OCS_FIELDS = {
 
 # Text fields.
 _TEXT = {"description", "tech", "port_link", "parent", "io", "network"}
+
+# True/false fields (no source needed: a property, not a number).
+_BOOL = {"in_network_reduction"}
 
 # Dimensionless fields (no unit suffix): converted with factor 1.
 _PLAIN = {"compute_efficiency", "memory_efficiency", "relative_cost", "ports", "fraction"}
@@ -317,6 +322,8 @@ def _check_keys(where: str, entry: dict, allowed: dict | set, required: set) -> 
     for k, v in entry.items():
         if k in _TEXT:
             checks.string(f"{where}.{k}", v, empty=k == "description")
+        elif k in _BOOL:
+            checks.boolean(f"{where}.{k}", v)
         elif isinstance(v, (int, float)) and not isinstance(v, bool):
             if not isinstance(src.get(k), str) or not src.get(k).strip():
                 raise SpecError(f"{where}.{k}: number has no source string in [{where.split(': ')[-1]}.source]")
@@ -346,6 +353,8 @@ def _convert(where: str, entry: dict, schema: dict) -> dict:
         v = entry[key]
         if key in _TEXT:
             v = checks.string(f"{where}.{key}", v, empty=key == "description")
+        elif key in _BOOL:
+            v = checks.boolean(f"{where}.{key}", v)
         elif key in ("ports", "sm_count"):
             v = checks.integer(f"{where}.{key}", v, lo=1)
         else:

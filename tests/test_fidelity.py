@@ -304,3 +304,47 @@ def test_sm_counts_in_the_catalog_and_of_a_lite_gpu():
 def test_bad_calibration_fields_are_named(field, value):
     with pytest.raises(SpecError, match=field):
         Calibration(name="bad", **{field: value})
+
+
+# ---- NVLS: all-reduce reduced in the NVLink switch ---------------------------------------------------
+
+def test_nvls_all_reduce_on_a_sharp_nvswitch():
+    from ocsnet.evaluation.timing import nvls_link_Bps
+    cal = calibration("measured")
+    h100 = dgx_cluster(2)
+    assert nvls_link_Bps(h100, range(8)) == pytest.approx(450e9)
+    assert nvls_link_Bps(h100, range(4, 12)) == 0.0                 # two NVSwitch domains: no NVLS
+    a100 = dgx_cluster(1, gpu="a100-sxm-80gb", nvswitch="nvswitch2")
+    assert nvls_link_Bps(a100, range(8)) == 0.0                      # second-generation NVSwitch: no SHARP
+    S = 4e9
+    for n in (5, 6, 8):
+        t = time_collective(h100, "all-reduce", S, range(n), calibration=cal)
+        # closed form: each GPU sends S up and receives S down at the NVLS fraction of NVLink
+        assert t == pytest.approx(cal.nvls_latency_s + S / (450e9 * cal.nvls_algbw_fraction), rel=1e-9)
+        ring = time_collective(h100, "all-reduce", S, range(n), algorithm="ring", calibration=cal)
+        assert ring > t                                               # NCCL_ALGO=Ring: no NVLS
+    # small messages: the ring's latency wins, NVLS is not taken
+    assert time_collective(h100, "all-reduce", 8.0, range(8), calibration=cal) == \
+        time_collective(h100, "all-reduce", 8.0, range(8), algorithm="ring", calibration=cal)
+    # A100: the same as the ring
+    assert time_collective(a100, "all-reduce", S, range(8), calibration=cal) == \
+        time_collective(a100, "all-reduce", S, range(8), algorithm="ring", calibration=cal)
+    # the roofline has no NVLS
+    assert ROOFLINE.nvls_time(S, 450e9) == math.inf
+
+
+@pytest.mark.parametrize("field,value", [("nvls_algbw_fraction", 1.5), ("nvls_algbw_fraction", -0.1),
+                                         ("nvls_latency_s", -1.0)])
+def test_bad_nvls_fields_are_named(field, value):
+    with pytest.raises(SpecError, match=field):
+        Calibration(name="bad", **{field: value})
+
+
+@settings(max_examples=60, deadline=None)
+@given(wire=st.floats(1e-9, 1.0), lat=st.floats(0.0, 1e-3), steps=st.integers(1, 200), net=st.booleans())
+def test_route_latency_is_not_slowed_by_protocols(wire, lat, steps, net):
+    cal = calibration("measured")
+    t = cal.collective_time(wire + lat, steps, net, latency_s=lat)
+    assert t <= cal.collective_time(wire + lat, steps, net) + 1e-15      # never slower than scaling all of it
+    assert t >= cal.collective_time(wire, steps, net) - 1e-15            # never faster than no route latency
+    assert t >= wire + lat - 1e-15                                        # never faster than the wire and the hops

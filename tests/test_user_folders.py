@@ -138,6 +138,10 @@ def test_user_entry_overrides_builtin_and_says_so_once(tmp_path, monkeypatch, ca
      'reconfig_delay_us = "t"\ninsertion_loss_dB = "t"\npower_W = "t"\nrelative_cost = "t"\n',
      r"ocs-mine.toml: ocs.o.ports: expected an integer, got float 2.5"),
     ("models.toml", '[m]\ndescription = "d"\nlayers = 2\n', r"models.toml: models.m: missing required key"),
+    ("switches-x.toml", '[s]\ndescription = "d"\nports = 8\nport_bandwidth_Gbps = 1\nlatency_ns = 1\npower_W = 1\n'
+     'relative_cost = 1\nport_link = "copper-nvlink"\nin_network_reduction = 1\n[s.source]\nports = "t"\n'
+     'port_bandwidth_Gbps = "t"\nlatency_ns = "t"\npower_W = "t"\nrelative_cost = "t"\n',
+     r"switches-x.toml: switches.s.in_network_reduction: expected true or false"),
 ])
 def test_bad_user_catalog_file_names_file_entry_field(tmp_path, capsys, filename, text, match):
     (tmp_path / "catalog").mkdir()

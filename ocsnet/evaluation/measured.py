@@ -52,8 +52,8 @@ __all__ = ["MeasuredCase", "cases", "predict", "measured_table", "summary", "SYS
 SYSTEMS: dict[str, dict] = {
     "dgx-h100": {"n_nodes": 1, "gpu": "h100-sxm", "gpus_per_node": 8},
     "dgx-h100-2node": {"n_nodes": 2, "gpu": "h100-sxm", "gpus_per_node": 8},
-    "dgx-a100-40gb": {"n_nodes": 1, "gpu": "a100-sxm-40gb", "gpus_per_node": 8},
-    "dgx-a100-80gb": {"n_nodes": 1, "gpu": "a100-sxm-80gb", "gpus_per_node": 8},
+    "dgx-a100-40gb": {"n_nodes": 1, "gpu": "a100-sxm-40gb", "gpus_per_node": 8, "nvswitch": "nvswitch2"},
+    "dgx-a100-80gb": {"n_nodes": 1, "gpu": "a100-sxm-80gb", "gpus_per_node": 8, "nvswitch": "nvswitch2"},
 }
 KINDS = ("ttft", "tpot", "generation", "collective")
 QUANTITIES = {"ttft": "latency_ms", "tpot": "latency_ms", "generation": "tokens_per_s_per_gpu",

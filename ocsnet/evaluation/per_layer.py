@@ -58,7 +58,7 @@ from ..workload.step import StepProfile, step_profile
 from .algorithms import DEFAULT_AUTO, concrete
 from .options import EvalOptions
 from .timing import (alpha_beta_collective, calibrate_collectives, crosses_network, fabric_memo, group_ranks,
-                     layer_demand,
+                     layer_demand, nvls_link_Bps, route_latency_s,
                      max_min_collective, ocs_ideal_collective, ocs_layer_times, placed_ranks, power_and_cost,
                      pp_send_time)
 
@@ -459,4 +459,8 @@ def time_collective(fabric: Fabric, kind: str, nbytes: float, ranks, *, algorith
         return ab
     from ..collectives import n_steps
 
-    return calib.collective_time(ab, n_steps(c.kind, c.group_size, c.algorithm), crosses_network(fabric, group))
+    net = crosses_network(fabric, group)
+    t = calib.collective_time(ab, n_steps(c.kind, c.group_size, c.algorithm), net, route_latency_s(fabric, group, c))
+    if kind == "all-reduce" and not net and (not algorithm or algorithm == "auto"):
+        t = min(t, calib.nvls_time(float(nbytes), nvls_link_Bps(fabric, group)))   # NCCL's NVLS, when faster
+    return t

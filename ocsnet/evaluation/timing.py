@@ -226,6 +226,48 @@ def crosses_network(fabric: Fabric, group) -> bool:
     return hit
 
 
+def route_latency_s(fabric: Fabric, group, c) -> float:
+    """The route-latency part of :func:`alpha_beta_collective`: its time for a one-byte buffer (memoized)."""
+    import dataclasses
+
+    g = np.asarray(group, dtype=np.int64)
+    memo = fabric_memo(fabric)
+    key = ("route-latency", c.kind, c.algorithm, c.group_size, g.tobytes())
+    hit = memo.get(key)
+    if hit is None:
+        hit = memo[key] = alpha_beta_collective(fabric, g, dataclasses.replace(c, nbytes=1.0))
+    return hit
+
+
+def nvls_link_Bps(fabric: Fabric, group) -> float:
+    """Each GPU's link to its NVSwitch when every GPU of ``group`` hangs off one NVSwitch domain
+    that reduces in the network (``in_network_reduction``, NVLink SHARP), else 0.  Memoized."""
+    g = np.asarray(group, dtype=np.int64)
+    name = fabric.meta.get("nvswitch")
+    if len(g) < 2 or not isinstance(name, str):
+        return 0.0
+    memo = fabric_memo(fabric)
+    key = ("nvls", g.tobytes())
+    hit = memo.get(key)
+    if hit is None:
+        from .. import hardware
+
+        custom = (fabric.meta.get("hardware") or {}).get(name)
+        try:
+            sharp = bool(custom.get("in_network_reduction")) if custom else hardware.switch(name).in_network_reduction
+        except Exception:  # noqa: BLE001 - an unknown switch model reduces nothing
+            sharp = False
+        hit = 0.0
+        if sharp:
+            kinds = np.asarray(fabric.kind)
+            nodes = np.asarray(fabric.gpus)[g]
+            up = np.isin(fabric.src, nodes) & (kinds[fabric.dst] == "nvswitch")
+            if len(np.unique(fabric.dst[up])) == 1 and len(np.unique(fabric.src[up])) == len(nodes):
+                hit = float(np.asarray(fabric.capacity_Bps)[up].min())
+        memo[key] = hit
+    return hit
+
+
 def calibrate_collectives(calib, colls: list, fabric: Fabric, groups_of, is_ocs: bool) -> list:
     """Collective times with the calibration's protocol latencies and link efficiency (roofline: unchanged)."""
     import dataclasses
@@ -245,8 +287,13 @@ def calibrate_collectives(calib, colls: list, fabric: Fabric, groups_of, is_ocs:
         else:
             steps = n_steps(c.kind, c.group_size, c.algorithm)
         net = True if is_ocs else crosses_network(fabric, groups_of(c.group)[0])
-        ab = calib.collective_time(c.alpha_beta_s, steps, net)
-        mm = None if c.max_min_s is None else calib.collective_time(c.max_min_s, steps, net)
+        lat = 0.0 if is_ocs else route_latency_s(fabric, groups_of(c.group)[0], c)
+        ab = calib.collective_time(c.alpha_beta_s, steps, net, lat)
+        mm = None if c.max_min_s is None else calib.collective_time(c.max_min_s, steps, net, lat)
+        if c.kind == "all-reduce" and not net and calib.nvls_algbw_fraction > 0:
+            # NCCL takes NVLS when it is faster (an all-reduce inside one SHARP NVSwitch domain)
+            t = calib.nvls_time(c.nbytes, nvls_link_Bps(fabric, groups_of(c.group)[0]))
+            ab, mm = min(ab, t), (None if mm is None else min(mm, t))
         out.append(dataclasses.replace(c, alpha_beta_s=ab, max_min_s=mm))
     return out
 

@@ -106,6 +106,8 @@ class Calibration:
     protocol_bandwidth_factor: tuple = ()
     link_efficiency_copper: float = 1.0
     link_efficiency_other: float = 1.0
+    nvls_algbw_fraction: float = 0.0
+    nvls_latency_s: float = 0.0
     decode_kv_reads: str = "per-kv-head"
     fp8_gemm_factor: float = 1.0
     fp8_scope: str = "all"
@@ -147,6 +149,13 @@ class Calibration:
         if not isinstance(self.gemm_split_k, bool):
             raise SpecError(f"calibration {self.name}.gemm_split_k: {self.gemm_split_k!r} must be true or false")
         check_efficiency(f"calibration {self.name}.fp8_gemm_factor", self.fp8_gemm_factor)
+        v = self.nvls_algbw_fraction
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 1:
+            raise SpecError(f"calibration {self.name}.nvls_algbw_fraction: {v!r} is out of range, allowed [0, 1] "
+                            "(0: no in-network all-reduce)")
+        v = self.nvls_latency_s
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not (0 <= v < math.inf):
+            raise SpecError(f"calibration {self.name}.nvls_latency_s: {v!r} is out of range, allowed [0, inf)")
         check_efficiency(f"calibration {self.name}.link_efficiency_copper", self.link_efficiency_copper)
         check_efficiency(f"calibration {self.name}.link_efficiency_other", self.link_efficiency_other)
 
@@ -225,20 +234,35 @@ class Calibration:
         return flops / (peak_flops * ce), hbm_bytes / (hbm_Bps * me)
 
     # ---- collectives --------------------------------------------------------------------
-    def collective_time(self, alpha_beta_s: float, steps: int, net: bool) -> float:
+    def nvls_time(self, nbytes: float, link_Bps: float) -> float:
+        """All-reduce of ``nbytes`` per GPU reduced in an NVLink switch (NVLS): each GPU sends its
+        buffer up and receives the sum, at ``nvls_algbw_fraction`` of its ``link_Bps``; infinite
+        when the calibration has no NVLS (fraction 0)."""
+        if self.nvls_algbw_fraction <= 0 or link_Bps <= 0:
+            return math.inf
+        return self.nvls_latency_s + nbytes / (link_Bps * self.nvls_algbw_fraction)
+
+    def collective_time(self, alpha_beta_s: float, steps: int, net: bool, latency_s: float = 0.0) -> float:
         """Time of a collective whose alpha-beta (line-rate, no software latency) time is ``alpha_beta_s``.
 
         ``steps`` is the number of sequential algorithm steps; ``net`` is true
         when a step crosses a link other than copper (NVLink), which selects
-        the network latencies and link efficiency.  Roofline: unchanged.
+        the network latencies and link efficiency.  ``latency_s`` is the part
+        of ``alpha_beta_s`` that is route latency (hops, propagation): it is
+        not slowed by a protocol's bandwidth factor or the link efficiency, and
+        a step costs the larger of the protocol's per-step latency (which NCCL
+        measured over such hops) and the route's own.  Roofline: unchanged.
         """
         if alpha_beta_s <= 0 or steps <= 0:
             return float(alpha_beta_s)
+        lat = min(max(float(latency_s), 0.0), alpha_beta_s)
+        wire = alpha_beta_s - lat
         link = self.link_efficiency_other if net else self.link_efficiency_copper
         if not self.protocols:
-            return alpha_beta_s / link
+            return lat + wire / link
         step = self.protocol_step_net_s if net else self.protocol_step_nvlink_s
-        return float(min(b + steps * s + alpha_beta_s / (link * f)
+        hop = lat / steps
+        return float(min(b + steps * max(s, hop) + wire / (link * f)
                          for b, s, f in zip(self.protocol_base_s, step, self.protocol_bandwidth_factor)))
 
 
@@ -249,7 +273,8 @@ _SCALARS = {"kernel_overhead_us": "kernel_overhead_s", "layer_overhead_us": "lay
             "step_overhead_us": "step_overhead_s", "gemm_tile_m": "gemm_tile_m", "gemm_tile_n": "gemm_tile_n",
             "link_efficiency_copper": "link_efficiency_copper", "link_efficiency_other": "link_efficiency_other",
             "decode_kv_reads": "decode_kv_reads", "fp8_gemm_factor": "fp8_gemm_factor",
-            "fp8_scope": "fp8_scope", "gemm_split_k": "gemm_split_k"}
+            "fp8_scope": "fp8_scope", "gemm_split_k": "gemm_split_k",
+            "nvls_algbw_fraction": "nvls_algbw_fraction", "nvls_latency_us": "nvls_latency_s"}
 _LISTS = {"gemm_GFLOP": ("gemm_flops", "x_GFLOPs"), "gemm_efficiency": ("gemm_efficiency", None),
           "memory_MB": ("memory_bytes", "x_MB"), "memory_efficiency": ("memory_efficiency", None),
           "attention_tokens": ("attention_tokens", None), "attention_efficiency": ("attention_efficiency", None),
