@@ -4,6 +4,7 @@
 import itertools
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -301,6 +302,7 @@ def test_cli_run_status_report(tmp_path, capsys):
     assert main(["sweep", "run", str(spec_file), "-o", str(out), "--workers", "1", "-q"]) == 0
     text = capsys.readouterr().out
     assert "6 points (2 pruned by constraints)" in text and "ran 6 (6 ok)" in text
+    assert re.search(r"workers busy \d+% of the time", text)
     assert main(["sweep", "status", str(out), "--json"]) == 0
     st_ = json.loads(capsys.readouterr().out)
     assert st_["ok"] == 6 and st_["remaining"] == 0 and st_["pruned"] == 2
