@@ -36,6 +36,46 @@ __all__ = ["lp_bound_s", "synthesized_program", "MAX_LP_VARIABLES", "MAX_TREES",
 MAX_LP_VARIABLES = 250_000
 
 
+def _broadcast_lp(n: int, u, v, cap, nodes, x_cost: float = 0.0):
+    """Solve the broadcast LP on a graph of ``n`` nodes and edges ``u -> v`` of relative capacity ``cap``.
+
+    ``nodes`` are the group's nodes (source ``s`` is ``nodes[s]``).  Returns scipy's result, whose
+    variables are ``x[s, e]`` (``p * E``), ``f[k, e]`` (``p (p - 1) * E``) and ``T`` (last); ``x_cost``
+    is a tiny cost on ``x`` that keeps the copies on as few links as the optimum allows.
+    """
+    import scipy.sparse as sp
+    from scipy.optimize import linprog
+
+    p, E = len(nodes), len(u)
+    K = p * (p - 1)
+    nx_, nf = p * E, K * E
+    S = np.repeat(np.arange(p), p - 1)                       # commodity k = (s, t)
+    T_ = np.concatenate([np.delete(np.arange(p), s) for s in range(p)])
+    # conservation: for commodity k at node w, out - in = [w == s] - [w == t]
+    k_e = np.repeat(np.arange(K), E)
+    e_k = np.tile(np.arange(E), K)
+    fcol = nx_ + k_e * E + e_k
+    A_eq = sp.csr_matrix((np.r_[np.ones(nf), -np.ones(nf)], (np.r_[k_e * n + u[e_k], k_e * n + v[e_k]],
+                                                            np.r_[fcol, fcol])), shape=(K * n, nx_ + nf + 1))
+    b_eq = np.zeros(K * n)
+    b_eq[np.arange(K) * n + nodes[S]] += 1.0
+    b_eq[np.arange(K) * n + nodes[T_]] -= 1.0
+    # sharing: f[k, e] - x[s(k), e] <= 0
+    r1 = np.arange(nf)
+    A1 = sp.csr_matrix((np.r_[np.ones(nf), -np.ones(nf)], (np.r_[r1, r1], np.r_[fcol, S[k_e] * E + e_k])),
+                       shape=(nf, nx_ + nf + 1))
+    # capacity: sum_s x[s, e] - cap_e T <= 0
+    s_e = np.repeat(np.arange(p), E)
+    e_s = np.tile(np.arange(E), p)
+    A2 = sp.csr_matrix((np.r_[np.ones(nx_), -cap], (np.r_[e_s, np.arange(E)], np.r_[s_e * E + e_s, np.full(E, nx_ + nf)])),
+                       shape=(E, nx_ + nf + 1))
+    c = np.zeros(nx_ + nf + 1)
+    c[-1] = 1.0
+    c[:nx_] = x_cost
+    return linprog(c, A_ub=sp.vstack([A1, A2]).tocsr(), b_ub=np.zeros(nf + E), A_eq=A_eq, b_eq=b_eq,
+                   bounds=(0, None), method="highs")
+
+
 def lp_bound_s(kind: str, fabric: Fabric, ranks, nbytes: float) -> float | None:
     """LP lower bound on an all-gather or reduce-scatter of the group, seconds (None if too large).
 
@@ -46,50 +86,17 @@ def lp_bound_s(kind: str, fabric: Fabric, ranks, nbytes: float) -> float | None:
     >>> round(lp_bound_s("all-gather", f, [0, 1, 2, 3], 4e9), 6)   # 3 chunks of 1 GB over 3 links
     1.0
     """
-    import scipy.sparse as sp
-    from scipy.optimize import linprog
-
     if kind not in ("all-gather", "reduce-scatter"):
         raise WorkloadError(f"kind: {kind!r} has no LP bound, expected all-gather or reduce-scatter")
     ranks = np.asarray(ranks, dtype=np.int64)
     p = len(ranks)
     if p < 2 or nbytes <= 0:
         return 0.0
-    n, E = fabric.n_nodes, fabric.n_edges
-    K = p * (p - 1)
-    nx_ = p * E
-    nf = K * E
-    if nx_ + nf + 1 > MAX_LP_VARIABLES:
+    E = fabric.n_edges
+    if p * E + p * (p - 1) * E + 1 > MAX_LP_VARIABLES:
         return None
     u, v = (fabric.src, fabric.dst) if kind == "all-gather" else (fabric.dst, fabric.src)
-    cap = fabric.capacity_Bps / fabric.capacity_Bps.max()
-    gnode = fabric.gpus[ranks]
-    S = np.repeat(np.arange(p), p - 1)                       # commodity k = (s, t)
-    T_ = np.concatenate([np.delete(np.arange(p), s) for s in range(p)])
-    # conservation: for commodity k at node w, out - in = [w == s] - [w == t]
-    k_e = np.repeat(np.arange(K), E)
-    e_k = np.tile(np.arange(E), K)
-    fcol = nx_ + k_e * E + e_k
-    rows_out = k_e * n + u[e_k]
-    rows_in = k_e * n + v[e_k]
-    A_eq = sp.csr_matrix((np.r_[np.ones(nf), -np.ones(nf)], (np.r_[rows_out, rows_in], np.r_[fcol, fcol])),
-                         shape=(K * n, nx_ + nf + 1))
-    b_eq = np.zeros(K * n)
-    b_eq[np.arange(K) * n + gnode[S]] += 1.0
-    b_eq[np.arange(K) * n + gnode[T_]] -= 1.0
-    # sharing: f[k, e] - x[s(k), e] <= 0
-    r1 = np.arange(nf)
-    A1 = sp.csr_matrix((np.r_[np.ones(nf), -np.ones(nf)],
-                        (np.r_[r1, r1], np.r_[fcol, S[k_e] * E + e_k])), shape=(nf, nx_ + nf + 1))
-    # capacity: sum_s x[s, e] - cap_e T <= 0
-    s_e = np.repeat(np.arange(p), E)
-    e_s = np.tile(np.arange(E), p)
-    A2 = sp.csr_matrix((np.r_[np.ones(nx_), -cap], (np.r_[e_s, np.arange(E)], np.r_[s_e * E + e_s, np.full(E, nx_ + nf)])),
-                       shape=(E, nx_ + nf + 1))
-    c = np.zeros(nx_ + nf + 1)
-    c[-1] = 1.0
-    res = linprog(c, A_ub=sp.vstack([A1, A2]).tocsr(), b_ub=np.zeros(nf + E), A_eq=A_eq, b_eq=b_eq,
-                  bounds=(0, None), method="highs")
+    res = _broadcast_lp(fabric.n_nodes, u, v, fabric.capacity_Bps / fabric.capacity_Bps.max(), fabric.gpus[ranks])
     if res.status != 0:
         return None
     # T is seconds per byte of chunk at capacity scale max(capacity): undo both normalizations
@@ -113,38 +120,10 @@ def _group_graph(fabric: Fabric, ranks: np.ndarray):
 
 def _solve_x(p: int, u, v, cap):
     """Per source s and link e, the share x[s, e] of s's chunk the LP puts on e (all-gather)."""
-    import scipy.sparse as sp
-    from scipy.optimize import linprog
-    E = len(u)
-    K = p * (p - 1)
-    nx_, nf = p * E, K * E
-    capn = cap / cap.max()
-    S = np.repeat(np.arange(p), p - 1)
-    T_ = np.concatenate([np.delete(np.arange(p), s) for s in range(p)])
-    k_e = np.repeat(np.arange(K), E)
-    e_k = np.tile(np.arange(E), K)
-    fcol = nx_ + k_e * E + e_k
-    A_eq = sp.csr_matrix((np.r_[np.ones(nf), -np.ones(nf)],
-                          (np.r_[k_e * p + u[e_k], k_e * p + v[e_k]], np.r_[fcol, fcol])), shape=(K * p, nx_ + nf + 1))
-    b_eq = np.zeros(K * p)
-    b_eq[np.arange(K) * p + S] += 1.0
-    b_eq[np.arange(K) * p + T_] -= 1.0
-    r1 = np.arange(nf)
-    A1 = sp.csr_matrix((np.r_[np.ones(nf), -np.ones(nf)], (np.r_[r1, r1], np.r_[fcol, S[k_e] * E + e_k])),
-                       shape=(nf, nx_ + nf + 1))
-    s_e = np.repeat(np.arange(p), E)
-    e_s = np.tile(np.arange(E), p)
-    A2 = sp.csr_matrix((np.r_[np.ones(nx_), -capn], (np.r_[e_s, np.arange(E)], np.r_[s_e * E + e_s, np.full(E, nx_ + nf)])),
-                       shape=(E, nx_ + nf + 1))
-    c = np.zeros(nx_ + nf + 1)
-    c[-1] = 1.0
-    # a tiny cost on x keeps the copies on as few links as the optimum allows
-    c[:nx_] = 1e-6
-    res = linprog(c, A_ub=sp.vstack([A1, A2]).tocsr(), b_ub=np.zeros(nf + E), A_eq=A_eq, b_eq=b_eq,
-                  bounds=(0, None), method="highs")
+    res = _broadcast_lp(p, u, v, cap / cap.max(), np.arange(p), x_cost=1e-6)
     if res.status != 0:  # pragma: no cover - feasible whenever the group is strongly connected
         raise WorkloadError("synthesized: the LP found no all-gather on the group's links")
-    return res.x[:nx_].reshape(p, E)
+    return res.x[:p * len(u)].reshape(p, len(u))
 
 
 def _pack_trees(p: int, s: int, u, v, x):
