@@ -21,17 +21,7 @@ from ocsnet import silicon
 from ocsnet.evaluation.sensitivity import CostInputs, monte_carlo, usd_per_mtok
 from ocsnet.silicon import wafer
 from ocsnet.silicon.params import Params
-
-
-def _brute(w, h, s, R, ox, oy):
-    n = int(2 * R / min(w + s, h + s)) + 3
-    c = 0
-    for i in range(-n, n + 1):
-        for j in range(-n, n + 1):
-            x0, y0 = ox + i * (w + s), oy + j * (h + s)
-            if all(x * x + y * y <= R * R for x in (x0, x0 + w) for y in (y0, y0 + h)):
-                c += 1
-    return c
+from ocsnet.validation.silicon import corner_count
 
 
 def _exact(area):
@@ -49,7 +39,7 @@ def _dies_table(areas, base_offsets):
         sub = [(x, y) for x in gx[:base_offsets] for y in gy[:1]]
         t0 = time.perf_counter()
         for x, y in sub:
-            _brute(w, h, 0.1, 147.0, x, y)
+            corner_count(w, h, 0.1, 147.0, x, y)
         tb = (time.perf_counter() - t0) / len(sub) * n_off
         rows.append([area, m["result"], n_off, m["time_s"], mib(m["peak_delta_B"]), tb,
                      tb / m["time_s"] if m["time_s"] else None])

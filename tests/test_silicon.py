@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from ocsnet import silicon
 from ocsnet.errors import SpecError
 from ocsnet.silicon import wafer
+from ocsnet.validation.silicon import corner_count
 
 H100 = NS(name="h100", die_area_mm2=814.0, hbm_bytes=80e9, hbm_Bps=3.35e12, scaleup_Bps=450e9, tdp_W=700.0,
           bf16_flops=989.4e12)
@@ -22,14 +23,7 @@ H100 = NS(name="h100", die_area_mm2=814.0, hbm_bytes=80e9, hbm_Bps=3.35e12, scal
 
 def _brute(w, h, s, R, ox, oy):
     """Count dies by testing the four corners of every grid cell (plain loops)."""
-    n = int(2 * R / min(w + s, h + s)) + 3
-    count = 0
-    for i in range(-n, n + 1):
-        for j in range(-n, n + 1):
-            x0, y0 = ox + i * (w + s), oy + j * (h + s)
-            if all(x * x + y * y <= R * R + 1e-9 for x in (x0, x0 + w) for y in (y0, y0 + h)):
-                count += 1
-    return count
+    return corner_count(w, h, s, R, ox, oy, tol=1e-9)
 
 
 @settings(max_examples=25, deadline=None)

@@ -12,17 +12,18 @@ from .. import hardware, silicon
 from ..silicon import wafer
 from .check import Check
 
-__all__ = ["silicon_checks"]
+__all__ = ["silicon_checks", "corner_count"]
 
 
-def _corner_count(w: float, h: float, s: float, R: float, ox: float, oy: float) -> int:
-    """Whole dies inside radius R by testing every die's four corners (plain loops: independent code)."""
+def corner_count(w: float, h: float, s: float, R: float, ox: float, oy: float, tol: float = 0.0) -> int:
+    """Whole dies inside radius R (``R**2 + tol``) by testing every die's four corners (plain loops:
+    independent of :func:`ocsnet.silicon.dies_per_wafer`, so it checks it)."""
     n = int(2 * R / min(w + s, h + s)) + 3
     count = 0
     for i in range(-n, n + 1):
         for j in range(-n, n + 1):
             x0, y0 = ox + i * (w + s), oy + j * (h + s)
-            if all(x * x + y * y <= R * R for x in (x0, x0 + w) for y in (y0, y0 + h)):
+            if all(x * x + y * y <= R * R + tol for x in (x0, x0 + w) for y in (y0, y0 + h)):
                 count += 1
     return count
 
@@ -36,7 +37,7 @@ def silicon_checks(quick: bool = False, seed: int = 0) -> Iterator[Check]:
         d = 300.0
         steps = 4
         gx, gy = wafer.offset_grid(w + 0.1, w, steps), wafer.offset_grid(h + 0.1, h, steps)
-        ref = max(_corner_count(w, h, 0.1, d / 2 - 3.0, x, y) for x in gx for y in gy)
+        ref = max(corner_count(w, h, 0.1, d / 2 - 3.0, x, y) for x in gx for y in gy)
         got = silicon.dies_per_wafer(w, h, offset_steps=steps)
         yield Check(name=f"dies per wafer {w:g}x{h:g} mm", group="silicon",
                     what=f"exact whole-die count on a 300 mm wafer (3 mm edge, 0.1 mm scribe), best of "
