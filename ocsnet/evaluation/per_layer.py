@@ -57,8 +57,8 @@ from ..workload.models import model as get_model
 from ..workload.step import StepProfile, step_profile
 from .algorithms import DEFAULT_AUTO, concrete
 from .options import EvalOptions
-from .timing import (alpha_beta_collective, calibrate_collectives, crosses_network, fabric_memo, group_ranks,
-                     layer_demand, nvls_link_Bps, route_latency_s,
+from .timing import (alpha_beta_collective, calibrate_collectives, calibrated_collective_s, crosses_network,
+                     fabric_memo, group_ranks, layer_demand,
                      max_min_collective, ocs_ideal_collective, ocs_layer_times, placed_ranks, power_and_cost,
                      pp_send_time)
 
@@ -459,8 +459,5 @@ def time_collective(fabric: Fabric, kind: str, nbytes: float, ranks, *, algorith
         return ab
     from ..collectives import n_steps
 
-    net = crosses_network(fabric, group)
-    t = calib.collective_time(ab, n_steps(c.kind, c.group_size, c.algorithm), net, route_latency_s(fabric, group, c))
-    if kind == "all-reduce" and not net and (not algorithm or algorithm == "auto"):
-        t = min(t, calib.nvls_time(float(nbytes), nvls_link_Bps(fabric, group)))   # NCCL's NVLS, when faster
-    return t
+    return calibrated_collective_s(calib, fabric, group, c, ab, n_steps(c.kind, c.group_size, c.algorithm),
+                                   crosses_network(fabric, group), nvls=not algorithm or algorithm == "auto")

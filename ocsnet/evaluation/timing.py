@@ -268,6 +268,17 @@ def nvls_link_Bps(fabric: Fabric, group) -> float:
     return hit
 
 
+def calibrated_collective_s(calib, fabric: Fabric, group, c, t: float, steps: int, net: bool, *,
+                            nvls: bool = True) -> float:
+    """A group's collective time ``t`` (alpha-beta or max-min) under a calibration: NCCL's protocols over
+    its route latency, or, for an all-reduce inside one NVSwitch that reduces in the network, NVLS
+    when that is faster (``nvls``: NCCL may choose it)."""
+    out = calib.collective_time(t, steps, net, route_latency_s(fabric, group, c))
+    if nvls and c.kind == "all-reduce" and not net and calib.nvls_algbw_fraction > 0:
+        out = min(out, calib.nvls_time(c.nbytes, nvls_link_Bps(fabric, group)))
+    return out
+
+
 def calibrate_collectives(calib, colls: list, fabric: Fabric, groups_of, is_ocs: bool) -> list:
     """Collective times with the calibration's protocol latencies and link efficiency (roofline: unchanged)."""
     import dataclasses
@@ -286,15 +297,17 @@ def calibrate_collectives(calib, colls: list, fabric: Fabric, groups_of, is_ocs:
             steps = len(group_steps(c.kind, c.group_size, c.nbytes, c.algorithm, fabric, grp))
         else:
             steps = n_steps(c.kind, c.group_size, c.algorithm)
-        net = True if is_ocs else crosses_network(fabric, groups_of(c.group)[0])
-        lat = 0.0 if is_ocs else route_latency_s(fabric, groups_of(c.group)[0], c)
-        ab = calib.collective_time(c.alpha_beta_s, steps, net, lat)
-        mm = None if c.max_min_s is None else calib.collective_time(c.max_min_s, steps, net, lat)
-        if c.kind == "all-reduce" and not net and calib.nvls_algbw_fraction > 0:
-            # NCCL takes NVLS when it is faster (an all-reduce inside one SHARP NVSwitch domain)
-            t = calib.nvls_time(c.nbytes, nvls_link_Bps(fabric, groups_of(c.group)[0]))
-            ab, mm = min(ab, t), (None if mm is None else min(mm, t))
-        out.append(dataclasses.replace(c, alpha_beta_s=ab, max_min_s=mm))
+        if is_ocs:
+            def cal(t):
+                return calib.collective_time(t, steps, True)
+        else:
+            grp = groups_of(c.group)[0]
+            net = crosses_network(fabric, grp)
+
+            def cal(t):
+                return calibrated_collective_s(calib, fabric, grp, c, t, steps, net)
+        out.append(dataclasses.replace(c, alpha_beta_s=cal(c.alpha_beta_s),
+                                       max_min_s=None if c.max_min_s is None else cal(c.max_min_s)))
     return out
 
 
